@@ -1,0 +1,5 @@
+"""``python -m tcnn``."""
+
+from tcnn.cli import entry
+
+entry()

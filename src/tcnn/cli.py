@@ -1,0 +1,299 @@
+"""The ``tcnn`` command: one short function per subcommand over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tcnn.errors import TcnnError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def iter_images(paths: Sequence[str]) -> Iterator[Path]:
+    """Files named directly, and image files found (recursively, sorted) in named folders."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            yield from sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            yield p
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from tcnn.draw import draw_faces
+    from tcnn.imaging import load_image
+    from tcnn.outputs import ensure_dir, records_csv, records_json, save_image, write_text
+    from tcnn.predictor import LandmarkDetector
+
+    files = list(iter_images(args.paths))
+    if not files:
+        raise TcnnError(f"no images found in {' '.join(args.paths)}")
+    out = ensure_dir(args.output)
+    lm = LandmarkDetector(args.model, args.points, args.detector, args.upsample)
+    records, failures, empty, drawn = [], [], [], 0
+    for path in tqdm(files, desc="images", unit="img", disable=len(files) < 2 or args.quiet):
+        try:
+            rgb = load_image(path)
+            faces = lm.detect(rgb)
+            if args.draw:
+                save_image(draw_faces(rgb, faces), out / _drawn_name(path, files))
+                drawn += 1
+        except TcnnError as exc:
+            failures.append(str(exc))
+            continue
+        if not faces:
+            empty.append(str(path))
+        records += [{"file": str(path), "face": i, **f.to_dict()} for i, f in enumerate(faces)]
+    meta = {
+        "model": lm.model.card.get("name", lm.model.path.stem),
+        "points": lm.model.points,
+        "detector": args.detector,
+        "images": len(files),
+        "no_face": empty,
+        "failed": failures,
+    }
+    text = records_csv(records) if args.format == "csv" else records_json(records, **meta)
+    result = write_text(out / f"landmarks.{args.format}", text)
+    ok = len(files) - len(failures)
+    print(
+        f"{ok} image(s), {len(records)} face(s), {len(empty)} without a face: wrote {result}"
+        + (f" and {drawn} annotated image(s) in {out}" if drawn else "")
+    )
+    for line in failures:
+        print(f"failed: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _drawn_name(path: Path, files: list[Path]) -> str:
+    same = [f for f in files if f.stem == path.stem]
+    stem = path.stem if len(same) < 2 else f"{path.stem}-{same.index(path) + 1}"
+    return f"{stem}.landmarks.png"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.image is None:
+        try:
+            from skimage import data
+        except ImportError:
+            raise TcnnError(
+                "the demo photo comes from scikit-image: pip install 'tcnn[demo]', "
+                "or pass your own: tcnn demo PHOTO"
+            ) from None
+        from PIL import Image
+
+        from tcnn.outputs import ensure_dir, save_image
+
+        src = ensure_dir(args.output) / "astronaut.png"
+        save_image(Image.fromarray(data.astronaut()), src)
+        args.image = str(src)
+    ns = argparse.Namespace(
+        paths=[args.image],
+        output=args.output,
+        format="json",
+        draw=True,
+        model=args.model,
+        points=args.points,
+        detector="dlib",
+        upsample=None,
+        quiet=True,
+    )
+    code = cmd_detect(ns)
+    result = json.loads((Path(args.output) / "landmarks.json").read_text())
+    for face in result["faces"]:
+        print(f"  face {face['face']}: box {face['box']}, {len(face['landmarks'])} landmarks")
+    return code
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tcnn.evaluate import evaluate, plot_ced
+
+    res = evaluate(
+        args.model, args.data, args.root, args.detector, args.normaliser, progress=not args.quiet
+    )
+    summary = res.summary()
+    if args.ced:
+        plot_ced({summary["model"]: res.errors}, args.ced, title=f"{args.data}")
+        summary["ced_png"] = str(args.ced)
+    if args.format == "json":
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"{summary['model']} on {args.data} ({summary['normaliser']} normalisation)")
+    print(f"  faces evaluated  {summary['faces']}   missed by the detector {summary['missed']}")
+    print(f"  mean error       {summary['mean']:.2f}%   median {summary['median']:.2f}%")
+    print(f"  failures > 8%    {summary['failure_8']:.2f}%   > 10% {summary['failure_10']:.2f}%")
+    print(f"  AUC at 10%       {summary['auc_10']:.2f}")
+    print(f"  boxes            {summary['protocol']}")
+    if args.ced:
+        print(f"  CED curve        {args.ced}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _need_torch()
+    from tcnn.config import load_config
+    from tcnn.train import train
+
+    cfg = load_config(args.config, args.set)
+    run = train(cfg, args.run_dir, resume=args.resume)
+    print(f"trained {cfg.name}: {run}/model.onnx (card {run}/model.json, curve {run}/loss.png)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from tcnn.models.registry import list_models
+
+    models = list_models()
+    if args.format == "json":
+        print(json.dumps(models, indent=1))
+        return 0
+    for m in models:
+        mark = " (default)" if m["default"] else ""
+        metric = m["metrics"].get("headline", "")
+        print(f"{m['name']:<16} {m['points']:>2} points {m['size_kb']:>6} KB  {metric}{mark}")
+    return 0
+
+
+def cmd_convert_caffe(args: argparse.Namespace) -> int:
+    from tcnn.caffe import convert_caffe
+
+    out = convert_caffe(args.model, args.mean, args.std, args.output)
+    print(f"wrote {out} (card {out.with_suffix('.json')})")
+    return 0
+
+
+def _need_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise TcnnError("training needs PyTorch: pip install 'tcnn[train]'") from None
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="shipped model name (see `tcnn models`) or .onnx path")
+    p.add_argument(
+        "--points",
+        type=int,
+        choices=(5, 68),
+        default=5,
+        help="landmark scheme when --model is not given (default 5)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tcnn", description="Facial landmarks (5 or 68 points) with Tweaked CNNs, offline."
+    )
+    from tcnn import __version__
+
+    parser.add_argument("--version", action="version", version=f"tcnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "demo",
+        help="find faces in a sample photo, draw and save landmarks",
+        description="Run the whole pipeline on scikit-image's astronaut photo "
+        "(or IMAGE) and write landmarks.json and an annotated image.",
+    )
+    p.add_argument("image", nargs="?", help="a photo of your own (default: the astronaut)")
+    p.add_argument("-o", "--output", default="tcnn-demo", help="output folder (default tcnn-demo)")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "detect",
+        help="landmarks of every face in images and folders",
+        description="Find faces, place landmarks, write one record per face.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("-o", "--output", default="tcnn-out", help="output folder (default tcnn-out)")
+    p.add_argument(
+        "--format",
+        choices=("json", "csv"),
+        default="json",
+        help="landmarks file format (default json)",
+    )
+    p.add_argument("--draw", action="store_true", help="also write annotated images")
+    _add_model_args(p)
+    p.add_argument("--detector", default="dlib", help="face detector: dlib (HOG) or dlib-cnn")
+    p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="accuracy on a benchmark dataset",
+        description="Mean error, median, failure rates, AUC and the CED curve of "
+        "a model on a dataset, with boxes from a face detector.",
+    )
+    p.add_argument("--model", help="shipped model name or .onnx path (default: by the data)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="mtfl-aflw, ytf68-test, 300w-common, 300w-challenging, 300w-full, ...",
+    )
+    p.add_argument("--root", help="data folder (default ../shared/data; 300-W needs it)")
+    p.add_argument("--detector", default="dlib", help="face detector for the boxes")
+    p.add_argument("--normaliser", help="eye-centres (5 points); inter-ocular or inter-pupil (68)")
+    p.add_argument("--ced", help="write the CED curve to this PNG")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "train",
+        help="train a Vanilla CNN (needs tcnn[train])",
+        description="Train from a TOML config; writes a run folder with the "
+        "checkpoint, metrics, loss curve, model.onnx and its card.",
+    )
+    p.add_argument("config", nargs="?", help="TOML config (see configs/); defaults otherwise")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (repeatable)",
+    )
+    p.add_argument("--run-dir", help="run folder (default runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list the shipped models")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "convert-caffe",
+        help="convert the seed's Caffe model to ONNX",
+        description="Read vanillaCNN.caffemodel (no Caffe needed) with its mean "
+        "and std images and write a tcnn ONNX model.",
+    )
+    p.add_argument("model", help="vanillaCNN.caffemodel")
+    p.add_argument("--mean", required=True, help="trainMean.png")
+    p.add_argument("--std", required=True, help="trainSTD.png")
+    p.add_argument("-o", "--output", default="seed.onnx", help="output .onnx (default seed.onnx)")
+    p.set_defaults(func=cmd_convert_caffe)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (1 on a handled error, 2 on bad usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TcnnError as exc:
+        print(f"tcnn: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tcnn: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dataset readers, dataset loading with face boxes, and augmentation."""

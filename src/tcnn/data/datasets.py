@@ -1,0 +1,230 @@
+"""Named datasets with their face-box protocol, and face boxes from a detector (cached)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tcnn.data.formats import Annotation, read_300w, read_mtfl, read_ytf68
+from tcnn.detect import FaceDetector, make_detector
+from tcnn.errors import TcnnError
+from tcnn.imaging import load_image
+from tcnn.types import Box
+
+DEFAULT_ROOT = Path("../shared/data")
+
+_300W_TRAIN = ("lfpw/trainset", "helen/trainset", "afw")
+_300W_COMMON = ("lfpw/testset", "helen/testset")
+_300W_CHALLENGING = ("ibug",)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset by name: how to read it, its points, and its face-box protocol.
+
+    Attributes:
+        upsample: how many times dlib doubles the image when finding the faces.
+        default_root: ``None`` when the user must give ``--root``.
+    """
+
+    name: str
+    points: int
+    read: Callable[[Path], list[Annotation]]
+    upsample: int
+    default_root: Path | None = DEFAULT_ROOT
+    description: str = ""
+
+
+DATASETS = {
+    s.name: s
+    for s in (
+        DatasetSpec(
+            "mtfl-train",
+            5,
+            lambda r: read_mtfl(r / "mtfl/train_landmarks5_bbox.txt"),
+            2,
+            description="MTFL training set, 10,000 faces (CUHK LFW + web)",
+        ),
+        DatasetSpec(
+            "mtfl-aflw",
+            5,
+            lambda r: read_mtfl(r / "mtfl/test_aflw_landmarks5.txt"),
+            2,
+            description="MTFL AFLW test set, 2,995 faces",
+        ),
+        DatasetSpec(
+            "ytf68-train",
+            68,
+            lambda r: read_ytf68(r / "ytf68/train_landmarks68.csv"),
+            1,
+            description="ytf68 training set, 3,531 faces",
+        ),
+        DatasetSpec(
+            "ytf68-test",
+            68,
+            lambda r: read_ytf68(r / "ytf68/test_landmarks68.csv"),
+            1,
+            description="ytf68 test set, 770 faces",
+        ),
+        DatasetSpec(
+            "300w-train",
+            68,
+            lambda r: read_300w(r, _300W_TRAIN),
+            1,
+            None,
+            "300-W training set (LFPW train, HELEN train, AFW), 3,148 faces",
+        ),
+        DatasetSpec(
+            "300w-common",
+            68,
+            lambda r: read_300w(r, _300W_COMMON),
+            1,
+            None,
+            "300-W common test set (LFPW test, HELEN test), 554 faces",
+        ),
+        DatasetSpec(
+            "300w-challenging",
+            68,
+            lambda r: read_300w(r, _300W_CHALLENGING),
+            1,
+            None,
+            "300-W challenging test set (iBUG), 135 faces",
+        ),
+        DatasetSpec(
+            "300w-full",
+            68,
+            lambda r: read_300w(r, _300W_COMMON + _300W_CHALLENGING),
+            1,
+            None,
+            "300-W full test set, 689 faces",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """An annotation with the face box a detector gave for it (``None`` when it was missed)."""
+
+    path: Path
+    landmarks: np.ndarray
+    box: Box | None
+    score: float
+
+
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    detector: str = "dlib",
+    progress: bool = True,
+    limit: int = 0,
+) -> list[Sample]:
+    """Read the dataset ``name`` and find each face's box with ``detector`` (cached on disk).
+
+    Args:
+        limit: keep only the first ``limit`` faces (0: all).
+    """
+    try:
+        spec = DATASETS[name]
+    except KeyError:
+        raise TcnnError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})") from None
+    if root is None:
+        if spec.default_root is None:
+            raise TcnnError(f"dataset {name!r} needs --root (the folder that holds it)")
+        root = spec.default_root
+    root = Path(root)
+    if not root.is_dir():
+        raise TcnnError(f"{root}: data folder not found (pass --root)")
+    annotations = spec.read(root)
+    if limit:
+        annotations = annotations[:limit]
+    boxes = find_boxes(annotations, detector, spec.upsample, progress=progress)
+    return [Sample(a.path, a.landmarks, b, s) for a, (b, s) in zip(annotations, boxes)]
+
+
+def match_box(
+    landmarks: np.ndarray, detections: Sequence[tuple[Box, float]]
+) -> tuple[Box | None, float]:
+    """The detection that holds the face: it contains the landmarks' centroid, nearest centre.
+
+    Returns ``(None, nan)`` when no detection contains the centroid (a missed face).
+    """
+    cx, cy = landmarks.mean(axis=0)
+    best, best_d = (None, float("nan")), np.inf
+    for box, score in detections:
+        if box.left <= cx <= box.right and box.top <= cy <= box.bottom:
+            bx, by = box.center
+            d = (bx - cx) ** 2 + (by - cy) ** 2
+            if d < best_d:
+                best, best_d = (box, score), d
+    return best
+
+
+_WORKER: dict[str, FaceDetector] = {}
+
+
+def _detect_one(args: tuple[str, int, str]) -> list[tuple[list[float], float]]:
+    detector_name, upsample, path = args
+    key = f"{detector_name}:{upsample}"
+    if key not in _WORKER:
+        _WORKER[key] = make_detector(detector_name, upsample=upsample)
+    dets = _WORKER[key](load_image(path))
+    return [(list(b.as_tuple()), s) for b, s in dets]
+
+
+def cache_dir() -> Path:
+    """Where detections are cached: ``$TCNN_CACHE`` or ``~/.cache/tcnn``."""
+    base = os.environ.get("TCNN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tcnn"
+    )
+    return Path(base)
+
+
+def find_boxes(
+    annotations: Sequence[Annotation],
+    detector: str,
+    upsample: int,
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[tuple[Box | None, float]]:
+    """Run ``detector`` on every image once and match a box to each annotation.
+
+    Detections are cached per image list and detector settings, so a second run is instant.
+    """
+    paths = sorted({str(a.path) for a in annotations})
+    digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
+    cache = cache_dir() / f"boxes-{detector}-up{upsample}-{digest}.json"
+    detections: dict[str, list[tuple[list[float], float]]]
+    if cache.exists():
+        detections = json.loads(cache.read_text())
+    else:
+        workers = workers or min(os.cpu_count() or 1, 4)
+        jobs = [(detector, upsample, p) for p in paths]
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(
+                tqdm(
+                    pool.map(_detect_one, jobs, chunksize=32),
+                    total=len(jobs),
+                    desc=f"finding faces ({detector})",
+                    disable=not progress,
+                    unit="img",
+                )
+            )
+        detections = dict(zip(paths, results))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(detections))
+        os.replace(tmp, cache)
+    out = []
+    for a in annotations:
+        dets = [(Box(*b), s) for b, s in detections[str(a.path)]]
+        out.append(match_box(a.landmarks, dets))
+    return out

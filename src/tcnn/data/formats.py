@@ -1,0 +1,136 @@
+"""Readers for landmark annotation files: MTFL lists, iBUG ``.pts`` and the ytf68 CSV.
+
+Every reader returns :class:`Annotation` records with landmarks ``[K, 2]`` float32 in the
+pixel coordinates of the file (no convention change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tcnn.errors import TcnnError
+from tcnn.types import Box
+
+
+@dataclass(frozen=True, eq=False)
+class Annotation:
+    """One annotated face: image path, ``[K, 2]`` landmarks, and the dataset's box if any."""
+
+    path: Path
+    landmarks: np.ndarray
+    box: Box | None = None
+
+
+def _numbers(fields: list[str], where: str) -> list[float]:
+    try:
+        return [float(v) for v in fields]
+    except ValueError:
+        raise TcnnError(f"{where}: expected numbers, got {' '.join(fields)!r}") from None
+
+
+def read_mtfl(list_file: str | Path, root: str | Path | None = None) -> list[Annotation]:
+    """Read an MTFL list: ``path x1 y1 ... x5 y5 [left top right bottom ...]`` per line.
+
+    Lines starting with ``#`` are comments. When four box values follow the points they become
+    the annotation's box.
+    """
+    list_file = Path(list_file)
+    root = Path(root) if root is not None else list_file.parent
+    out = []
+    for n, line in enumerate(_lines(list_file), 1):
+        fields = line.split()
+        where = f"{list_file}:{n}"
+        if len(fields) < 11:
+            raise TcnnError(
+                f"{where}: expected a path and 10 coordinates, got {len(fields)} fields"
+            )
+        values = _numbers(fields[1:], where)
+        pts = np.asarray(values[:10], np.float32).reshape(5, 2)
+        box = Box(*values[10:14]) if len(values) >= 14 else None
+        out.append(Annotation(root / fields[0], pts, box))
+    return out
+
+
+def read_pts(path: str | Path) -> np.ndarray:
+    """Read an iBUG ``.pts`` file (``version``, ``n_points``, ``{`` x y lines ``}``).
+
+    Returns:
+        ``[K, 2]`` float32 as written in the file (300-W files are 1-based pixel coordinates).
+    """
+    path = Path(path)
+    lines = [ln.strip() for ln in _lines(path, comments=False)]
+    try:
+        header = {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[:2])}
+        count = int(header["n_points"])
+        start = lines.index("{") + 1
+        end = lines.index("}", start)
+    except (ValueError, KeyError):
+        raise TcnnError(f"{path}: not an iBUG .pts file (bad header or braces)") from None
+    rows = [_numbers(ln.split(), str(path)) for ln in lines[start:end]]
+    if len(rows) != count or any(len(r) != 2 for r in rows):
+        raise TcnnError(f"{path}: header says {count} points, found {len(rows)} x,y rows")
+    return np.asarray(rows, np.float32)
+
+
+def read_ytf68(csv_file: str | Path, root: str | Path | None = None) -> list[Annotation]:
+    """Read the ytf68 CSV: ``relative/path.jpg,x0,y0,...,x67,y67`` per line."""
+    csv_file = Path(csv_file)
+    root = Path(root) if root is not None else csv_file.parent
+    out = []
+    for n, line in enumerate(_lines(csv_file), 1):
+        fields = line.split(",")
+        where = f"{csv_file}:{n}"
+        if len(fields) != 1 + 136:
+            raise TcnnError(
+                f"{where}: expected a path and 136 coordinates, got {len(fields)} fields"
+            )
+        pts = np.asarray(_numbers(fields[1:], where), np.float32).reshape(68, 2)
+        out.append(Annotation(root / fields[0], pts))
+    return out
+
+
+def read_300w(root: str | Path, subsets: tuple[str, ...]) -> list[Annotation]:
+    """Read 300-W faces from their usual folders under ``root``.
+
+    Args:
+        root: folder holding ``lfpw/``, ``helen/``, ``afw/`` and ``ibug/``.
+        subsets: folders relative to root, e.g. ``("lfpw/testset", "helen/testset")``.
+
+    Points are converted from the files' 1-based convention to continuous pixel coordinates
+    (pixel ``i`` covers ``[i, i + 1)``): ``x - 0.5``.
+    """
+    root = Path(root)
+    out = []
+    for sub in subsets:
+        folder = root / sub
+        if not folder.is_dir():
+            raise TcnnError(f"{folder}: no such folder (expected the 300-W layout under {root})")
+        for pts_file in sorted(folder.glob("*.pts")):
+            image = next(
+                (
+                    pts_file.with_suffix(e)
+                    for e in (".jpg", ".png", ".jpeg")
+                    if pts_file.with_suffix(e).exists()
+                ),
+                None,
+            )
+            if image is None:
+                raise TcnnError(f"{pts_file}: no image beside it (.jpg or .png)")
+            out.append(Annotation(image, read_pts(pts_file) - 0.5))
+    if not out:
+        raise TcnnError(f"{root}: no .pts files in {', '.join(subsets)}")
+    return out
+
+
+def _lines(path: Path, comments: bool = True) -> list[str]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise TcnnError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TcnnError(f"{path}: unreadable ({exc})") from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln and not (comments and ln.startswith("#"))]

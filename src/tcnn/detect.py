@@ -1,0 +1,124 @@
+"""Face detectors behind one small protocol, chosen by name and imported lazily.
+
+Each adapter owns its box convention and returns boxes as :class:`~tcnn.types.Box` in
+continuous pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Protocol
+
+import numpy as np
+
+from tcnn.errors import TcnnError
+from tcnn.types import Box
+
+
+class FaceDetector(Protocol):
+    """Finds faces: ``detector(image) -> [(box, score), ...]`` for an ``[H, W, 3]`` uint8 RGB."""
+
+    name: str
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]: ...
+
+
+def auto_upsample(height: int, width: int, limit: int = 1024) -> int:
+    """How many times to double the image so small faces are found (0-2).
+
+    The upsampled image's longer side stays at most ``limit`` pixels.
+    """
+    n, side = 0, max(height, width)
+    while n < 2 and side * 2 ** (n + 1) <= limit:
+        n += 1
+    return n
+
+
+def _import_dlib():  # type: ignore[no-untyped-def]
+    try:
+        import dlib
+    except ImportError:
+        raise TcnnError(
+            "the dlib face detector needs the package 'dlib-bin' (pip install dlib-bin)"
+        ) from None
+    return dlib
+
+
+class DlibHog:
+    """dlib's HOG frontal face detector (the seed paper's detector).
+
+    dlib rectangles hold inclusive pixel indices; a box is ``(left, top, right + 1, bottom + 1)``.
+
+    Args:
+        upsample: times to double the image before detecting; ``None`` picks by image size.
+        threshold: detection score threshold (dlib's default is 0).
+    """
+
+    name = "dlib"
+
+    def __init__(self, upsample: int | None = None, threshold: float = 0.0) -> None:
+        self._detector = _import_dlib().get_frontal_face_detector()
+        self.upsample = upsample
+        self.threshold = threshold
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
+        up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
+        rects, scores, _ = self._detector.run(image, up, self.threshold)
+        return [
+            (Box(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0), float(s))
+            for r, s in zip(rects, scores)
+        ]
+
+
+def dlib_models_dir() -> str:
+    """The folder of dlib model files shipped by ``face-recognition-models``."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise TcnnError(
+            "dlib's model files need the package 'face-recognition-models' "
+            "(pip install face-recognition-models)"
+        )
+    return os.path.join(os.path.dirname(spec.origin), "models")
+
+
+class DlibCnn:
+    """dlib's MMOD CNN face detector (more poses, slower).
+
+    Its boxes are tighter than HOG's; they are mapped to the HOG convention by growing them about
+    their centre by ``grow`` so that landmark models trained on HOG boxes see the same crop.
+    """
+
+    name = "dlib-cnn"
+
+    def __init__(self, upsample: int | None = None, grow: float = 1.0) -> None:
+        dlib = _import_dlib()
+        path = os.path.join(dlib_models_dir(), "mmod_human_face_detector.dat")
+        self._detector = dlib.cnn_face_detection_model_v1(path)
+        self.upsample = upsample
+        self.grow = grow
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
+        up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
+        out = []
+        for d in self._detector(image, up):
+            r = d.rect
+            box = Box(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0)
+            cx, cy = box.center
+            hw, hh = box.width * self.grow / 2, box.height * self.grow / 2
+            out.append((Box(cx - hw, cy - hh, cx + hw, cy + hh), float(d.confidence)))
+        return out
+
+
+DETECTORS: dict[str, type] = {"dlib": DlibHog, "dlib-cnn": DlibCnn}
+
+
+def make_detector(name: str, upsample: int | None = None) -> FaceDetector:
+    """Build the face detector called ``name`` (see ``DETECTORS``)."""
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        known = ", ".join(sorted(DETECTORS))
+        raise TcnnError(f"unknown face detector {name!r} (known: {known})") from None
+    detector: FaceDetector = cls(upsample=upsample)
+    return detector

@@ -1,0 +1,126 @@
+"""ONNX export with a parity check, and the model card embedded in the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tcnn.config import TrainConfig
+from tcnn.errors import TcnnError
+from tcnn.models.registry import CARD_KEY
+from tcnn.models.vanilla import VanillaCNN
+from tcnn.schemes import scheme_for
+
+LICENCE = {
+    "mtfl": "Trained on MTFL (CUHK LFW + web images): research use only, by the terms of the "
+    "MTFL/CUHK datasets.",
+    "ytf68": "Trained on ytf68 (YouTube Faces frames, Udacity 2018, MIT licence); the YouTube "
+    "Faces images are for research use.",
+    "300w": "Trained on 300-W: research use only, by the terms of the 300-W datasets.",
+}
+
+
+def model_card(
+    cfg: TrainConfig,
+    net: VanillaCNN,
+    data: dict[str, Any],
+    offset: tuple[float, float],
+    epochs: int,
+) -> dict[str, Any]:
+    """Everything needed to run the model correctly, and where it came from."""
+    family = cfg.data.split("-")[0]
+    return {
+        "name": cfg.name,
+        "points": net.arch.points,
+        "scheme": scheme_for(net.arch.points).name,
+        "input_size": net.arch.input_size,
+        "colour": "RGB",
+        "input": "float32 [N, 3, S, S] pixel values 0-255; normalisation is inside the graph",
+        "output": "float32 [N, K, 2] (x, y) in crop units, 0 to 1 across the crop",
+        "crop": {
+            "scale": cfg.crop_scale,
+            "shift_y": cfg.crop_shift_y,
+            "rule": "face box scaled about its centre, resized to S x S",
+        },
+        "detector": cfg.detector,
+        "mirror_average": cfg.mirror_average,
+        "offset": [round(v, 6) for v in offset],
+        "architecture": {"family": "vanilla", **net.arch.to_dict()},
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "training": {
+            "data": cfg.data,
+            **data,
+            "epochs": epochs,
+            "seed": cfg.seed,
+            "config": {k: v for k, v in vars(cfg).items() if k != "data_root"},
+        },
+        "licence": LICENCE.get(family, "see the training data's licence"),
+        "metrics": {},
+    }
+
+
+def export_model(
+    net: torch.nn.Module, card: dict[str, Any], path: str | Path, check: bool = True
+) -> Path:
+    """Export ``net`` (``[N, 3, S, S] -> [N, K, 2]``) to ONNX with ``card`` embedded.
+
+    Writes ``path`` and ``path.json`` (the card, for people), both atomically, after checking
+    that ONNX Runtime's output matches PyTorch's.
+    """
+    import onnx
+
+    path = Path(path)
+    s = card["input_size"]
+    net = net.eval()
+    tmp = path.with_name(path.name + ".tmp")
+    example = torch.rand(2, 3, s, s) * 255
+    with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net,
+            (example,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["landmarks"],
+            dynamic_axes={"image": {0: "batch"}, "landmarks": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    model = onnx.load(str(tmp))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, json.dumps(card)
+    onnx.save(model, str(tmp))
+    if check:
+        err = parity(net, tmp, s)
+        if err > 1e-4:
+            tmp.unlink()
+            raise TcnnError(f"{path}: ONNX output differs from PyTorch by {err:.2e}")
+    os.replace(tmp, path)
+    write_card(card, path)
+    return path
+
+
+def write_card(card: dict[str, Any], onnx_path: Path) -> None:
+    """Write the human-readable card beside the ONNX file."""
+    side = onnx_path.with_suffix(".json")
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, side)
+
+
+def parity(net: torch.nn.Module, onnx_path: str | Path, size: int, n: int = 8) -> float:
+    """Largest absolute difference between PyTorch and ONNX Runtime on random crops."""
+    import onnxruntime as ort
+
+    x = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(1)) * 255
+    with torch.no_grad():
+        ref = net(x).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": x.numpy()})[0]
+    return float(np.abs(ref - got).max())

@@ -1,0 +1,150 @@
+"""Image loading and face cropping, shared by training, evaluation and inference."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from tcnn.errors import TcnnError
+from tcnn.types import Box
+
+ImageLike = Union[str, os.PathLike[str], Image.Image, np.ndarray]
+
+#: Largest image accepted, in pixels (about 10,000 x 10,000).
+MAX_PIXELS = 100_000_000
+
+
+def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+    """Convert any PIL mode to ``[H, W, 3]`` uint8 RGB."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        gray = np.clip(arr / max(float(arr.max()), 1e-12) * 255.0, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("RGB"))
+
+
+def load_image(image: ImageLike) -> np.ndarray:
+    """Load an image as ``[H, W, 3]`` uint8 RGB.
+
+    Accepts a path, a PIL image or a numpy array (``[H, W]`` gray, ``[H, W, 3]`` RGB or
+    ``[H, W, 4]`` RGBA; uint8, uint16 or float in ``[0, 1]``).
+
+    Raises:
+        TcnnError: naming the file or value and the cause.
+    """
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image)
+    if isinstance(image, Image.Image):
+        _check_size(image.size, "image")
+        return _to_rgb(image, "image")
+    path = Path(image)
+    if not path.exists():
+        raise TcnnError(f"{path}: no such file")
+    if path.is_dir():
+        raise TcnnError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise TcnnError(f"{path}: empty file")
+    try:
+        with Image.open(path) as img:
+            _check_size(img.size, str(path))
+            img.load()
+            return _to_rgb(img, str(path))
+    except UnidentifiedImageError:
+        raise TcnnError(f"{path}: not an image file PIL can read") from None
+    except Image.DecompressionBombError:
+        raise TcnnError(
+            f"{path}: image too large (over {MAX_PIXELS / 1e6:.0f} megapixels)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise TcnnError(f"{path}: unreadable image ({exc})") from None
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise TcnnError(
+            f"{name}: image too large ({w}x{h} = {w * h / 1e6:.0f} megapixels; "
+            f"the limit is {MAX_PIXELS / 1e6:.0f})"
+        )
+    if w == 0 or h == 0:
+        raise TcnnError(f"{name}: image has zero size ({w}x{h})")
+
+
+def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise TcnnError(f"image array: expected [H, W], [H, W, 3] or [H, W, 4], got {arr.shape}")
+    _check_size((arr.shape[1], arr.shape[0]), "image array")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise TcnnError(f"image array: unsupported dtype {arr.dtype}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 4:
+        alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
+        arr = (arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def crop_region(box: Box, scale: float = 1.0, shift_y: float = 0.0) -> Box:
+    """The image region a model sees for a face box.
+
+    Args:
+        box: the face box in pixels.
+        scale: region size relative to the box (1.0 = the box itself).
+        shift_y: downward shift of the region centre, as a fraction of the box height.
+    """
+    cx, cy = box.center
+    cy += shift_y * box.height
+    hw, hh = box.width * scale / 2, box.height * scale / 2
+    return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+def crop_resize(image: np.ndarray, region: Box, size: int) -> np.ndarray:
+    """Cut ``region`` out of an ``[H, W, 3]`` image and resize it to ``size x size``.
+
+    The resize is antialiased (PIL's bilinear filter widens when shrinking). Parts of the region
+    outside the image are black. Only the region's pixels are copied, so this is cheap on large
+    photos.
+
+    Returns:
+        ``[size, size, 3]`` uint8.
+    """
+    h, w = image.shape[:2]
+    x0, y0 = int(np.floor(region.left)), int(np.floor(region.top))
+    x1, y1 = int(np.ceil(region.right)), int(np.ceil(region.bottom))
+    if not (region.right > region.left and region.bottom > region.top):
+        raise TcnnError(f"face box {_fmt(region)} has zero size")
+    if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+        raise TcnnError(f"face box {_fmt(region)} lies outside the {w}x{h} image")
+    patch = image[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)]
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+        padded = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
+        padded[
+            max(-y0, 0) : max(-y0, 0) + patch.shape[0], max(-x0, 0) : max(-x0, 0) + patch.shape[1]
+        ] = patch
+        patch = padded
+    rel = (region.left - x0, region.top - y0, region.right - x0, region.bottom - y0)
+    out = Image.fromarray(patch).resize((size, size), Image.Resampling.BILINEAR, box=rel)
+    return np.asarray(out)
+
+
+def _fmt(box: Box) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in box.as_tuple()) + ")"

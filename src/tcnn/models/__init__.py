@@ -1,0 +1,1 @@
+"""Network definitions (PyTorch, for training) and the registry of shipped models."""

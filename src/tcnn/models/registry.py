@@ -1,0 +1,134 @@
+"""Shipped models by name, and loading any tcnn ONNX file with its model card."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcnn.errors import TcnnError
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+CARD_KEY = "tcnn_card"
+
+#: The model each scheme uses when none is named.
+DEFAULTS = {5: "vanilla5", 68: "vanilla68"}
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The shipped models: name, points, file size and measured metrics from each card."""
+    out = []
+    for path in sorted(WEIGHTS.glob("*.onnx")):
+        card = json.loads(path.with_suffix(".json").read_text())
+        out.append(
+            {
+                "name": path.stem,
+                "points": card["points"],
+                "default": DEFAULTS.get(card["points"]) == path.stem,
+                "size_kb": round(path.stat().st_size / 1024),
+                "metrics": card.get("metrics", {}),
+            }
+        )
+    return out
+
+
+@dataclass
+class Model:
+    """A loaded landmark model: an ONNX Runtime session and its card.
+
+    Attributes:
+        card: the model card (input size, crop rule, colour order, scheme, metrics ...).
+    """
+
+    path: Path
+    card: dict[str, Any]
+    session: Any
+
+    @property
+    def points(self) -> int:
+        return int(self.card["points"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.card["input_size"])
+
+    @property
+    def crop_scale(self) -> float:
+        return float(self.card["crop"]["scale"])
+
+    @property
+    def crop_shift_y(self) -> float:
+        return float(self.card["crop"].get("shift_y", 0.0))
+
+    def run(self, crops: np.ndarray) -> np.ndarray:
+        """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1)."""
+        x = crops.astype(np.float32).transpose(0, 3, 1, 2)
+        if self.card.get("colour", "RGB") == "BGR":
+            x = x[:, ::-1]
+        x = np.ascontiguousarray(x)
+        out: np.ndarray = self.session.run(None, {self._input: x})[0]
+        return out.reshape(len(crops), self.points, 2)
+
+    @property
+    def _input(self) -> str:
+        return str(self.session.get_inputs()[0].name)
+
+
+def resolve(name_or_path: str | os.PathLike[str] | None, points: int = 5) -> Path:
+    """The ONNX file of a shipped model name, a file path, or the default for ``points``."""
+    if name_or_path is None:
+        if points not in DEFAULTS:
+            raise TcnnError(f"no shipped model has {points} points (5 or 68)")
+        name_or_path = DEFAULTS[points]
+    text = str(name_or_path)
+    shipped = WEIGHTS / f"{text}.onnx"
+    if shipped.exists():
+        return shipped
+    path = Path(text)
+    if path.exists():
+        return path
+    if os.sep in text or text.endswith(".onnx"):
+        raise TcnnError(f"{path}: no such model file")
+    known = ", ".join(m["name"] for m in list_models()) or "none"
+    raise TcnnError(f"unknown model {text!r} (shipped: {known}; or give an .onnx path)")
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] | None = None, points: int = 5, threads: int | None = None
+) -> Model:
+    """Load a shipped model by name, or a tcnn ONNX file by path.
+
+    Args:
+        name_or_path: a name from :func:`list_models`, a path, or ``None`` for the default.
+        points: picks the default model when ``name_or_path`` is ``None``.
+        threads: ONNX Runtime intra-op threads (``None``: all cores).
+    """
+    import onnxruntime as ort
+
+    path = resolve(name_or_path, points)
+    if path.is_dir() or path.stat().st_size == 0:
+        raise TcnnError(f"{path}: not a model file ({'a folder' if path.is_dir() else 'empty'})")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for every load failure
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TcnnError(f"{path}: not a valid ONNX model ({first[:200]})") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in meta:
+        raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
+    try:
+        card = json.loads(meta[CARD_KEY])
+    except json.JSONDecodeError:
+        raise TcnnError(f"{path}: its model card is not valid JSON") from None
+    for key in ("points", "input_size", "crop"):
+        if key not in card:
+            raise TcnnError(f"{path}: its model card lacks {key!r}")
+    return Model(path, card, session)

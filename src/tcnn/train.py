@@ -1,0 +1,284 @@
+"""Training: a typed config in, a run directory out.
+
+The run directory holds ``config.toml``, ``checkpoint.pt`` (self-describing, resumable),
+``metrics.jsonl`` (one line per epoch), ``loss.png``, and at the end ``model.onnx`` with its
+model card ``model.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tcnn.config import TrainConfig, to_toml
+from tcnn.data.augment import Augment, CropSet, augment_batch, make_crops
+from tcnn.data.datasets import DATASETS, Sample, load_dataset
+from tcnn.errors import TcnnError
+from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN
+from tcnn.schemes import Scheme, scheme_for
+from tcnn.types import Box
+
+
+def fill_missing_boxes(samples: Sequence[Sample], mode: str) -> list[Sample]:
+    """Give faces the detector missed a box derived from their landmarks, or drop them.
+
+    The box is placed relative to the landmarks' bounding box by the median relation measured
+    on the faces the detector found, so it follows the detector's convention.
+    """
+    found = [s for s in samples if s.box is not None]
+    if mode == "drop" or len(found) == len(samples):
+        return found
+    if mode != "landmarks":
+        raise TcnnError(f"config missed: {mode!r} is not 'landmarks' or 'drop'")
+    if not found:
+        raise TcnnError("the face detector found none of the training faces")
+    rel = np.array([_relation(s.landmarks, s.box) for s in found if s.box is not None])
+    dx, dy, size = np.median(rel, axis=0)
+    out = []
+    for s in samples:
+        if s.box is None:
+            (x0, y0), (x1, y1) = s.landmarks.min(0), s.landmarks.max(0)
+            extent = max(x1 - x0, y1 - y0)
+            cx, cy = (x0 + x1) / 2 + dx * extent, (y0 + y1) / 2 + dy * extent
+            half = size * extent / 2
+            s = Sample(s.path, s.landmarks, Box(cx - half, cy - half, cx + half, cy + half), np.nan)
+        out.append(s)
+    return out
+
+
+def _relation(points: np.ndarray, box: Box) -> tuple[float, float, float]:
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    extent = max(x1 - x0, y1 - y0)
+    bx, by = box.center
+    return (bx - (x0 + x1) / 2) / extent, (by - (y0 + y1) / 2) / extent, box.width / extent
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def normalised_loss(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
+    """Mean point distance over the normalising distance, averaged over the batch."""
+    a, b = scheme.normalisers[scheme.default_normaliser]
+    norm = (target[:, list(a)].mean(1) - target[:, list(b)].mean(1)).norm(dim=-1)
+    return ((pred - target).norm(dim=-1).mean(-1) / norm.clamp(min=1e-3)).mean()
+
+
+@torch.no_grad()
+def predict_crops(net: torch.nn.Module, crops: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Run ``net`` over ``[N, 3, S, S]`` inputs in batches, in eval mode."""
+    was = net.training
+    net.eval()
+    out = torch.cat([net(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+    net.train(was)
+    return out
+
+
+def arch_of(cfg: TrainConfig) -> VanillaArch:
+    return VanillaArch(
+        points=DATASETS[cfg.data].points if cfg.data in DATASETS else 5,
+        input_size=cfg.input_size,
+        channels=cfg.channels,
+        hidden=cfg.hidden,
+        act=cfg.arch,
+    )
+
+
+def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, dict[str, Any]]:
+    """Load the training faces, split off validation faces, cut base crops."""
+    samples = load_dataset(cfg.data, cfg.data_root or None, cfg.detector, progress, cfg.limit)
+    missed = sum(s.box is None for s in samples)
+    samples = fill_missing_boxes(samples, cfg.missed)
+    order = np.random.default_rng(cfg.seed).permutation(len(samples))
+    n_val = max(1, int(len(samples) * cfg.val_fraction))
+    val = [samples[i] for i in order[:n_val]]
+    train = [samples[i] for i in order[n_val:]]
+    kw = dict(
+        size=cfg.input_size, scale=cfg.crop_scale, shift_y=cfg.crop_shift_y, progress=progress
+    )
+    info = {
+        "faces": len(samples),
+        "train_faces": len(train),
+        "val_faces": len(val),
+        "detector_missed": missed,
+        "missed_boxes": cfg.missed,
+    }
+    return make_crops(train, **kw), make_crops(val, **kw), info  # type: ignore[arg-type]
+
+
+def train(
+    cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True
+) -> Path:
+    """Train a Vanilla CNN from ``cfg``; return the run directory."""
+    run = Path(run_dir) if run_dir is not None else Path(cfg.out_dir) / cfg.name
+    ckpt_path = run / "checkpoint.pt"
+    if ckpt_path.exists() and not resume:
+        raise TcnnError(f"{run}: already holds a run (use --resume, or another --set name=)")
+    run.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    gen = seed_everything(cfg.seed)
+    scheme = scheme_for(arch_of(cfg).points)
+    train_set, val_set, info = prepare(cfg, progress)
+    net = VanillaCNN(arch_of(cfg))
+    centre = train_set.centre()
+    net.mean.copy_(centre.mean(0))
+    net.std.copy_(centre.std(0).clamp(min=1.0))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.min_lr
+    )
+    start = 0
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        start = state["epoch"]
+    (run / "config.toml").write_text(to_toml(cfg))
+    aug = Augment(
+        cfg.rotate_deg,
+        cfg.scale_jitter,
+        cfg.shift_jitter,
+        cfg.aspect_jitter,
+        cfg.mirror,
+        cfg.colour,
+        cfg.gray,
+    )
+    perm = torch.from_numpy(scheme.flip_permutation())
+    val_inputs = val_set.centre()
+    bar = tqdm(
+        range(start, cfg.epochs),
+        desc=f"training {cfg.name}",
+        disable=not progress,
+        initial=start,
+        total=cfg.epochs,
+        unit="epoch",
+    )
+    for epoch in bar:
+        t0 = time.time()
+        order = torch.randperm(len(train_set), generator=gen)
+        total = 0.0
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            x, y = augment_batch(train_set.images[idx], train_set.points[idx], perm, aug, gen)
+            loss = normalised_loss(net(x), y, scheme)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        val = float(normalised_loss(predict_crops(net, val_inputs), val_set.points, scheme))
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total / steps_per_epoch,
+            "val_nme": val,
+            "lr": sched.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 2),
+        }
+        bar.set_postfix(train=f"{row['train_loss']:.4f}", val=f"{val:.4f}")
+        with open(run / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        _save(
+            ckpt_path,
+            {
+                "arch": net.arch.to_dict(),
+                "config": dataclasses.asdict(cfg),
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": gen.get_state(),
+                "epoch": epoch + 1,
+                "data": info,
+            },
+        )
+        plot_losses(run)
+    finish(run, progress=progress, train_set=train_set)
+    return run
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> tuple[VanillaCNN, dict[str, Any]]:
+    """Rebuild the network of a checkpoint from its saved architecture."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.exists():
+        raise TcnnError(f"{path}: no such checkpoint")
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    net = VanillaCNN(VanillaArch.from_dict(state["arch"]))
+    net.load_state_dict(state["model"])
+    net.eval()
+    return net, state
+
+
+def label_offset(net: torch.nn.Module, crops: CropSet) -> tuple[float, float]:
+    """Mean ``(target - prediction)`` on un-augmented training crops, in crop units.
+
+    With mirror augmentation a network cannot learn a constant horizontal label offset (the
+    mirror flips it); this measures it on training faces so it can be added back.
+    """
+    pred = predict_crops(net, crops.centre())
+    d = (crops.points - pred).reshape(-1, 2).mean(0)
+    return float(d[0]), float(d[1])
+
+
+def finish(run: Path, progress: bool = True, train_set: CropSet | None = None) -> Path:
+    """Wrap the trained network for inference, export ONNX and write the model card."""
+    from tcnn.export import export_model, model_card
+
+    net, state = load_checkpoint(run)
+    cfg = TrainConfig(**{**state["config"], "channels": tuple(state["config"]["channels"])})
+    scheme = scheme_for(net.arch.points)
+    perm = scheme.flip_permutation().tolist() if cfg.mirror_average else None
+    offset = (0.0, 0.0)
+    if cfg.correct_offset:
+        if train_set is None:
+            train_set = prepare(cfg, progress)[0]
+        offset = label_offset(InferenceNet(net, perm, (0.0, 0.0)).eval(), train_set)
+    wrapped = InferenceNet(net, perm, offset).eval()
+    card = model_card(cfg, net, state["data"], offset, state["epoch"])
+    return export_model(wrapped, card, run / "model.onnx")
+
+
+def plot_losses(run: Path) -> None:
+    """Write ``loss.png``: training loss and validation error per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [100 * r["train_loss"] for r in rows], label="train loss (augmented)")
+    ax.plot(epochs, [100 * r["val_nme"] for r in rows], label="validation error")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("normalised mean error (%)")
+    ax.set_title(run.name)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = run / "loss.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, run / "loss.png")

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tcnn.data.augment import Augment, CropSet, augment_batch  # noqa: E402
+from tcnn.schemes import FIVE  # noqa: E402
+
+
+def _dots_crop() -> CropSet:
+    """A base crop (2S = 80) with five coloured dots where the 5 landmarks are."""
+    size = 40
+    img = np.zeros((80, 80, 3), np.uint8)
+    pts = np.array([[-0.2, -0.2], [0.2, -0.15], [0.0, 0.05], [-0.15, 0.25], [0.18, 0.22]])
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    for (x, y), c in zip(pts, colours):
+        # centred crop units -> base pixels: base spans twice the model region
+        px, py = (x / 2 + 0.5) * 2 * size, (y / 2 + 0.5) * 2 * size
+        img[int(py) - 1 : int(py) + 2, int(px) - 1 : int(px) + 2] = c
+    pts = pts.astype(np.float32)
+    # landmarks at the centres of the 3x3 dots
+    centres = [((int((x / 2 + 0.5) * 80) + 0.5) / 80 - 0.5) * 2 for x, _ in pts]
+    centres_y = [((int((y / 2 + 0.5) * 80) + 0.5) / 80 - 0.5) * 2 for _, y in pts]
+    pts = np.stack([centres, centres_y], 1).astype(np.float32)
+    return CropSet(
+        torch.from_numpy(img).permute(2, 0, 1)[None].contiguous(), torch.from_numpy(pts)[None]
+    )
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_targets_follow_the_pixels(mirror: bool) -> None:
+    """Each target lands on a dot: its own colour, or its mirror partner's after a mirror."""
+    crops = _dots_crop()
+    aug = Augment(
+        rotate_deg=20, scale=0.1, shift=0.05, aspect=0.0, mirror=mirror, colour=0.0, gray=0.0
+    )
+    perm = FIVE.flip_permutation()
+    colours = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)])
+    mappings = set()
+    for seed in range(8):
+        gen = torch.Generator().manual_seed(seed)
+        x, y = augment_batch(crops.images, crops.points, torch.from_numpy(perm), aug, gen)
+        img = x[0].permute(1, 2, 0).numpy()
+        dots = []
+        for c in colours:
+            score = (img * c).sum(-1) - 0.9 * (img * (255 - c)).sum(-1)
+            py, px = np.unravel_index(np.argmax(score), score.shape)
+            dots.append((px + 0.5, py + 0.5))
+        targets = (y[0].numpy() + 0.5) * 40
+        dist = np.linalg.norm(targets[:, None] - np.array(dots)[None], axis=-1)
+        assert dist.min(axis=1).max() < 1.6, seed
+        mappings.add(tuple(dist.argmin(axis=1).tolist()))
+    identity = tuple(range(5))
+    expected = {identity, tuple(perm.tolist())} if mirror else {identity}
+    assert mappings == expected
+    assert x.shape == (1, 3, 40, 40) and y.shape == (1, 5, 2)
+
+
+def test_mirror_keeps_left_points_on_the_left() -> None:
+    crops = _dots_crop()
+    aug = Augment(rotate_deg=0, scale=0, shift=0, aspect=0, mirror=True, colour=0, gray=0)
+    perm = torch.from_numpy(FIVE.flip_permutation())
+    for seed in range(8):
+        _, y = augment_batch(
+            crops.images, crops.points, perm, aug, torch.Generator().manual_seed(seed)
+        )
+        assert y[0, 0, 0] < y[0, 1, 0]  # image-left eye left of the image-right eye
+        assert y[0, 3, 0] < y[0, 4, 0]  # same for the mouth corners

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from tcnn.metrics import auc, ced, failure_rate, nme, normalising_distance, summarise
+from tcnn.schemes import FIVE, SIXTY_EIGHT
+
+
+def test_nme_hand_computed() -> None:
+    gt = np.array([[[0, 0], [10, 0], [5, 5], [2, 8], [8, 8]]], np.float32)
+    pred = gt.copy()
+    pred[0, 0] += [3, 4]  # 5 px off
+    pred[0, 4] += [0, 2]  # 2 px off
+    norm = normalising_distance(gt, FIVE)
+    assert norm.tolist() == [10.0]
+    assert nme(pred, gt, norm)[0] == pytest.approx((5 + 2) / 5 / 10)
+
+
+def test_inter_ocular_and_inter_pupil() -> None:
+    gt = np.zeros((1, 68, 2), np.float32)
+    gt[0, 36] = [0, 0]
+    gt[0, 45] = [20, 0]
+    gt[0, 36:42] = [[0, 0], [2, -1], [4, -1], [6, 0], [4, 1], [2, 1]]  # mean (3, 0)
+    gt[0, 42:48] = [[14, 0], [16, -1], [18, -1], [20, 0], [18, 1], [16, 1]]  # mean (17, 0)
+    assert normalising_distance(gt, SIXTY_EIGHT, "inter-ocular")[0] == pytest.approx(20 - 0)
+    assert normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")[0] == pytest.approx(14)
+    with pytest.raises(ValueError, match="unknown normaliser"):
+        normalising_distance(gt, SIXTY_EIGHT, "eye-centres")
+
+
+def test_failure_rate_ced_auc() -> None:
+    errors = np.array([0.02, 0.05, 0.09, 0.20])
+    assert failure_rate(errors, 0.08) == 0.5
+    assert failure_rate(errors, 0.10) == 0.25
+    x, y = ced(errors, 0.10, 11)
+    assert x[5] == pytest.approx(0.05)
+    assert y[5] == 0.5  # 0.02 and 0.05 are <= 0.05
+    assert y[-1] == 0.75
+    # area under a step function: 0.02 -> 0.25, 0.05 -> 0.5, 0.09 -> 0.75, to 0.10
+    exact = (0.25 * 0.03 + 0.5 * 0.04 + 0.75 * 0.01) / 0.10
+    assert auc(errors, 0.10, 100001) == pytest.approx(exact, abs=1e-3)
+    assert auc(np.zeros(3)) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_summarise_keys() -> None:
+    s = summarise(np.array([0.01, 0.03, 0.12]))
+    assert s["mean"] == pytest.approx(0.16 / 3)
+    assert s["median"] == pytest.approx(0.03)
+    assert s["failure_10"] == pytest.approx(1 / 3)

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tcnn.export import export_model  # noqa: E402
+from tcnn.models.registry import load_model  # noqa: E402
+from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
+from tcnn.schemes import FIVE  # noqa: E402
+
+
+def test_seed_architecture_matches_method() -> None:
+    net = VanillaCNN(VanillaArch())
+    assert sum(p.numel() for p in net.parameters()) == 111_046
+    assert net.features == 576  # Conv4: 64 x 3 x 3, after Caffe's rounded-up Pool3 (4 x 4)
+    x = torch.rand(3, 3, 40, 40) * 255
+    assert net(x).shape == (3, 5, 2)
+    assert net.trunk[:9](net.normalise(x)).shape == (3, 64, 4, 4)  # up to Pool3
+
+
+def test_68_point_variant_shapes() -> None:
+    arch = VanillaArch(
+        points=68, input_size=60, channels=(32, 64, 96, 128), hidden=256, act="bnrelu"
+    )
+    net = VanillaCNN(arch).eval()
+    assert net(torch.rand(2, 3, 60, 60) * 255).shape == (2, 68, 2)
+    assert VanillaArch.from_dict(arch.to_dict()) == arch
+
+
+def test_mirror_averaged_net_is_mirror_equivariant() -> None:
+    torch.manual_seed(0)
+    wrapped = InferenceNet(VanillaCNN(VanillaArch()), FIVE.flip_permutation().tolist(), (0, 0))
+    x = torch.rand(4, 3, 40, 40) * 255
+    with torch.no_grad():
+        y = wrapped(x)
+        ym = wrapped(torch.flip(x, dims=[3]))
+    back = ym[:, FIVE.flip_permutation()]
+    back[..., 0] = 1 - back[..., 0]
+    assert torch.allclose(y, back, atol=1e-5)
+
+
+def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = VanillaCNN(VanillaArch())
+    wrapped = InferenceNet(net, FIVE.flip_permutation().tolist(), (0.01, -0.02)).eval()
+    card = {
+        "name": "t",
+        "points": 5,
+        "input_size": 40,
+        "colour": "RGB",
+        "crop": {"scale": 1.0, "shift_y": 0.0},
+    }
+    path = export_model(wrapped, card, tmp_path / "m.onnx")
+    model = load_model(path)
+    assert model.card["name"] == "t"
+    crops = np.random.default_rng(0).integers(0, 256, (5, 40, 40, 3), dtype=np.uint8)
+    with torch.no_grad():
+        ref = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
+    assert np.abs(model.run(crops) - ref).max() < 1e-4
+    assert (tmp_path / "m.json").exists()
+    assert not list(tmp_path.glob("*.tmp"))
