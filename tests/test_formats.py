@@ -50,7 +50,7 @@ def test_read_pts_errors(tmp_path: Path) -> None:
     with pytest.raises(TcnnError, match="header says 3 points, found 2"):
         read_pts(f)
     f.write_text("hello\n")
-    with pytest.raises(TcnnError, match="not an iBUG .pts file"):
+    with pytest.raises(TcnnError, match=r"not an iBUG \.pts file"):
         read_pts(f)
 
 

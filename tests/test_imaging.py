@@ -43,7 +43,7 @@ def test_truncated_image(tmp_path: Path) -> None:
     f = tmp_path / "t.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(f)
     f.write_bytes(f.read_bytes()[:300])
-    with pytest.raises(TcnnError, match="t.jpg: unreadable image"):
+    with pytest.raises(TcnnError, match=r"t\.jpg: unreadable image"):
         load_image(f)
 
 

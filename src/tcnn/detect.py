@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def auto_upsample(height: int, width: int, limit: int = 1024) -> int:
     return n
 
 
-def _import_dlib():  # type: ignore[no-untyped-def]
+def _import_dlib() -> Any:
     try:
         import dlib
     except ImportError:

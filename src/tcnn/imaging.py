@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -12,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from tcnn.errors import TcnnError
 from tcnn.types import Box
 
-ImageLike = Union[str, os.PathLike[str], Image.Image, np.ndarray]
+ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
 
 #: Largest image accepted, in pixels (about 10,000 x 10,000).
 MAX_PIXELS = 100_000_000

@@ -158,7 +158,8 @@ def match_box(
     Returns ``(None, nan)`` when no detection contains the centroid (a missed face).
     """
     cx, cy = landmarks.mean(axis=0)
-    best, best_d = (None, float("nan")), np.inf
+    best: tuple[Box | None, float] = (None, float("nan"))
+    best_d = np.inf
     for box, score in detections:
         if box.left <= cx <= box.right and box.top <= cy <= box.bottom:
             bx, by = box.center

@@ -67,6 +67,9 @@ class VanillaCNN(nn.Module):
     ``(x, y)`` in crop units centred on zero (``pixel / S - 0.5``).
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, arch: VanillaArch) -> None:
         super().__init__()
         self.arch = arch
