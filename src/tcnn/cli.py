@@ -146,6 +146,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tweak(args: argparse.Namespace) -> int:
+    _need_torch()
+    from tcnn.config import TweakConfig, load_config
+    from tcnn.tweak import tweak
+
+    overrides = [f"base={args.base}", *([f"k={args.k}"] if args.k else []), *args.set]
+    cfg = load_config(args.config, overrides, default=TweakConfig())
+    run = tweak(cfg, args.run_dir, resume=args.resume)
+    print(f"tweaked {cfg.base} into {run}/model.onnx (card {run}/model.json)")
+    return 0
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    _need_torch()
+    from tcnn.tweak import cluster_sheet
+
+    out = cluster_sheet(args.run, args.output or Path(args.run) / "clusters.png")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _need_torch()
+    from tcnn.train import finish
+
+    soft = {"hard": False, "soft": True, None: None}[args.routing]
+    out = finish(Path(args.run), out=Path(args.output) if args.output else None, soft=soft)
+    print(f"wrote {out} (card {out.with_suffix('.json')})")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from tcnn.models.registry import list_models
 
@@ -263,6 +294,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run folder (default runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "tweak",
+        help="turn a trained Vanilla CNN into a Tweaked CNN",
+        description="Cluster the features entering FC5 of a trained Vanilla "
+        "CNN with a Gaussian mixture and fine-tune one head per cluster.",
+    )
+    p.add_argument("--base", required=True, help="the Vanilla CNN's run folder")
+    p.add_argument("--k", type=int, help="clusters and heads (default 8)")
+    p.add_argument("--config", help="TOML with tweak settings (see configs/)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a tweak setting (repeatable): covariance, pca_dim, "
+        "tweak_conv4, train_trunk, soft, balance, epochs, lr, ...",
+    )
+    p.add_argument("--run-dir", help="run folder (default runs/<base>-k<K>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
+    p.set_defaults(func=cmd_tweak)
+
+    p = sub.add_parser(
+        "clusters",
+        help="picture of a Tweaked CNN's clusters",
+        description="Mean training face of each cluster with its size and "
+        "validation error, on one PNG sheet.",
+    )
+    p.add_argument("run", help="a Tweaked CNN run folder")
+    p.add_argument("-o", "--output", help="PNG path (default RUN/clusters.png)")
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser(
+        "export",
+        help="export a run's checkpoint to ONNX again",
+        description="Wrap a run's checkpoint for inference (mirror averaging, "
+        "label offset) and write model.onnx with its card.",
+    )
+    p.add_argument("run", help="a run folder")
+    p.add_argument("-o", "--output", help="ONNX path (default RUN/model.onnx)")
+    p.add_argument("--routing", choices=("hard", "soft"), help="Tweaked CNN routing override")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the shipped models")
     p.add_argument("--format", choices=("text", "json"), default="text")

@@ -76,10 +76,36 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
         raise TcnnError(f"config {key}: {value!r} is not a valid {kind.__name__}") from None
 
 
-def apply(cfg: TrainConfig, values: dict[str, Any]) -> TrainConfig:
+@dataclass
+class TweakConfig:
+    """Tweaking a trained Vanilla CNN into a Tweaked CNN (data and augmentation: the base's)."""
+
+    base: str = "runs/vanilla5"  # the Vanilla run folder
+    name: str = ""  # default: <base name>-k<k>
+    k: int = 8
+    covariance: str = "diag"  # "diag" or "full" (full after PCA to pca_dim)
+    pca_dim: int = 32
+    tweak_conv4: bool = True  # copy Conv4 into each head, not only FC5-FC6
+    train_trunk: bool = True  # fine-tune the shared Conv1-Conv3 with the heads
+    soft: bool = False  # export with soft routing (posterior-weighted heads)
+    balance: int = 0  # oversample clusters to at least this many faces an epoch (0: off)
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 0.0
+    seed: int = 0
+    threads: int = 2
+    out_dir: str = "runs"
+
+
+Config = typing.TypeVar("Config", TrainConfig, TweakConfig)
+
+
+def apply(cfg: Config, values: dict[str, Any]) -> Config:
     """A copy of ``cfg`` with ``values`` (unknown keys are an error)."""
-    hints = typing.get_type_hints(TrainConfig)
-    known = {f.name for f in fields(TrainConfig)}
+    hints = typing.get_type_hints(type(cfg))
+    known = {f.name for f in fields(cfg)}
     changes = {}
     for key, value in values.items():
         if key not in known:
@@ -88,9 +114,13 @@ def apply(cfg: TrainConfig, values: dict[str, Any]) -> TrainConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the TOML file at ``path``, then ``key=value`` overrides."""
-    cfg = TrainConfig()
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    default: Config | None = None,
+) -> Config:
+    """Defaults (``default`` or a :class:`TrainConfig`), the TOML at ``path``, then overrides."""
+    cfg: Any = default if default is not None else TrainConfig()
     if path is not None:
         path = Path(path)
         try:
@@ -108,7 +138,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return apply(cfg, pairs)
 
 
-def to_toml(cfg: TrainConfig) -> str:
+def to_toml(cfg: TrainConfig | TweakConfig) -> str:
     """Write ``cfg`` as TOML (flat keys; tuples as arrays)."""
     lines = []
     for f in fields(cfg):

@@ -57,14 +57,19 @@ class EvalResult:
 
 
 def predict_samples(
-    detector: LandmarkDetector, samples: list[Sample], progress: bool = True
+    detector: LandmarkDetector, samples: list[Sample], batch: int = 256, progress: bool = True
 ) -> np.ndarray:
-    """Landmarks ``[N, K, 2]`` for samples that all have boxes (one batch per image)."""
+    """Landmarks ``[N, K, 2]`` for samples that all have boxes, ``batch`` faces at a time."""
     out = []
-    for s in tqdm(samples, desc="landmarks", disable=not progress, unit="face"):
-        assert s.box is not None
-        out.append(detector.landmarks(load_image(s.path), [s.box])[0])
-    return np.stack(out)
+    with tqdm(total=len(samples), desc="landmarks", disable=not progress, unit="face") as bar:
+        for i in range(0, len(samples), batch):
+            chunk = samples[i : i + batch]
+            items = [(load_image(s.path), s.box) for s in chunk if s.box is not None]
+            if len(items) != len(chunk):
+                raise ValueError("predict_samples needs samples that all have a box")
+            out.append(detector.landmarks_batch(items))
+            bar.update(len(chunk))
+    return np.concatenate(out)
 
 
 def evaluate(
@@ -93,7 +98,7 @@ def evaluate(
     if not found:
         raise TcnnError(f"the {detector} detector found none of the {len(samples)} faces of {data}")
     t0 = time.perf_counter()
-    pred = predict_samples(lm, found, progress)
+    pred = predict_samples(lm, found, progress=progress)
     seconds = time.perf_counter() - t0
     if lm.model.points == 68 and spec.points == 5:
         pred = to_five(pred)
@@ -132,6 +137,7 @@ def plot_ced(
     import matplotlib.pyplot as plt
 
     from tcnn.metrics import auc, ced
+    from tcnn.outputs import save_figure
 
     path = Path(path)
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -151,8 +157,4 @@ def plot_ced(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

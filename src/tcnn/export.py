@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -14,7 +15,6 @@ import torch
 from tcnn.config import TrainConfig
 from tcnn.errors import TcnnError
 from tcnn.models.registry import CARD_KEY
-from tcnn.models.vanilla import VanillaCNN
 from tcnn.schemes import scheme_for
 
 LICENCE = {
@@ -28,15 +28,23 @@ LICENCE = {
 
 def model_card(
     cfg: TrainConfig,
-    net: VanillaCNN,
+    net: Any,
     data: dict[str, Any],
     offset: tuple[float, float],
     epochs: int,
+    name: str,
 ) -> dict[str, Any]:
-    """Everything needed to run the model correctly, and where it came from."""
+    """Everything needed to run the model correctly, and where it came from.
+
+    Args:
+        net: a VanillaCNN or a TweakedCNN (its ``tweak`` arguments go into the card).
+    """
     family = cfg.data.split("-")[0]
+    arch: dict[str, Any] = {"family": "vanilla", **net.arch.to_dict()}
+    if hasattr(net, "tweak"):
+        arch = {**arch, "family": "tweaked", "tweak": dataclasses.asdict(net.tweak)}
     return {
-        "name": cfg.name,
+        "name": name,
         "points": net.arch.points,
         "scheme": scheme_for(net.arch.points).name,
         "input_size": net.arch.input_size,
@@ -51,7 +59,7 @@ def model_card(
         "detector": cfg.detector,
         "mirror_average": cfg.mirror_average,
         "offset": [round(v, 6) for v in offset],
-        "architecture": {"family": "vanilla", **net.arch.to_dict()},
+        "architecture": arch,
         "parameters": sum(p.numel() for p in net.parameters()),
         "training": {
             "data": cfg.data,

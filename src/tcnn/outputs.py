@@ -38,6 +38,16 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     return _atomic(path, lambda tmp: image.save(tmp, format=fmt))
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
+
+
 def ensure_dir(path: str | Path) -> Path:
     """Create an output folder, or fail with a one-line error."""
     path = Path(path)

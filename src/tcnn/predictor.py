@@ -79,9 +79,17 @@ class LandmarkDetector:
         Returns:
             ``[N, K, 2]`` float32 in image pixels.
         """
+        return self.landmarks_batch([(rgb, b) for b in boxes])
+
+    def landmarks_batch(self, items: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
+        """Landmarks for ``(image, box)`` pairs from any number of images, in one batch.
+
+        Returns:
+            ``[N, K, 2]`` float32 in image pixels.
+        """
         m = self.model
-        regions = [crop_region(b, m.crop_scale, m.crop_shift_y) for b in boxes]
-        crops = np.stack([crop_resize(rgb, r, m.input_size) for r in regions])
+        regions = [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
+        crops = np.stack([crop_resize(img, r, m.input_size) for (img, _), r in zip(items, regions)])
         units = m.run(crops)
         origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None]
         size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]

@@ -13,6 +13,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,73 +120,83 @@ def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, 
     return make_crops(train, **kw), make_crops(val, **kw), info  # type: ignore[arg-type]
 
 
-def train(
-    cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True
-) -> Path:
-    """Train a Vanilla CNN from ``cfg``; return the run directory."""
-    run = Path(run_dir) if run_dir is not None else Path(cfg.out_dir) / cfg.name
+@dataclass
+class Loop:
+    """What an optimisation loop needs besides the network and the data."""
+
+    name: str
+    epochs: int
+    batch_size: int
+    lr: float
+    min_lr: float
+    weight_decay: float
+    aug: Augment
+    scheme: Scheme
+
+
+def fit(
+    net: torch.nn.Module,
+    train_set: CropSet,
+    val_set: CropSet,
+    loop: Loop,
+    run: Path,
+    state: dict[str, Any],
+    resume: bool,
+    gen: torch.Generator,
+    progress: bool = True,
+    sample_weights: torch.Tensor | None = None,
+) -> None:
+    """Adam with cosine decay on augmented batches; metrics, checkpoint and curve each epoch.
+
+    Args:
+        state: what the checkpoint saves besides the training state (architecture, config).
+        sample_weights: ``[N]`` drawing weights for the faces of an epoch (uniform if None).
+    """
     ckpt_path = run / "checkpoint.pt"
-    if ckpt_path.exists() and not resume:
-        raise TcnnError(f"{run}: already holds a run (use --resume, or another --set name=)")
-    run.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
-    gen = seed_everything(cfg.seed)
-    scheme = scheme_for(arch_of(cfg).points)
-    train_set, val_set, info = prepare(cfg, progress)
-    net = VanillaCNN(arch_of(cfg))
-    centre = train_set.centre()
-    net.mean.copy_(centre.mean(0))
-    net.std.copy_(centre.std(0).clamp(min=1.0))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(train_set) // cfg.batch_size)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
+    steps = max(1, len(train_set) // loop.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.min_lr
+        opt, T_max=loop.epochs * steps, eta_min=loop.min_lr
     )
     start = 0
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        start = state["epoch"]
-    (run / "config.toml").write_text(to_toml(cfg))
-    aug = Augment(
-        cfg.rotate_deg,
-        cfg.scale_jitter,
-        cfg.shift_jitter,
-        cfg.aspect_jitter,
-        cfg.mirror,
-        cfg.colour,
-        cfg.gray,
-    )
-    perm = torch.from_numpy(scheme.flip_permutation())
+        saved = torch.load(ckpt_path, weights_only=False)
+        net.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        gen.set_state(saved["generator"])
+        start = saved["epoch"]
+    perm = torch.from_numpy(loop.scheme.flip_permutation())
     val_inputs = val_set.centre()
     bar = tqdm(
-        range(start, cfg.epochs),
-        desc=f"training {cfg.name}",
+        range(start, loop.epochs),
+        desc=f"training {loop.name}",
         disable=not progress,
         initial=start,
-        total=cfg.epochs,
+        total=loop.epochs,
         unit="epoch",
     )
     for epoch in bar:
         t0 = time.time()
-        order = torch.randperm(len(train_set), generator=gen)
+        if sample_weights is None:
+            order = torch.randperm(len(train_set), generator=gen)
+        else:
+            order = torch.multinomial(sample_weights, len(train_set), True, generator=gen)
         total = 0.0
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            x, y = augment_batch(train_set.images[idx], train_set.points[idx], perm, aug, gen)
-            loss = normalised_loss(net(x), y, scheme)
+        for i in range(steps):
+            idx = order[i * loop.batch_size : (i + 1) * loop.batch_size]
+            x, y = augment_batch(train_set.images[idx], train_set.points[idx], perm, loop.aug, gen)
+            loss = normalised_loss(net(x), y, loop.scheme)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item()
-        val = float(normalised_loss(predict_crops(net, val_inputs), val_set.points, scheme))
+        val = float(normalised_loss(predict_crops(net, val_inputs), val_set.points, loop.scheme))
         row = {
             "epoch": epoch + 1,
-            "train_loss": total / steps_per_epoch,
+            "train_loss": total / steps,
             "val_nme": val,
             "lr": sched.get_last_lr()[0],
             "seconds": round(time.time() - t0, 2),
@@ -196,17 +207,62 @@ def train(
         _save(
             ckpt_path,
             {
-                "arch": net.arch.to_dict(),
-                "config": dataclasses.asdict(cfg),
+                **state,
                 "model": net.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "generator": gen.get_state(),
                 "epoch": epoch + 1,
-                "data": info,
             },
         )
         plot_losses(run)
+
+
+def start_run(run: Path, resume: bool) -> None:
+    """Refuse to overwrite a finished or running run unless resuming."""
+    if (run / "checkpoint.pt").exists() and not resume:
+        raise TcnnError(f"{run}: already holds a run (use --resume, or another --set name=)")
+    run.mkdir(parents=True, exist_ok=True)
+
+
+def augment_of(cfg: TrainConfig) -> Augment:
+    return Augment(
+        cfg.rotate_deg,
+        cfg.scale_jitter,
+        cfg.shift_jitter,
+        cfg.aspect_jitter,
+        cfg.mirror,
+        cfg.colour,
+        cfg.gray,
+    )
+
+
+def train(
+    cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True
+) -> Path:
+    """Train a Vanilla CNN from ``cfg``; return the run directory."""
+    run = Path(run_dir) if run_dir is not None else Path(cfg.out_dir) / cfg.name
+    start_run(run, resume)
+    torch.set_num_threads(cfg.threads)
+    gen = seed_everything(cfg.seed)
+    train_set, val_set, info = prepare(cfg, progress)
+    net = VanillaCNN(arch_of(cfg))
+    centre = train_set.centre()
+    net.mean.copy_(centre.mean(0))
+    net.std.copy_(centre.std(0).clamp(min=1.0))
+    (run / "config.toml").write_text(to_toml(cfg))
+    loop = Loop(
+        cfg.name,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.min_lr,
+        cfg.weight_decay,
+        augment_of(cfg),
+        scheme_for(net.arch.points),
+    )
+    state = {"arch": net.arch.to_dict(), "config": dataclasses.asdict(cfg), "data": info}
+    fit(net, train_set, val_set, loop, run, state, resume, gen, progress)
     finish(run, progress=progress, train_set=train_set)
     return run
 
@@ -217,15 +273,30 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path) -> tuple[VanillaCNN, dict[str, Any]]:
-    """Rebuild the network of a checkpoint from its saved architecture."""
+def config_of(state: dict[str, Any]) -> TrainConfig:
+    """The training config saved in a checkpoint."""
+    saved = dict(state["config"])
+    saved["channels"] = tuple(saved["channels"])
+    return TrainConfig(**saved)
+
+
+def load_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the network of a checkpoint (Vanilla or Tweaked) from its saved arguments."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.exists():
         raise TcnnError(f"{path}: no such checkpoint")
-    state = torch.load(path, weights_only=False, map_location="cpu")
-    net = VanillaCNN(VanillaArch.from_dict(state["arch"]))
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+        net: Any = VanillaCNN(VanillaArch.from_dict(state["arch"]))
+    except Exception as exc:  # torch.load raises many types for a damaged file
+        raise TcnnError(f"{path}: not a tcnn checkpoint ({type(exc).__name__})") from None
+    if state.get("kind") == "tweaked":
+        from tcnn.models.tweaked import TweakArch, TweakedCNN
+        from tcnn.tweak import make_router
+
+        net = TweakedCNN(net, TweakArch(**state["tweak"]), make_router(state["router"]))
     net.load_state_dict(state["model"])
     net.eval()
     return net, state
@@ -242,12 +313,25 @@ def label_offset(net: torch.nn.Module, crops: CropSet) -> tuple[float, float]:
     return float(d[0]), float(d[1])
 
 
-def finish(run: Path, progress: bool = True, train_set: CropSet | None = None) -> Path:
-    """Wrap the trained network for inference, export ONNX and write the model card."""
+def finish(
+    run: Path,
+    progress: bool = True,
+    train_set: CropSet | None = None,
+    out: Path | None = None,
+    soft: bool | None = None,
+) -> Path:
+    """Wrap the trained network for inference, export ONNX and write the model card.
+
+    Args:
+        out: the ONNX path (default ``run/model.onnx``).
+        soft: override a Tweaked CNN's routing for this export (hard or soft).
+    """
     from tcnn.export import export_model, model_card
 
     net, state = load_checkpoint(run)
-    cfg = TrainConfig(**{**state["config"], "channels": tuple(state["config"]["channels"])})
+    cfg = config_of(state)
+    if soft is not None and state.get("kind") == "tweaked":
+        net.tweak = dataclasses.replace(net.tweak, soft=soft)
     scheme = scheme_for(net.arch.points)
     perm = scheme.flip_permutation().tolist() if cfg.mirror_average else None
     offset = (0.0, 0.0)
@@ -256,8 +340,9 @@ def finish(run: Path, progress: bool = True, train_set: CropSet | None = None) -
             train_set = prepare(cfg, progress)[0]
         offset = label_offset(InferenceNet(net, perm, (0.0, 0.0)).eval(), train_set)
     wrapped = InferenceNet(net, perm, offset).eval()
-    card = model_card(cfg, net, state["data"], offset, state["epoch"])
-    return export_model(wrapped, card, run / "model.onnx")
+    name = state.get("tweak_config", {}).get("name") or cfg.name
+    card = model_card(cfg, net, state["data"], offset, state["epoch"], name)
+    return export_model(wrapped, card, out or run / "model.onnx")
 
 
 def plot_losses(run: Path) -> None:
@@ -266,6 +351,8 @@ def plot_losses(run: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from tcnn.outputs import save_figure
 
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln]
     epochs = [r["epoch"] for r in rows]
@@ -278,7 +365,4 @@ def plot_losses(run: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = run / "loss.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, run / "loss.png")
+    save_figure(fig, run / "loss.png", dpi=100)

@@ -1,0 +1,115 @@
+"""5-point benchmark on MTFL's AFLW test set with dlib HOG boxes (METHOD.md protocol).
+
+Side by side on the same faces: every shipped 5-point model, optionally the seed's converted
+Caffe model (``--seed-model seed.onnx``), and dlib's 68-point model with 5 points derived.
+Speed: the landmark stage (cropping included) at batch 1 and 256 next to dlib's shape
+predictor in the same run, and end-to-end photos/s (face detection + landmarks).
+
+Run: ``python benchmarks/bench_5pt.py`` (writes benchmarks/results/5pt.json and ced_5pt.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import RESULTS, DlibShapePredictor, load_images, machine, pct, rate, write_result
+
+from tcnn.data.datasets import load_dataset
+from tcnn.detect import make_detector
+from tcnn.evaluate import plot_ced
+from tcnn.imaging import load_image
+from tcnn.metrics import nme, normalising_distance, summarise
+from tcnn.models.registry import list_models
+from tcnn.predictor import LandmarkDetector
+from tcnn.schemes import FIVE, to_five
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+
+
+def speed(lm: LandmarkDetector, images: list[np.ndarray], boxes: list, n1: int = 1000) -> dict:
+    """Landmark stage faces/s at batch 1 and 256 (crop + network + mapping)."""
+    pairs = list(zip(images, boxes))
+
+    def batch1() -> int:
+        for img, b in pairs[:n1]:
+            lm.landmarks(img, [b])
+        return min(n1, len(pairs))
+
+    def batch256() -> int:
+        for i in range(0, len(pairs) - 255, 256):
+            lm.landmarks_batch(pairs[i : i + 256])
+        return (len(pairs) // 256) * 256
+
+    return {"faces_per_s_batch1": rate(batch1), "faces_per_s_batch256": rate(batch256)}
+
+
+def end_to_end(fn, photos: list[np.ndarray], reps: int = 5) -> float:
+    def run() -> int:
+        for _ in range(reps):
+            for p in photos:
+                fn(p)
+        return reps * len(photos)
+
+    return rate(run, repeats=2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed-model", help="the seed's model converted by tcnn convert-caffe")
+    ap.add_argument("--models", nargs="*", help="models to compare (default: shipped 5-point)")
+    args = ap.parse_args()
+
+    samples = load_dataset("mtfl-aflw")
+    found = [s for s in samples if s.box is not None]
+    images = load_images(found)
+    boxes = [s.box for s in found]
+    gt = np.stack([s.landmarks for s in found])
+    norm = normalising_distance(gt, FIVE)
+    names = args.models or [m["name"] for m in list_models() if m["points"] == 5]
+    if args.seed_model:
+        names.append(args.seed_model)
+
+    rows, curves = [], {}
+    for name in names:
+        lm = LandmarkDetector(name)
+        pred = np.concatenate([lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
+                               for i in range(0, len(found), 256)])
+        errors = nme(pred, gt, norm)
+        label = lm.model.card.get("name", name)
+        curves[label] = errors
+        rows.append({"method": label, **summarise(errors), **speed(lm, images, boxes),
+                     "file_kb": round(lm.model.path.stat().st_size / 1024)})
+        print(f"{label}: mean {pct(rows[-1]['mean'])}, fail10 {pct(rows[-1]['failure_10'])}, "
+              f"{rows[-1]['faces_per_s_batch256']:.0f} faces/s at 256")
+
+    dl = DlibShapePredictor()
+    pred = np.stack([to_five(dl(img, b)) for img, b in zip(images, boxes)])
+    errors = nme(pred, gt, norm)
+    curves["dlib 68 -> 5"] = errors
+    pairs = list(zip(images, boxes))[:1000]
+    dlib_rate = rate(lambda: sum(1 for img, b in pairs if dl(img, b) is not None))
+    rows.append({"method": "dlib 68 -> 5", **summarise(errors), "faces_per_s_batch1": dlib_rate,
+                 "file_kb": round(dl.path.stat().st_size / 1024)})
+    print(f"dlib: mean {pct(rows[-1]['mean'])}, {dlib_rate:.0f} faces/s")
+
+    photos = [load_image(p) for p in sorted(PHOTOS.glob("*")) if p.suffix in (".jpg", ".png")]
+    det = make_detector("dlib")
+    lm = LandmarkDetector(names[0])
+    e2e = {"photos": len(photos),
+           "tcnn_photos_per_s": end_to_end(lambda p: lm.detect(p), photos),
+           "dlib_photos_per_s": end_to_end(
+               lambda p: [dl(p, b) for b, _ in det(p)], photos)}
+    result = {"benchmark": "MTFL AFLW test, 5 points, eye-centre normalisation",
+              "protocol": f"dlib HOG boxes (upsample 2): {len(found)} of {len(samples)} faces "
+                          f"found, {len(samples) - len(found)} missed and not scored; "
+                          "coordinates compared as given (no convention change) for every method",
+              "machine": machine(), "rows": rows, "end_to_end": e2e}
+    print(write_result("5pt", result))
+    plot_ced(curves, RESULTS / "ced_5pt.png", title="MTFL AFLW test (5 points, dlib HOG boxes)",
+             xlabel="mean error / eye-centre distance (%)")
+
+
+if __name__ == "__main__":
+    main()
