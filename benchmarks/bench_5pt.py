@@ -14,8 +14,16 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, DlibShapePredictor, load_images, machine, pct, rate, write_result
 
+from common import (
+    RESULTS,
+    DlibShapePredictor,
+    load_images,
+    machine,
+    pct,
+    rate,
+    write_result,
+)
 from tcnn.data.datasets import load_dataset
 from tcnn.detect import make_detector
 from tcnn.evaluate import plot_ced
@@ -74,15 +82,27 @@ def main() -> None:
     rows, curves = [], {}
     for name in names:
         lm = LandmarkDetector(name)
-        pred = np.concatenate([lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
-                               for i in range(0, len(found), 256)])
+        pred = np.concatenate(
+            [
+                lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
+                for i in range(0, len(found), 256)
+            ]
+        )
         errors = nme(pred, gt, norm)
         label = lm.model.card.get("name", name)
         curves[label] = errors
-        rows.append({"method": label, **summarise(errors), **speed(lm, images, boxes),
-                     "file_kb": round(lm.model.path.stat().st_size / 1024)})
-        print(f"{label}: mean {pct(rows[-1]['mean'])}, fail10 {pct(rows[-1]['failure_10'])}, "
-              f"{rows[-1]['faces_per_s_batch256']:.0f} faces/s at 256")
+        rows.append(
+            {
+                "method": label,
+                **summarise(errors),
+                **speed(lm, images, boxes),
+                "file_kb": round(lm.model.path.stat().st_size / 1024),
+            }
+        )
+        print(
+            f"{label}: mean {pct(rows[-1]['mean'])}, fail10 {pct(rows[-1]['failure_10'])}, "
+            f"{rows[-1]['faces_per_s_batch256']:.0f} faces/s at 256"
+        )
 
     dl = DlibShapePredictor()
     pred = np.stack([to_five(dl(img, b)) for img, b in zip(images, boxes)])
@@ -90,25 +110,40 @@ def main() -> None:
     curves["dlib 68 -> 5"] = errors
     pairs = list(zip(images, boxes))[:1000]
     dlib_rate = rate(lambda: sum(1 for img, b in pairs if dl(img, b) is not None))
-    rows.append({"method": "dlib 68 -> 5", **summarise(errors), "faces_per_s_batch1": dlib_rate,
-                 "file_kb": round(dl.path.stat().st_size / 1024)})
+    rows.append(
+        {
+            "method": "dlib 68 -> 5",
+            **summarise(errors),
+            "faces_per_s_batch1": dlib_rate,
+            "file_kb": round(dl.path.stat().st_size / 1024),
+        }
+    )
     print(f"dlib: mean {pct(rows[-1]['mean'])}, {dlib_rate:.0f} faces/s")
 
     photos = [load_image(p) for p in sorted(PHOTOS.glob("*")) if p.suffix in (".jpg", ".png")]
     det = make_detector("dlib")
     lm = LandmarkDetector(names[0])
-    e2e = {"photos": len(photos),
-           "tcnn_photos_per_s": end_to_end(lambda p: lm.detect(p), photos),
-           "dlib_photos_per_s": end_to_end(
-               lambda p: [dl(p, b) for b, _ in det(p)], photos)}
-    result = {"benchmark": "MTFL AFLW test, 5 points, eye-centre normalisation",
-              "protocol": f"dlib HOG boxes (upsample 2): {len(found)} of {len(samples)} faces "
-                          f"found, {len(samples) - len(found)} missed and not scored; "
-                          "coordinates compared as given (no convention change) for every method",
-              "machine": machine(), "rows": rows, "end_to_end": e2e}
+    e2e = {
+        "photos": len(photos),
+        "tcnn_photos_per_s": end_to_end(lambda p: lm.detect(p), photos),
+        "dlib_photos_per_s": end_to_end(lambda p: [dl(p, b) for b, _ in det(p)], photos),
+    }
+    result = {
+        "benchmark": "MTFL AFLW test, 5 points, eye-centre normalisation",
+        "protocol": f"dlib HOG boxes (upsample 2): {len(found)} of {len(samples)} faces "
+        f"found, {len(samples) - len(found)} missed and not scored; "
+        "coordinates compared as given (no convention change) for every method",
+        "machine": machine(),
+        "rows": rows,
+        "end_to_end": e2e,
+    }
     print(write_result("5pt", result))
-    plot_ced(curves, RESULTS / "ced_5pt.png", title="MTFL AFLW test (5 points, dlib HOG boxes)",
-             xlabel="mean error / eye-centre distance (%)")
+    plot_ced(
+        curves,
+        RESULTS / "ced_5pt.png",
+        title="MTFL AFLW test (5 points, dlib HOG boxes)",
+        xlabel="mean error / eye-centre distance (%)",
+    )
 
 
 if __name__ == "__main__":

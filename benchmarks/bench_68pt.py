@@ -12,9 +12,17 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from bench_5pt import speed
-from common import RESULTS, DlibShapePredictor, load_images, machine, pct, rate, write_result
 
+from bench_5pt import speed
+from common import (
+    RESULTS,
+    DlibShapePredictor,
+    load_images,
+    machine,
+    pct,
+    rate,
+    write_result,
+)
 from tcnn.data.datasets import load_dataset
 from tcnn.evaluate import plot_ced
 from tcnn.metrics import nme, normalising_distance, summarise
@@ -42,32 +50,59 @@ def main() -> None:
     def add(label: str, pred: np.ndarray, extra: dict) -> None:
         errors = nme(pred, gt, io)
         curves[label] = errors
-        rows.append({"method": label, **summarise(errors),
-                     "inter_pupil_mean": float(nme(pred, gt, ip).mean()), **extra})
+        rows.append(
+            {
+                "method": label,
+                **summarise(errors),
+                "inter_pupil_mean": float(nme(pred, gt, ip).mean()),
+                **extra,
+            }
+        )
         print(f"{label}: mean {pct(rows[-1]['mean'])}, fail10 {pct(rows[-1]['failure_10'])}")
 
     for name in names:
         lm = LandmarkDetector(name, points=68)
-        pred = np.concatenate([lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
-                               for i in range(0, len(found), 256)])
-        add(lm.model.card.get("name", name), pred,
-            {**speed(lm, images * 2, boxes * 2, n1=750),
-             "file_kb": round(lm.model.path.stat().st_size / 1024)})
+        pred = np.concatenate(
+            [
+                lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
+                for i in range(0, len(found), 256)
+            ]
+        )
+        add(
+            lm.model.card.get("name", name),
+            pred,
+            {
+                **speed(lm, images * 2, boxes * 2, n1=750),
+                "file_kb": round(lm.model.path.stat().st_size / 1024),
+            },
+        )
 
     dl = DlibShapePredictor()
     pred = np.stack([dl(img, b) for img, b in zip(images, boxes)])
     pairs = list(zip(images, boxes))
-    add("dlib 68", pred, {"faces_per_s_batch1": rate(lambda: sum(1 for i, b in pairs if dl(i, b)
-                                                                   is not None)),
-                          "file_kb": round(dl.path.stat().st_size / 1024)})
-    result = {"benchmark": "ytf68 test, 68 points, inter-ocular normalisation (36, 45)",
-              "protocol": f"dlib HOG boxes (upsample 1): {len(found)} of {len(samples)} faces "
-                          f"found, {len(samples) - len(found)} missed and not scored; labels and "
-                          "predictions compared as given, no offset removed for any method",
-              "machine": machine(), "rows": rows}
+    add(
+        "dlib 68",
+        pred,
+        {
+            "faces_per_s_batch1": rate(lambda: sum(1 for i, b in pairs if dl(i, b) is not None)),
+            "file_kb": round(dl.path.stat().st_size / 1024),
+        },
+    )
+    result = {
+        "benchmark": "ytf68 test, 68 points, inter-ocular normalisation (36, 45)",
+        "protocol": f"dlib HOG boxes (upsample 1): {len(found)} of {len(samples)} faces "
+        f"found, {len(samples) - len(found)} missed and not scored; labels and "
+        "predictions compared as given, no offset removed for any method",
+        "machine": machine(),
+        "rows": rows,
+    }
     print(write_result("68pt", result))
-    plot_ced(curves, RESULTS / "ced_68pt.png", title="ytf68 test (68 points, dlib HOG boxes)",
-             xlabel="mean error / outer-eye-corner distance (%)")
+    plot_ced(
+        curves,
+        RESULTS / "ced_68pt.png",
+        title="ytf68 test (68 points, dlib HOG boxes)",
+        xlabel="mean error / outer-eye-corner distance (%)",
+    )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,9 @@ def machine() -> dict[str, Any]:
 
     cpu = "unknown"
     if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -62,11 +61,29 @@ class DlibShapePredictor:
         self.predictor = dlib.shape_predictor(str(self.path))
 
     def __call__(self, rgb: np.ndarray, box: Box) -> np.ndarray:
-        """``[68, 2]`` float32 as dlib gives them (integer pixel positions)."""
-        rect = self.dlib.rectangle(int(round(box.left)), int(round(box.top)),
-                                   int(round(box.right)) - 1, int(round(box.bottom)) - 1)
+        """``[68, 2]`` float32 in continuous pixel coordinates.
+
+        dlib gives integer 0-based pixel positions; a pixel's centre is ``i + 0.5``.
+        """
+        rect = self.dlib.rectangle(
+            round(box.left),
+            round(box.top),
+            round(box.right) - 1,
+            round(box.bottom) - 1,
+        )
         shape = self.predictor(rgb, rect)
-        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float32)
+        pts = [[shape.part(i).x, shape.part(i).y] for i in range(68)]
+        return np.array(pts, np.float32) + 0.5
+
+
+def predict_all(lm: Any, images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
+    """Landmarks of every face, 256 faces a batch: ``[N, K, 2]`` pixels."""
+    return np.concatenate(
+        [
+            lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
+            for i in range(0, len(images), 256)
+        ]
+    )
 
 
 def load_images(samples: list[Any]) -> list[np.ndarray]:

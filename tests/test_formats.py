@@ -16,8 +16,11 @@ def test_read_mtfl_with_and_without_boxes(tmp_path: Path) -> None:
     rows = read_mtfl(f)
     assert rows[0].path == tmp_path / "a/1.jpg"
     assert rows[0].landmarks.shape == (5, 2)
-    assert rows[0].landmarks[4].tolist() == [9, 10]
-    assert rows[0].box == Box(11, 12, 13, 14)
+    # training rows: (0-based + 1) * scale -> continuous = value - scale / 2
+    assert rows[0].landmarks[4].tolist() == [8.75, 9.75]
+    assert rows[0].box == Box(10.75, 11.75, 12.75, 13.75)
+    # test rows: 1-based pixel positions -> continuous = value - 0.5
+    assert rows[1].landmarks[0].tolist() == [0.5, 1.5]
     assert rows[1].box is None
 
 
@@ -73,7 +76,7 @@ def test_read_ytf68(tmp_path: Path) -> None:
     f.write_text(f"# header\ntrain/a.jpg,{values}\n")
     (row,) = read_ytf68(f)
     assert row.path == tmp_path / "train/a.jpg"
-    assert row.landmarks[67].tolist() == [134, 135]
+    assert row.landmarks[67].tolist() == [134.5, 135.5]  # 0-based -> continuous
     f.write_text("train/a.jpg,1,2\n")
     with pytest.raises(TcnnError, match="expected a path and 136"):
         read_ytf68(f)

@@ -36,7 +36,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if not files:
         raise TcnnError(f"no images found in {' '.join(args.paths)}")
     out = ensure_dir(args.output)
-    lm = LandmarkDetector(args.model, args.points, args.detector, args.upsample)
+    lm = LandmarkDetector(args.model, args.points, args.detector, args.upsample, args.threshold)
     records, failures, empty, drawn = [], [], [], 0
     for path in tqdm(files, desc="images", unit="img", disable=len(files) < 2 or args.quiet):
         try:
@@ -102,6 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         points=args.points,
         detector="dlib",
         upsample=None,
+        threshold=0.3,
         quiet=True,
     )
     code = cmd_detect(ns)
@@ -254,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--detector", default="dlib", help="face detector: dlib (HOG) or dlib-cnn")
     p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.3,
+        help="face detector score threshold (default 0.3; dlib's own is 0)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
 

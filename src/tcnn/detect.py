@@ -91,17 +91,22 @@ class DlibCnn:
 
     name = "dlib-cnn"
 
-    def __init__(self, upsample: int | None = None, grow: float = 1.0) -> None:
+    def __init__(
+        self, upsample: int | None = None, threshold: float = 0.0, grow: float = 1.0
+    ) -> None:
         dlib = _import_dlib()
         path = os.path.join(dlib_models_dir(), "mmod_human_face_detector.dat")
         self._detector = dlib.cnn_face_detection_model_v1(path)
         self.upsample = upsample
+        self.threshold = threshold
         self.grow = grow
 
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
         out = []
         for d in self._detector(image, up):
+            if d.confidence < self.threshold:
+                continue
             r = d.rect
             box = Box(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0)
             cx, cy = box.center
@@ -113,12 +118,17 @@ class DlibCnn:
 DETECTORS: dict[str, type] = {"dlib": DlibHog, "dlib-cnn": DlibCnn}
 
 
-def make_detector(name: str, upsample: int | None = None) -> FaceDetector:
-    """Build the face detector called ``name`` (see ``DETECTORS``)."""
+def make_detector(name: str, upsample: int | None = None, threshold: float = 0.0) -> FaceDetector:
+    """Build the face detector called ``name`` (see ``DETECTORS``).
+
+    Args:
+        upsample: times to double the image first; ``None`` picks by image size.
+        threshold: drop detections scoring below this (0 is dlib's own default).
+    """
     try:
         cls = DETECTORS[name]
     except KeyError:
         known = ", ".join(sorted(DETECTORS))
         raise TcnnError(f"unknown face detector {name!r} (known: {known})") from None
-    detector: FaceDetector = cls(upsample=upsample)
+    detector: FaceDetector = cls(upsample=upsample, threshold=threshold)
     return detector

@@ -25,6 +25,8 @@ class LandmarkDetector:
         points: 5 or 68; used when ``model`` is ``None``.
         detector: face detector name (``"dlib"``: HOG, the default; ``"dlib-cnn"``).
         upsample: the face detector's upsampling; ``None`` picks by image size.
+        threshold: the face detector's score threshold. 0.3 drops dlib's weakest detections,
+            which are mostly not faces (dlib's own default is 0).
         threads: ONNX Runtime threads (``None``: all cores).
 
     Example:
@@ -39,18 +41,20 @@ class LandmarkDetector:
         points: int = 5,
         detector: str = "dlib",
         upsample: int | None = None,
+        threshold: float = 0.3,
         threads: int | None = None,
     ) -> None:
         self.model: Model = load_model(model, points, threads)
         self.detector_name = detector
         self.upsample = upsample
+        self.threshold = threshold
         self._detector: FaceDetector | None = None
 
     @property
     def face_detector(self) -> FaceDetector:
         """The face detector, built on first use (so box-only users never import dlib)."""
         if self._detector is None:
-            self._detector = make_detector(self.detector_name, self.upsample)
+            self._detector = make_detector(self.detector_name, self.upsample, self.threshold)
         return self._detector
 
     def detect(self, image: ImageLike, boxes: Sequence[BoxLike] | None = None) -> list[Face]:

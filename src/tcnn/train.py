@@ -307,9 +307,12 @@ def label_offset(net: torch.nn.Module, crops: CropSet) -> tuple[float, float]:
 
     With mirror augmentation a network cannot learn a constant horizontal label offset (the
     mirror flips it); this measures it on training faces so it can be added back.
+
+    Args:
+        net: an :class:`InferenceNet` with zero offset (output in 0-1 crop units).
     """
     pred = predict_crops(net, crops.centre())
-    d = (crops.points - pred).reshape(-1, 2).mean(0)
+    d = (crops.points + 0.5 - pred).reshape(-1, 2).mean(0)
     return float(d[0]), float(d[1])
 
 

@@ -1,7 +1,10 @@
 """Readers for landmark annotation files: MTFL lists, iBUG ``.pts`` and the ytf68 CSV.
 
-Every reader returns :class:`Annotation` records with landmarks ``[K, 2]`` float32 in the
-pixel coordinates of the file (no convention change).
+Every dataset reader returns :class:`Annotation` records with landmarks ``[K, 2]`` float32 in
+continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``, so its centre is ``i + 0.5``.
+Each reader converts from its file's convention, stated in its docstring; predictions are
+made and scored in the same coordinates, so every method compared is converted once, the
+same way.
 """
 
 from __future__ import annotations
@@ -32,10 +35,16 @@ def _numbers(fields: list[str], where: str) -> list[float]:
 
 
 def read_mtfl(list_file: str | Path, root: str | Path | None = None) -> list[Annotation]:
-    """Read an MTFL list: ``path x1 y1 ... x5 y5 [left top right bottom ...]`` per line.
+    """Read an MTFL list: ``path x1 y1 ... x5 y5 [left top right bottom scale ...]`` per line.
 
     Lines starting with ``#`` are comments. When four box values follow the points they become
     the annotation's box.
+
+    Convention (MTFL's MATLAB, 1-based): a training row with its ``scale`` column holds
+    ``(CUHK 0-based coordinate + 1) * scale``, whose continuous position is
+    ``value - 0.5 * scale``; a row without a scale (the AFLW test list) holds 1-based pixel
+    positions of its 80x80 image: ``value - 0.5``. (For a 0-based predictor such as dlib, this
+    is the usual "+1" to MTFL's convention.)
     """
     list_file = Path(list_file)
     root = Path(root) if root is not None else list_file.parent
@@ -48,8 +57,9 @@ def read_mtfl(list_file: str | Path, root: str | Path | None = None) -> list[Ann
                 f"{where}: expected a path and 10 coordinates, got {len(fields)} fields"
             )
         values = _numbers(fields[1:], where)
-        pts = np.asarray(values[:10], np.float32).reshape(5, 2)
-        box = Box(*values[10:14]) if len(values) >= 14 else None
+        shift = 0.5 * values[14] if len(values) >= 15 else 0.5
+        pts = np.asarray(values[:10], np.float32).reshape(5, 2) - shift
+        box = Box(*(v - shift for v in values[10:14])) if len(values) >= 14 else None
         out.append(Annotation(root / fields[0], pts, box))
     return out
 
@@ -76,7 +86,11 @@ def read_pts(path: str | Path) -> np.ndarray:
 
 
 def read_ytf68(csv_file: str | Path, root: str | Path | None = None) -> list[Annotation]:
-    """Read the ytf68 CSV: ``relative/path.jpg,x0,y0,...,x67,y67`` per line."""
+    """Read the ytf68 CSV: ``relative/path.jpg,x0,y0,...,x67,y67`` per line.
+
+    Convention: the file's values are taken as 0-based pixel positions (as dlib's predictions
+    are), so the continuous position is ``value + 0.5``.
+    """
     csv_file = Path(csv_file)
     root = Path(root) if root is not None else csv_file.parent
     out = []
@@ -87,7 +101,7 @@ def read_ytf68(csv_file: str | Path, root: str | Path | None = None) -> list[Ann
             raise TcnnError(
                 f"{where}: expected a path and 136 coordinates, got {len(fields)} fields"
             )
-        pts = np.asarray(_numbers(fields[1:], where), np.float32).reshape(68, 2)
+        pts = np.asarray(_numbers(fields[1:], where), np.float32).reshape(68, 2) + 0.5
         out.append(Annotation(root / fields[0], pts))
     return out
 

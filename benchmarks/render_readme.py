@@ -1,0 +1,64 @@
+"""Write the benchmark tables into README.md from the committed results (between markers).
+
+Run: ``python benchmarks/render_readme.py`` after a benchmark script.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from common import RESULTS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _rate(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def table(result: dict) -> str:
+    lines = [
+        "| method | mean | median | fail > 8% | fail > 10% | AUC@10% | faces/s batch 1 "
+        "| faces/s batch 256 | file |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['method']} | {100 * r['mean']:.2f}% | {100 * r['median']:.2f}% "
+            f"| {100 * r['failure_8']:.1f}% | {100 * r['failure_10']:.1f}% "
+            f"| {100 * r['auc_10']:.1f} | {_rate(r.get('faces_per_s_batch1'))} "
+            f"| {_rate(r.get('faces_per_s_batch256'))} | {r['file_kb'] / 1024:.1f} MB |"
+        )
+    m = result["machine"]
+    lines.append("")
+    lines.append(
+        f"{result['benchmark']}; {result['protocol']}. Measured {m['date']} on "
+        f"{m['cpu']} ({m['cores']} cores), Python {m['python']}, ONNX Runtime "
+        f"{m['onnxruntime']}, dlib {m['dlib']}. Landmark stage: crop + network + "
+        "mapping back to pixels; dlib's predictor runs one face at a time."
+    )
+    if "end_to_end" in result:
+        e = result["end_to_end"]
+        lines.append(
+            f"End to end (dlib HOG face detection + landmarks) on {e['photos']} photos: "
+            f"tcnn {e['tcnn_photos_per_s']:.1f} photos/s, dlib "
+            f"{e['dlib_photos_per_s']:.1f} photos/s; face detection dominates both."
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = README.read_text()
+    for path in sorted(RESULTS.glob("*.json")):
+        key = path.stem
+        pattern = re.compile(rf"(<!-- bench:{key} -->\n).*?(\n<!-- /bench:{key} -->)", re.S)
+        if pattern.search(text):
+            body = table(json.loads(path.read_text()))
+            text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
+    README.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

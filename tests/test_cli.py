@@ -1,0 +1,209 @@
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tcnn.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, *needles: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith(("tcnn: error:", "failed:"))]
+    assert errors, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert any(needle in ln for ln in errors), (needle, err)
+
+
+def commands() -> list[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return list(sub.choices)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", commands())
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: tcnn " + command in capsys.readouterr().out
+
+
+def test_readme_commands_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    used = set(re.findall(r"^tcnn ([a-z-]+)", readme, re.M))
+    assert used and used <= set(commands())
+    makefile = (ROOT / "Makefile").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_detect_json_csv_and_drawing(
+    tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "detect", str(astronaut_png), "-o", str(tmp_path), "--draw")
+    assert code == 0 and "1 image(s)" in out
+    data = json.loads((tmp_path / "landmarks.json").read_text())
+    assert data["faces"] and data["faces"][0]["file"] == str(astronaut_png)
+    assert len(data["faces"][0]["landmarks"]) == 5
+    assert Image.open(tmp_path / "astronaut.landmarks.png").size == (512, 512)
+    code, _, _ = run(
+        capsys,
+        "detect",
+        str(astronaut_png),
+        "-o",
+        str(tmp_path),
+        "--format",
+        "csv",
+        "--points",
+        "68",
+    )
+    rows = (tmp_path / "landmarks.csv").read_text().splitlines()
+    assert code == 0 and rows[0].startswith("file,face,left,top,right,bottom,score,x0,y0")
+    assert len(rows[1].split(",")) == 7 + 136
+
+
+def test_detect_goes_on_past_bad_files(
+    tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("hello")
+    good = np.asarray(Image.open(astronaut_png))
+    Image.fromarray(good).save(folder / "whole.jpg")
+    (folder / "truncated.jpg").write_bytes((folder / "whole.jpg").read_bytes()[:2000])
+    Image.fromarray(good).convert("L").save(folder / "gray.png")
+    Image.fromarray(good).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(good[:, :, 0].astype(np.uint16) * 257).save(folder / "deep.png")
+    Image.new("1", (20000, 20000)).save(folder / "huge.png")
+    code, out, err = run(capsys, "detect", str(folder), "-o", str(tmp_path / "out"))
+    assert code == 1
+    assert_one_line_error(
+        err,
+        "empty.jpg: empty file",
+        "text.png: not an image",
+        "truncated.jpg: unreadable image",
+        "huge.png: image too large",
+    )
+    data = json.loads((tmp_path / "out" / "landmarks.json").read_text())
+    done = {Path(f["file"]).name for f in data["faces"]}
+    assert {"whole.jpg", "gray.png", "rgba.png", "deep.png"} <= done
+    assert len(data["failed"]) == 4
+    assert "4 image(s)" in out
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        (lambda d: d / "missing.onnx", "missing.onnx: no such model file"),
+        (lambda d: _write(d / "bad.onnx", b"garbage"), "bad.onnx: not a valid ONNX model"),
+        (lambda d: _write(d / "empty.onnx", b""), "empty.onnx: not a model file"),
+    ],
+)
+def test_bad_model_files(
+    tmp_path: Path, astronaut_png: Path, setup, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = setup(tmp_path)
+    code, _, err = run(
+        capsys, "detect", str(astronaut_png), "--model", str(model), "-o", str(tmp_path / "out")
+    )
+    assert code == 1
+    assert_one_line_error(err, needle)
+    assert not (tmp_path / "out" / "landmarks.json").exists()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_unknown_model_name_and_missing_input(
+    tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "detect", str(astronaut_png), "--model", "nope")
+    assert code == 1
+    assert_one_line_error(err, "unknown model 'nope'")
+    code, _, err = run(capsys, "detect", str(tmp_path / "nothing.jpg"), "-o", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(err, "nothing.jpg: no such file")
+
+
+def test_unwritable_output(
+    tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "detect", str(astronaut_png), "-o", str(blocker / "out"))
+    assert code == 1
+    assert_one_line_error(err, "cannot create output folder")
+    target = tmp_path / "ro"
+    target.mkdir()
+    target.chmod(0o500)
+    try:
+        code, _, err = run(capsys, "detect", str(astronaut_png), "-o", str(target))
+        if code == 0:  # root ignores permissions; nothing more to check then
+            pytest.skip("running as root: a read-only folder is still writable")
+        assert_one_line_error(err, str(target))
+    finally:
+        target.chmod(0o700)
+
+
+def test_demo_on_a_given_photo(
+    tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "demo", str(astronaut_png), "-o", str(tmp_path))
+    assert code == 0 and "face 0: box" in out
+    assert (tmp_path / "astronaut.landmarks.png").exists()
+
+
+def test_models_lists_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "--format", "json")
+    models = json.loads(out)
+    assert code == 0
+    assert {m["points"] for m in models if m["default"]} == {5, 68}
+
+
+def test_evaluate_mtfl_json(
+    shared_root: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--data",
+        "mtfl-aflw",
+        "--format",
+        "json",
+        "-q",
+        "--ced",
+        str(tmp_path / "ced.png"),
+    )
+    result = json.loads(out)
+    assert code == 0
+    assert result["faces"] + result["missed"] == 2995
+    assert 0 < result["mean"] < 10 and result["failure_10"] <= result["failure_8"]
+    assert (tmp_path / "ced.png").exists()
+
+
+def test_evaluate_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "evaluate", "--data", "nope")
+    assert code == 1
+    assert_one_line_error(err, "unknown dataset 'nope'")
+    code, _, err = run(capsys, "evaluate", "--data", "300w-full")
+    assert code == 1
+    assert_one_line_error(err, "needs --root")
+    code, _, err = run(capsys, "evaluate", "--data", "300w-full", "--root", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(err, "no such folder")

@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from tcnn import Box, Face, LandmarkDetector
+from tcnn.errors import TcnnError
+
+
+@pytest.fixture(scope="module")
+def detector5() -> LandmarkDetector:
+    return LandmarkDetector()
+
+
+def _largest(faces: list[Face]) -> Face:
+    return max(faces, key=lambda f: f.box.width * f.box.height)
+
+
+def test_astronaut_landmarks_sit_on_the_face(
+    detector5: LandmarkDetector, astronaut: np.ndarray
+) -> None:
+    faces = detector5.detect(astronaut)
+    assert faces
+    face = _largest(faces)
+    pts = face.landmarks
+    assert pts.shape == (5, 2) and pts.dtype == np.float32
+    b = face.box
+    assert ((pts[:, 0] > b.left) & (pts[:, 0] < b.right)).all()
+    assert ((pts[:, 1] > b.top) & (pts[:, 1] < b.bottom)).all()
+    eyes_y, nose_y, mouth_y = pts[:2, 1].mean(), pts[2, 1], pts[3:, 1].mean()
+    assert eyes_y < nose_y < mouth_y
+    assert pts[0, 0] < pts[1, 0] and pts[3, 0] < pts[4, 0]  # image-left before image-right
+    # The astronaut's face box from dlib: about x 175-266, y 76-167.
+    assert 150 < b.left < 200 and 60 < b.top < 100
+
+
+def test_68_points_on_the_astronaut(astronaut: np.ndarray) -> None:
+    face = _largest(LandmarkDetector(points=68).detect(astronaut))
+    pts = face.landmarks
+    assert pts.shape == (68, 2)
+    brows, eyes, nose, mouth, chin = pts[17:27], pts[36:48], pts[30], pts[48:68], pts[8]
+    assert brows[:, 1].mean() < eyes[:, 1].mean() < nose[1] < mouth[:, 1].mean() < chin[1]
+    assert pts[36, 0] < pts[45, 0]
+
+
+def test_same_faces_from_path_pil_and_array(
+    detector5: LandmarkDetector, astronaut: np.ndarray, astronaut_png
+) -> None:
+    a = detector5.detect(astronaut)
+    b = detector5.detect(Image.open(astronaut_png))
+    c = detector5.detect(str(astronaut_png))
+    assert len(a) == len(b) == len(c)
+    assert np.allclose(a[0].landmarks, b[0].landmarks) and np.allclose(
+        a[0].landmarks, c[0].landmarks
+    )
+
+
+def test_given_boxes_skip_detection_and_batch(
+    detector5: LandmarkDetector, astronaut: np.ndarray
+) -> None:
+    face = _largest(detector5.detect(astronaut))
+    boxes = [face.box, face.box.as_tuple(), (10, 10, 60, 60)]
+    faces = detector5.detect(astronaut, boxes=boxes)
+    assert len(faces) == 3 and np.isnan(faces[0].score)
+    assert np.allclose(faces[0].landmarks, face.landmarks, atol=1e-4)
+    assert np.allclose(faces[1].landmarks, face.landmarks, atol=1e-4)
+
+
+def test_no_face_gives_an_empty_list(detector5: LandmarkDetector) -> None:
+    assert detector5.detect(np.full((200, 300, 3), 128, np.uint8)) == []
+    assert detector5.detect(np.zeros((50, 50, 3), np.uint8), boxes=[]) == []
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ((10, 10, 10, 50), "zero size"),
+        ((50, 10, 20, 40), "zero size"),
+        ((600, 600, 700, 700), "outside the 512x512 image"),
+        ((1, 2, 3), "expected (left"),
+        ((0, 0, float("nan"), 5), "finite"),
+    ],
+)
+def test_bad_boxes(detector5: LandmarkDetector, astronaut: np.ndarray, box, message: str) -> None:
+    with pytest.raises(TcnnError) as info:
+        detector5.detect(astronaut, boxes=[box])
+    assert message in str(info.value)
+
+
+def test_box_type() -> None:
+    b = Box(1, 2, 5, 10)
+    assert (b.width, b.height, b.center) == (4, 8, (3, 6))
