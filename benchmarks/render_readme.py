@@ -49,13 +49,50 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def tweak_table(result: dict) -> str:
+    lines = [
+        "| model | K | routing | mean | fail > 10% | faces/s batch 256 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        k = "-" if r["k"] == 0 else str(r["k"])
+        lines.append(
+            f"| {r['method']} | {k} | {r['routing']} | {100 * r['mean']:.2f}% "
+            f"| {100 * r['failure_10']:.1f}% | {r['faces_per_s_batch256']:,.0f} |"
+        )
+    pc = result.get("per_cluster") or {}
+    if pc:
+        lines += [
+            "",
+            f"Per cluster ({pc['run']}, clusters by its router):",
+            "",
+            "| cluster | test faces | base mean | tweaked mean |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['cluster']} | {c['faces']} | {100 * c['base_mean']:.2f}% "
+            f"| {100 * c['tweaked_mean']:.2f}% |"
+            for c in pc["clusters"]
+        ]
+    m = result["machine"]
+    lines += [
+        "",
+        f"{result['benchmark']}; {result['protocol']}. Measured {m['date']} on "
+        f"{m['cpu']} ({m['cores']} cores), ONNX Runtime {m['onnxruntime']}.",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     text = README.read_text()
     for path in sorted(RESULTS.glob("*.json")):
+        if path.stem == "label_offsets":
+            continue
         key = path.stem
         pattern = re.compile(rf"(<!-- bench:{key} -->\n).*?(\n<!-- /bench:{key} -->)", re.S)
         if pattern.search(text):
-            body = table(json.loads(path.read_text()))
+            result = json.loads(path.read_text())
+            body = tweak_table(result) if key == "tweak" else table(result)
             text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
     README.write_text(text)
 

@@ -276,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="mtfl-aflw, ytf68-test, 300w-common, 300w-challenging, 300w-full, ...",
     )
-    p.add_argument("--root", help="data folder (default ../shared/data; 300-W needs it)")
+    p.add_argument(
+        "--root", help="data folder (default $TCNN_DATA or ../shared/data; 300-W needs it)"
+    )
     p.add_argument("--detector", default="dlib", help="face detector for the boxes")
     p.add_argument("--normaliser", help="eye-centres (5 points); inter-ocular or inter-pupil (68)")
     p.add_argument("--ced", help="write the CED curve to this PNG")

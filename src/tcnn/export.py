@@ -132,3 +132,21 @@ def parity(net: torch.nn.Module, onnx_path: str | Path, size: int, n: int = 8) -
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": x.numpy()})[0]
     return float(np.abs(ref - got).max())
+
+
+def update_card(onnx_path: str | Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into the card embedded in ``onnx_path`` and its ``.json`` (atomic)."""
+    import onnx
+
+    path = Path(onnx_path)
+    model = onnx.load(str(path))
+    entry = next((p for p in model.metadata_props if p.key == CARD_KEY), None)
+    if entry is None:
+        raise TcnnError(f"{path}: ONNX model without a tcnn model card")
+    card = {**json.loads(entry.value), **fields}
+    entry.value = json.dumps(card)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    write_card(card, path)
+    return card

@@ -19,7 +19,8 @@ from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
 from tcnn.types import Box
 
-DEFAULT_ROOT = Path("../shared/data")
+#: Where named datasets are read from when no root is given: ``$TCNN_DATA`` or ../shared/data.
+DEFAULT_ROOT = Path(os.environ.get("TCNN_DATA", "../shared/data"))
 
 _300W_TRAIN = ("lfpw/trainset", "helen/trainset", "afw")
 _300W_COMMON = ("lfpw/testset", "helen/testset")
