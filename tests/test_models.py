@@ -61,3 +61,17 @@ def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
     assert np.abs(model.run(crops) - ref).max() < 1e-4
     assert (tmp_path / "m.json").exists()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_update_card_rewrites_both_copies(tmp_path: Path) -> None:
+    import json
+
+    from tcnn.export import update_card
+
+    torch.manual_seed(0)
+    wrapped = InferenceNet(VanillaCNN(VanillaArch()), None, (0, 0)).eval()
+    card = {"name": "t", "points": 5, "input_size": 40, "crop": {"scale": 1.0}, "metrics": {}}
+    path = export_model(wrapped, card, tmp_path / "m.onnx")
+    update_card(path, metrics={"mean": 0.05})
+    assert load_model(path).card["metrics"] == {"mean": 0.05}
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"] == {"mean": 0.05}

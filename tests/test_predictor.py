@@ -89,3 +89,11 @@ def test_bad_boxes(detector5: LandmarkDetector, astronaut: np.ndarray, box, mess
 def test_box_type() -> None:
     b = Box(1, 2, 5, 10)
     assert (b.width, b.height, b.center) == (4, 8, (3, 6))
+
+
+def test_detector_threshold_drops_weak_detections(astronaut: np.ndarray) -> None:
+    # dlib scores the astronaut's face about 1.2 and a patch on her suit about 0.1.
+    everything = LandmarkDetector(threshold=-0.5).detect(astronaut)
+    default = LandmarkDetector().detect(astronaut)
+    assert len(default) == 1 < len(everything)
+    assert min(f.score for f in default) >= 0.3
