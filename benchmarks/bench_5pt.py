@@ -11,6 +11,7 @@ Run: ``python benchmarks/bench_5pt.py`` (writes benchmarks/results/5pt.json and 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,12 @@ def end_to_end(fn, photos: list[np.ndarray], reps: int = 5) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed-model", help="the seed's model converted by tcnn convert-caffe")
+    ap.add_argument(
+        "--seed-caffe",
+        nargs=3,
+        metavar=("CAFFEMODEL", "MEAN_PNG", "STD_PNG"),
+        help="the seed's released files, converted here (nothing is downloaded)",
+    )
     ap.add_argument("--models", nargs="*", help="models to compare (default: shipped 5-point)")
     args = ap.parse_args()
 
@@ -78,6 +85,11 @@ def main() -> None:
     names = args.models or [m["name"] for m in list_models() if m["points"] == 5]
     if args.seed_model:
         names.append(args.seed_model)
+    if args.seed_caffe:
+        from tcnn.caffe import convert_caffe
+
+        out = Path(tempfile.mkdtemp()) / "seed.onnx"
+        names.append(str(convert_caffe(*args.seed_caffe, out)))
 
     rows, curves = [], {}
     for name in names:

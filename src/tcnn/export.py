@@ -26,6 +26,14 @@ LICENCE = {
 }
 
 
+CONVENTIONS = {
+    "mtfl": "MTFL labels moved to continuous pixel coordinates: training rows value - scale/2, "
+    "AFLW test rows value - 0.5 (1-based)",
+    "ytf68": "ytf68 labels read as 0-based pixel positions: continuous = value + 0.5",
+    "300w": "300-W .pts labels are 1-based: continuous = value - 0.5",
+}
+
+
 def model_card(
     cfg: TrainConfig,
     net: Any,
@@ -57,6 +65,11 @@ def model_card(
             "rule": "face box scaled about its centre, resized to S x S",
         },
         "detector": cfg.detector,
+        "boxes": f"training crops from the {cfg.detector} detector's boxes on the training "
+        "images (faces it missed: a box placed from the landmarks by the median relation), "
+        "jittered in position, scale and aspect",
+        "coordinates": "continuous pixel coordinates (pixel i covers [i, i+1)); "
+        + CONVENTIONS.get(family, "labels as given"),
         "mirror_average": cfg.mirror_average,
         "offset": [round(v, 6) for v in offset],
         "architecture": arch,
