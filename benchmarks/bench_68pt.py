@@ -17,13 +17,13 @@ from bench_5pt import speed
 from common import (
     RESULTS,
     DlibShapePredictor,
-    load_images,
+    found_faces,
     machine,
     pct,
+    predict_all,
     rate,
     write_result,
 )
-from tcnn.data.datasets import load_dataset
 from tcnn.evaluate import plot_ced
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.models.registry import list_models
@@ -36,11 +36,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", help="models to compare (default: shipped 68-point)")
     args = ap.parse_args()
 
-    samples = load_dataset("ytf68-test")
-    found = [s for s in samples if s.box is not None]
-    images = load_images(found)
-    boxes = [s.box for s in found]
-    gt = np.stack([s.landmarks for s in found])
+    faces = found_faces("ytf68-test")
+    images, boxes, gt = faces.images, faces.boxes, faces.gt
     io = normalising_distance(gt, SIXTY_EIGHT, "inter-ocular")
     ip = normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")
     names = args.models or [m["name"] for m in list_models() if m["points"] == 68]
@@ -62,12 +59,7 @@ def main() -> None:
 
     for name in names:
         lm = LandmarkDetector(name, points=68)
-        pred = np.concatenate(
-            [
-                lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))
-                for i in range(0, len(found), 256)
-            ]
-        )
+        pred = predict_all(lm, images, boxes)
         add(
             lm.model.card.get("name", name),
             pred,
@@ -90,9 +82,10 @@ def main() -> None:
     )
     result = {
         "benchmark": "ytf68 test, 68 points, inter-ocular normalisation (36, 45)",
-        "protocol": f"dlib HOG boxes (upsample 1): {len(found)} of {len(samples)} faces "
-        f"found, {len(samples) - len(found)} missed and not scored; labels and "
-        "predictions compared as given, no offset removed for any method",
+        "protocol": f"dlib HOG boxes (upsample 1): {len(gt)} of {faces.total} faces "
+        f"found, {faces.total - len(gt)} missed and not scored; labels and "
+        "predictions compared as given (both read as 0-based pixel positions), no offset "
+        "removed for any method",
         "machine": machine(),
         "rows": rows,
     }

@@ -16,12 +16,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from bench_5pt import speed
-from common import load_images, machine, pct, predict_all, write_result
+from common import found_faces, machine, pct, predict_all, write_result
 from tcnn.data.augment import make_crops
-from tcnn.data.datasets import load_dataset
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import FIVE
@@ -36,10 +33,8 @@ def main() -> None:
     ap.add_argument("--no-soft", action="store_true", help="skip the soft-routing exports")
     args = ap.parse_args()
 
-    samples = [s for s in load_dataset("mtfl-aflw") if s.box is not None]
-    images = load_images(samples)
-    boxes = [s.box for s in samples]
-    gt = np.stack([s.landmarks for s in samples])
+    faces = found_faces("mtfl-aflw")
+    samples, images, boxes, gt = faces.samples, faces.images, faces.boxes, faces.gt
     norm = normalising_distance(gt, FIVE)
 
     def measure(onnx: Path, label: str, extra: dict) -> dict:

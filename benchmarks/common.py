@@ -7,11 +7,13 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tcnn.data.datasets import Sample, load_dataset
 from tcnn.detect import dlib_models_dir
 from tcnn.imaging import load_image
 from tcnn.types import Box
@@ -88,6 +90,37 @@ def predict_all(lm: Any, images: list[np.ndarray], boxes: list[Box]) -> np.ndarr
 
 def load_images(samples: list[Any]) -> list[np.ndarray]:
     return [load_image(s.path) for s in samples]
+
+
+@dataclass
+class Faces:
+    """The faces of a dataset that the detector found, loaded for a benchmark.
+
+    Attributes:
+        total: faces in the dataset, found or not.
+        gt: ``[N, K, 2]`` ground truth of the found faces, continuous pixels.
+    """
+
+    total: int
+    samples: list[Sample]
+    images: list[np.ndarray]
+    boxes: list[Box]
+    gt: np.ndarray
+
+
+def found_faces(name: str, limit: int = 0) -> Faces:
+    """Load dataset ``name`` with dlib HOG boxes; keep the faces found (the first ``limit``)."""
+    samples = load_dataset(name)
+    found = [s for s in samples if s.box is not None]
+    if limit:
+        found = found[:limit]
+    return Faces(
+        len(samples),
+        found,
+        load_images(found),
+        [s.box for s in found if s.box],
+        np.stack([s.landmarks for s in found]),
+    )
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import DlibShapePredictor, load_images, predict_all, write_result
-from tcnn.data.datasets import load_dataset
+from common import DlibShapePredictor, found_faces, predict_all, write_result
 from tcnn.metrics import nme, normalising_distance
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import FIVE, to_five
@@ -25,10 +24,8 @@ def main(limit: int = 2000) -> None:
     lm = LandmarkDetector("vanilla5")
     rows = []
     for split in ("mtfl-train", "mtfl-aflw"):
-        found = [s for s in load_dataset(split) if s.box is not None][:limit]
-        images = load_images(found)
-        boxes = [s.box for s in found]
-        gt = np.stack([s.landmarks for s in found])
+        faces = found_faces(split, limit)
+        images, boxes, gt = faces.images, faces.boxes, faces.gt
         norm = normalising_distance(gt, FIVE)
         preds = {
             "dlib 68 -> 5": np.stack([to_five(dl(i, b)) for i, b in zip(images, boxes)]),
@@ -40,7 +37,7 @@ def main(limit: int = 2000) -> None:
                 {
                     "split": split,
                     "method": name,
-                    "faces": len(found),
+                    "faces": len(gt),
                     "offset_x_px": float(offset[0]),
                     "offset_y_px": float(offset[1]),
                     "mean": float(nme(pred, gt, norm).mean()),
