@@ -34,3 +34,11 @@ def shared_root() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/data is absent")
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Face detections are cached per session, never read from the user's cache."""
+    import os
+
+    os.environ["TCNN_CACHE"] = str(tmp_path_factory.mktemp("cache"))

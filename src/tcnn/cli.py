@@ -113,7 +113,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tcnn.evaluate import evaluate, plot_ced
+    from tcnn.evaluate import evaluate, evaluate_300w, plot_ced
+
+    if args.data == "300w":
+        if not args.root:
+            raise TcnnError("--data 300w needs --root (the folder holding lfpw, helen, afw, ibug)")
+        rows = evaluate_300w(args.model, args.root, args.detector, progress=not args.quiet)
+        if args.format == "json":
+            print(json.dumps(rows, indent=1))
+            return 0
+        print(
+            f"{'subset':<12} {'normaliser':<13} {'faces':>5} {'missed':>6} {'mean':>7} "
+            f"{'median':>7} {'fail>8%':>8} {'fail>10%':>9} {'AUC@10%':>8}"
+        )
+        for r in rows:
+            print(
+                f"{r['subset']:<12} {r['normaliser']:<13} {r['faces']:>5} {r['missed']:>6} "
+                f"{r['mean']:>6.2f}% {r['median']:>6.2f}% {r['failure_8']:>7.2f}% "
+                f"{r['failure_10']:>8.2f}% {r['auc_10']:>8.2f}"
+            )
+        return 0
 
     res = evaluate(
         args.model, args.data, args.root, args.detector, args.normaliser, progress=not args.quiet
@@ -274,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         required=True,
-        help="mtfl-aflw, ytf68-test, 300w-common, 300w-challenging, 300w-full, ...",
+        help="mtfl-aflw, ytf68-test, 300w (all 300-W test sets), 300w-common, ...",
     )
     p.add_argument(
         "--root", help="data folder (default $TCNN_DATA or ../shared/data; 300-W needs it)"

@@ -17,7 +17,7 @@ from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
-from tcnn.schemes import scheme_for, to_five
+from tcnn.schemes import SIXTY_EIGHT, scheme_for, to_five
 
 
 @dataclass
@@ -158,3 +158,36 @@ def plot_ced(
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def evaluate_300w(
+    model: str | os.PathLike[str] | None, root: str, detector: str = "dlib", progress: bool = True
+) -> list[dict[str, Any]]:
+    """300-W's common, challenging and full test sets, inter-ocular and inter-pupil.
+
+    The common and challenging sets are each run once; the full set is their union.
+
+    Returns:
+        One summary per (subset, normaliser), errors in percent.
+    """
+    parts = {
+        name: evaluate(model, f"300w-{name}", root, detector, progress=progress)
+        for name in ("common", "challenging")
+    }
+    subsets = {**{n: [r] for n, r in parts.items()}, "full": list(parts.values())}
+    rows = []
+    for subset, results in subsets.items():
+        pred = np.concatenate([r.pred for r in results])
+        gt = np.concatenate([r.gt for r in results])
+        for key in ("inter-ocular", "inter-pupil"):
+            errors = nme(pred, gt, normalising_distance(gt, SIXTY_EIGHT, key))
+            rows.append(
+                {
+                    "subset": subset,
+                    "normaliser": key,
+                    "faces": len(errors),
+                    "missed": sum(r.missed for r in results),
+                    **{k: round(100 * v, 3) for k, v in summarise(errors).items()},
+                }
+            )
+    return rows
