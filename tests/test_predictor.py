@@ -97,3 +97,17 @@ def test_detector_threshold_drops_weak_detections(astronaut: np.ndarray) -> None
     default = LandmarkDetector().detect(astronaut)
     assert len(default) == 1 < len(everything)
     assert min(f.score for f in default) >= 0.3
+
+
+def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None:
+    hog = _largest(LandmarkDetector().detect(astronaut))
+    cnn = _largest(LandmarkDetector(detector="dlib-cnn").detect(astronaut))
+    assert abs(cnn.box.center[0] - hog.box.center[0]) < 0.1 * hog.box.width
+    assert abs(cnn.box.center[1] - hog.box.center[1]) < 0.1 * hog.box.width
+    assert 0.85 < cnn.box.width / hog.box.width < 1.15
+    assert np.abs(cnn.landmarks - hog.landmarks).mean() < 0.05 * hog.box.width
+
+
+def test_unknown_detector() -> None:
+    with pytest.raises(TcnnError, match="unknown face detector 'nope'"):
+        LandmarkDetector(detector="nope").detect(np.zeros((64, 64, 3), np.uint8))

@@ -85,21 +85,22 @@ def dlib_models_dir() -> str:
 class DlibCnn:
     """dlib's MMOD CNN face detector (more poses, slower).
 
-    Its boxes are tighter than HOG's; they are mapped to the HOG convention by growing them about
-    their centre by ``grow`` so that landmark models trained on HOG boxes see the same crop.
+    Its boxes sit higher, further left and are smaller than HOG's; they are mapped to the HOG
+    convention (the boxes the landmark models were trained on): the centre moves by
+    ``(0.052, 0.072)`` box widths and the size grows by 1.087. These are the median relations
+    measured on 150 ytf68 training faces both detectors found.
     """
 
     name = "dlib-cnn"
+    shift = (0.052, 0.072)
+    grow = 1.087
 
-    def __init__(
-        self, upsample: int | None = None, threshold: float = 0.0, grow: float = 1.0
-    ) -> None:
+    def __init__(self, upsample: int | None = None, threshold: float = 0.0) -> None:
         dlib = _import_dlib()
         path = os.path.join(dlib_models_dir(), "mmod_human_face_detector.dat")
         self._detector = dlib.cnn_face_detection_model_v1(path)
         self.upsample = upsample
         self.threshold = threshold
-        self.grow = grow
 
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
@@ -108,9 +109,10 @@ class DlibCnn:
             if d.confidence < self.threshold:
                 continue
             r = d.rect
-            box = Box(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0)
-            cx, cy = box.center
-            hw, hh = box.width * self.grow / 2, box.height * self.grow / 2
+            w, h = r.right() + 1.0 - r.left(), r.bottom() + 1.0 - r.top()
+            cx = r.left() + w / 2 + self.shift[0] * w
+            cy = r.top() + h / 2 + self.shift[1] * w
+            hw, hh = w * self.grow / 2, h * self.grow / 2
             out.append((Box(cx - hw, cy - hh, cx + hw, cy + hh), float(d.confidence)))
         return out
 
