@@ -104,7 +104,7 @@ def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None
     cnn = _largest(LandmarkDetector(detector="dlib-cnn").detect(astronaut))
     assert abs(cnn.box.center[0] - hog.box.center[0]) < 0.1 * hog.box.width
     assert abs(cnn.box.center[1] - hog.box.center[1]) < 0.1 * hog.box.width
-    assert 0.85 < cnn.box.width / hog.box.width < 1.15
+    assert 0.8 < cnn.box.width / hog.box.width < 1.25  # per-face spread: about 10%
     assert np.abs(cnn.landmarks - hog.landmarks).mean() < 0.05 * hog.box.width
 
 
