@@ -5,6 +5,11 @@ training faces, builds a :class:`~tcnn.models.tweaked.TweakedCNN` and fine-tunes
 base's augmentation. Every augmented face is routed again by the frozen router, so a rotated
 or mirrored face trains the head of the cluster it now falls in (the paper's per-cluster
 augmentation); ``balance`` also oversamples small clusters.
+
+Routing reads the shared layers' output through a frozen copy of the base's Conv4. With
+``train_trunk`` the shared layers are fine-tuned too, so the clusters drift with them (the
+same at training and at inference); with ``train_trunk = false`` the routing stays exactly
+the mixture that was fitted.
 """
 
 from __future__ import annotations
@@ -205,7 +210,7 @@ def cluster_sheet(run: str | Path, out: str | Path, progress: bool = True) -> Pa
     k = len(t["sizes"])
     cols = min(k, 8)
     rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.15 * rows), squeeze=False)
     for c, ax in enumerate(axes.flat):
         ax.axis("off")
         if c >= k:
