@@ -192,7 +192,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tcnn.train import finish
 
     soft = {"hard": False, "soft": True, None: None}[args.routing]
-    out = finish(Path(args.run), out=Path(args.output) if args.output else None, soft=soft)
+    out = finish(
+        Path(args.run),
+        out=Path(args.output) if args.output else None,
+        soft=soft,
+        mirror=args.mirror,
+    )
+    if args.name:
+        from tcnn.export import update_card
+
+        update_card(out, name=args.name)
     print(f"wrote {out} (card {out.with_suffix('.json')})")
     return 0
 
@@ -363,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run folder")
     p.add_argument("-o", "--output", help="ONNX path (default RUN/model.onnx)")
     p.add_argument("--routing", choices=("hard", "soft"), help="Tweaked CNN routing override")
+    p.add_argument("--name", help="model name written into the card (default: the run's)")
+    p.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average with the prediction on the mirrored crop (default: as trained)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the shipped models")

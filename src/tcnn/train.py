@@ -322,17 +322,21 @@ def finish(
     train_set: CropSet | None = None,
     out: Path | None = None,
     soft: bool | None = None,
+    mirror: bool | None = None,
 ) -> Path:
     """Wrap the trained network for inference, export ONNX and write the model card.
 
     Args:
         out: the ONNX path (default ``run/model.onnx``).
         soft: override a Tweaked CNN's routing for this export (hard or soft).
+        mirror: override the config's mirror averaging for this export.
     """
     from tcnn.export import export_model, model_card
 
     net, state = load_checkpoint(run)
     cfg = config_of(state)
+    if mirror is not None:
+        cfg = dataclasses.replace(cfg, mirror_average=mirror)
     if soft is not None and state.get("kind") == "tweaked":
         net.tweak = dataclasses.replace(net.tweak, soft=soft)
     scheme = scheme_for(net.arch.points)
