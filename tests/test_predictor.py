@@ -111,3 +111,19 @@ def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None
 def test_unknown_detector() -> None:
     with pytest.raises(TcnnError, match="unknown face detector 'nope'"):
         LandmarkDetector(detector="nope").detect(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_large_batches_equal_single_faces(
+    detector5: LandmarkDetector, astronaut: np.ndarray
+) -> None:
+    rng = np.random.default_rng(0)
+    boxes = [
+        Box(x, y, x + w, y + w)
+        for x, y, w in zip(
+            rng.uniform(100, 200, 150), rng.uniform(50, 120, 150), rng.uniform(60, 120, 150)
+        )
+    ]
+    many = detector5.landmarks_batch([(astronaut, b) for b in boxes])  # chunked, pipelined
+    one = np.stack([detector5.landmarks(astronaut, [b])[0] for b in boxes])
+    assert many.shape == (150, 5, 2)
+    assert np.abs(many - one).max() < 1e-3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from tcnn.models.registry import Model, load_model
 from tcnn.types import Box, Face
 
 BoxLike = Box | Sequence[float]
+
+#: Faces per network call in large batches (the next chunk is cropped meanwhile).
+CHUNK = 64
 
 
 class LandmarkDetector:
@@ -49,6 +53,7 @@ class LandmarkDetector:
         self.upsample = upsample
         self.threshold = threshold
         self._detector: FaceDetector | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def face_detector(self) -> FaceDetector:
@@ -88,13 +93,34 @@ class LandmarkDetector:
     def landmarks_batch(self, items: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
         """Landmarks for ``(image, box)`` pairs from any number of images, in one batch.
 
+        Large batches run in chunks, the network on one chunk while the next is cropped.
+
         Returns:
             ``[N, K, 2]`` float32 in image pixels.
         """
+        if len(items) <= CHUNK:
+            return self._uncrop(self.model.run(self._crops(items)), items)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="tcnn")
+        runs = [
+            self._pool.submit(self.model.run, self._crops(items[i : i + CHUNK]))
+            for i in range(0, len(items), CHUNK)
+        ]
+        return self._uncrop(np.concatenate([r.result() for r in runs]), items)
+
+    def _regions(self, items: Sequence[tuple[np.ndarray, Box]]) -> list[Box]:
         m = self.model
-        regions = [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
-        crops = np.stack([crop_resize(img, r, m.input_size) for (img, _), r in zip(items, regions)])
-        units = m.run(crops)
+        return [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
+
+    def _crops(self, items: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
+        size = self.model.input_size
+        return np.stack(
+            [crop_resize(img, r, size) for (img, _), r in zip(items, self._regions(items))]
+        )
+
+    def _uncrop(self, units: np.ndarray, items: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
+        """Crop units ``[N, K, 2]`` back to image pixels."""
+        regions = self._regions(items)
         origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None]
         size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
         return (units * size + origin).astype(np.float32)
