@@ -21,7 +21,7 @@ from common import found_faces, machine, pct, predict_all, write_result
 from tcnn.data.augment import make_crops
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
-from tcnn.schemes import FIVE
+from tcnn.schemes import scheme_for
 from tcnn.train import finish, load_checkpoint
 from tcnn.tweak import clusters_of
 
@@ -31,11 +31,12 @@ def main() -> None:
     ap.add_argument("--base", required=True, help="the Vanilla run the tweaks start from")
     ap.add_argument("runs", nargs="+", help="tweak run folders (include the K = 1 control)")
     ap.add_argument("--no-soft", action="store_true", help="skip the soft-routing exports")
+    ap.add_argument("--data", default="mtfl-aflw", choices=("mtfl-aflw", "ytf68-test"))
     args = ap.parse_args()
 
-    faces = found_faces("mtfl-aflw")
+    faces = found_faces(args.data)
     samples, images, boxes, gt = faces.samples, faces.images, faces.boxes, faces.gt
-    norm = normalising_distance(gt, FIVE)
+    norm = normalising_distance(gt, scheme_for(gt.shape[1]))
 
     def measure(onnx: Path, label: str, extra: dict) -> dict:
         lm = LandmarkDetector(onnx)
@@ -95,10 +96,12 @@ def main() -> None:
     for r in rows:
         r.pop("errors")
     write_result(
-        "tweak",
+        "tweak" if args.data == "mtfl-aflw" else "tweak68",
         {
-            "benchmark": "Tweaked CNN ablation, MTFL AFLW test, 5 points, eye-centre normalisation",
-            "protocol": f"dlib HOG boxes (upsample 2), {len(samples)} faces found",
+            "benchmark": f"Tweaked CNN ablation on {args.data}, {gt.shape[1]} points, "
+            + ("eye-centre" if gt.shape[1] == 5 else "inter-ocular")
+            + " normalisation",
+            "protocol": f"dlib HOG boxes, {len(samples)} of {faces.total} faces found",
             "machine": machine(),
             "rows": rows,
             "per_cluster": per_cluster,

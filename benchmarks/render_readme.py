@@ -92,7 +92,7 @@ def main() -> None:
         pattern = re.compile(rf"(<!-- bench:{key} -->\n).*?(\n<!-- /bench:{key} -->)", re.S)
         if pattern.search(text):
             result = json.loads(path.read_text())
-            body = tweak_table(result) if key == "tweak" else table(result)
+            body = tweak_table(result) if key.startswith("tweak") else table(result)
             text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
     README.write_text(text)
 
