@@ -89,11 +89,11 @@ def main() -> None:
         if path.stem == "label_offsets":
             continue
         key = path.stem
-        pattern = re.compile(rf"(<!-- bench:{key} -->\n).*?(\n<!-- /bench:{key} -->)", re.S)
+        pattern = re.compile(rf"(<!-- bench:{key} -->\n)(?:.*?\n)?(<!-- /bench:{key} -->)", re.S)
         if pattern.search(text):
             result = json.loads(path.read_text())
             body = tweak_table(result) if key.startswith("tweak") else table(result)
-            text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
+            text = pattern.sub(lambda m, b=body: m.group(1) + b + "\n" + m.group(2), text)
     README.write_text(text)
 
 
