@@ -17,7 +17,7 @@ from tcnn.types import Box, Face
 BoxLike = Box | Sequence[float]
 
 #: Faces per network call in large batches (the next chunk is cropped meanwhile).
-CHUNK = 64
+CHUNK = 32
 
 
 class LandmarkDetector:
@@ -103,7 +103,7 @@ class LandmarkDetector:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="tcnn")
         runs = [
-            self._pool.submit(self.model.run, self._crops(items[i : i + CHUNK]))
+            self._pool.submit(self.model.run, self._crops(items[i : i + CHUNK]), True)
             for i in range(0, len(items), CHUNK)
         ]
         return self._uncrop(np.concatenate([r.result() for r in runs]), items)

@@ -47,6 +47,8 @@ class Model:
     path: Path
     card: dict[str, Any]
     session: Any
+    threads: int | None = None
+    _bulk: Any = None
 
     @property
     def points(self) -> int:
@@ -64,13 +66,22 @@ class Model:
     def crop_shift_y(self) -> float:
         return float(self.card["crop"].get("shift_y", 0.0))
 
-    def run(self, crops: np.ndarray) -> np.ndarray:
-        """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1)."""
+    def run(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
+        """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
+
+        Args:
+            bulk: use a session whose threads sleep instead of spinning between calls, for
+                large batches cropped in another thread meanwhile (spinning threads would
+                take the CPU from the cropping; for single faces spinning is faster).
+        """
         x = crops.astype(np.float32).transpose(0, 3, 1, 2)
         if self.card.get("colour", "RGB") == "BGR":
             x = x[:, ::-1]
         x = np.ascontiguousarray(x)
-        out: np.ndarray = self.session.run(None, {self._input: x})[0]
+        if bulk and self._bulk is None:
+            self._bulk = _session(self.path, self.threads, spinning=False)
+        session = self._bulk if bulk else self.session
+        out: np.ndarray = session.run(None, {self._input: x})[0]
         return out.reshape(len(crops), self.points, 2)
 
     @property
@@ -107,20 +118,10 @@ def load_model(
         points: picks the default model when ``name_or_path`` is ``None``.
         threads: ONNX Runtime intra-op threads (``None``: all cores).
     """
-    import onnxruntime as ort
-
     path = resolve(name_or_path, points)
     if path.is_dir() or path.stat().st_size == 0:
         raise TcnnError(f"{path}: not a model file ({'a folder' if path.is_dir() else 'empty'})")
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types for every load failure
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TcnnError(f"{path}: not a valid ONNX model ({first[:200]})") from None
+    session = _session(path, threads, spinning=True)
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
         raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
@@ -131,4 +132,20 @@ def load_model(
     for key in ("points", "input_size", "crop"):
         if key not in card:
             raise TcnnError(f"{path}: its model card lacks {key!r}")
-    return Model(path, card, session)
+    return Model(path, card, session, threads)
+
+
+def _session(path: Path, threads: int | None, spinning: bool) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for every load failure
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TcnnError(f"{path}: not a valid ONNX model ({first[:200]})") from None
