@@ -89,7 +89,7 @@ class TweakConfig:
     train_trunk: bool = True  # fine-tune the shared Conv1-Conv3 with the heads
     soft: bool = False  # export with soft routing (posterior-weighted heads)
     balance: int = 0  # oversample clusters to at least this many faces an epoch (0: off)
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 2e-4
     min_lr: float = 1e-6
