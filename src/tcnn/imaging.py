@@ -17,7 +17,7 @@ ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
 MAX_PIXELS = 100_000_000
 
 
-def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+def _to_rgb(img: Image.Image) -> np.ndarray:
     """Convert any PIL mode to ``[H, W, 3]`` uint8 RGB."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
@@ -48,7 +48,7 @@ def load_image(image: ImageLike) -> np.ndarray:
         return _array_to_rgb(image)
     if isinstance(image, Image.Image):
         _check_size(image.size, "image")
-        return _to_rgb(image, "image")
+        return _to_rgb(image)
     path = Path(image)
     if not path.exists():
         raise TcnnError(f"{path}: no such file")
@@ -60,7 +60,7 @@ def load_image(image: ImageLike) -> np.ndarray:
         with Image.open(path) as img:
             _check_size(img.size, str(path))
             img.load()
-            return _to_rgb(img, str(path))
+            return _to_rgb(img)
     except UnidentifiedImageError:
         raise TcnnError(f"{path}: not an image file PIL can read") from None
     except Image.DecompressionBombError:

@@ -98,32 +98,27 @@ class LandmarkDetector:
         Returns:
             ``[N, K, 2]`` float32 in image pixels.
         """
-        if len(items) <= CHUNK:
-            return self._uncrop(self.model.run(self._crops(items)), items)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="tcnn")
-        runs = [
-            self._pool.submit(self.model.run, self._crops(items[i : i + CHUNK]), True)
-            for i in range(0, len(items), CHUNK)
-        ]
-        return self._uncrop(np.concatenate([r.result() for r in runs]), items)
-
-    def _regions(self, items: Sequence[tuple[np.ndarray, Box]]) -> list[Box]:
         m = self.model
-        return [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
-
-    def _crops(self, items: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
-        size = self.model.input_size
-        return np.stack(
-            [crop_resize(img, r, size) for (img, _), r in zip(items, self._regions(items))]
-        )
-
-    def _uncrop(self, units: np.ndarray, items: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
-        """Crop units ``[N, K, 2]`` back to image pixels."""
-        regions = self._regions(items)
+        regions = [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
+        crops = [(img, r) for (img, _), r in zip(items, regions)]
+        if len(items) <= CHUNK:
+            units = m.run(self._crops(crops))
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="tcnn")
+            runs = [
+                self._pool.submit(m.run, self._crops(crops[i : i + CHUNK]), True)
+                for i in range(0, len(crops), CHUNK)
+            ]
+            units = np.concatenate([r.result() for r in runs])
         origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None]
         size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
         return (units * size + origin).astype(np.float32)
+
+    def _crops(self, pairs: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
+        """``[N, S, S, 3]`` uint8 crops of ``(image, region)`` pairs."""
+        size = self.model.input_size
+        return np.stack([crop_resize(img, r, size) for img, r in pairs])
 
 
 def _as_box(box: BoxLike, shape: tuple[int, ...]) -> Box:

@@ -71,11 +71,16 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def normalised_loss(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
-    """Mean point distance over the normalising distance, averaged over the batch."""
+def face_errors(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
+    """``[N]`` mean point distance over the normalising distance, from ``[N, K, 2]`` points."""
     a, b = scheme.normalisers[scheme.default_normaliser]
     norm = (target[:, list(a)].mean(1) - target[:, list(b)].mean(1)).norm(dim=-1)
-    return ((pred - target).norm(dim=-1).mean(-1) / norm.clamp(min=1e-3)).mean()
+    return (pred - target).norm(dim=-1).mean(-1) / norm.clamp(min=1e-3)
+
+
+def normalised_loss(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
+    """:func:`face_errors` averaged over the batch (the training loss)."""
+    return face_errors(pred, target, scheme).mean()
 
 
 @torch.no_grad()

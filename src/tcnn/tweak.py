@@ -31,6 +31,7 @@ from tcnn.train import (
     Loop,
     augment_of,
     config_of,
+    face_errors,
     finish,
     fit,
     load_checkpoint,
@@ -181,11 +182,7 @@ def cluster_table(run: str | Path, progress: bool = True) -> dict[str, Any]:
             img = centre[torch.from_numpy(train_c == c)].mean(0).permute(1, 2, 0)
             means[c] = img.round().clamp(0, 255).byte().numpy()
     scheme = scheme_for(net.arch.points)
-    pred = predict_crops(net, val_set.centre())
-    a, b = scheme.normalisers[scheme.default_normaliser]
-    gt = val_set.points
-    norm = (gt[:, list(a)].mean(1) - gt[:, list(b)].mean(1)).norm(dim=-1)
-    err = ((pred - gt).norm(dim=-1).mean(-1) / norm).numpy()
+    err = face_errors(predict_crops(net, val_set.centre()), val_set.points, scheme).numpy()
     val_error = np.array(
         [err[val_c == c].mean() if (val_c == c).any() else np.nan for c in range(k)]
     )
