@@ -246,6 +246,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _datasets_epilog() -> str:
+    from tcnn.data.datasets import DATASETS
+
+    lines = [f"  {name:<18} {spec.description}" for name, spec in DATASETS.items()]
+    lines.append(f"  {'300w':<18} all three 300-W test sets, both normalisations")
+    return "datasets:\n" + "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tcnn", description="Facial landmarks (5 or 68 points) with Tweaked CNNs, offline."
@@ -297,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy on a benchmark dataset",
         description="Mean error, median, failure rates, AUC and the CED curve of "
         "a model on a dataset, with boxes from a face detector.",
+        epilog=_datasets_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", help="shipped model name or .onnx path (default: by the data)")
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ class EvalResult:
     gt: np.ndarray
     missed: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         s = summarise(self.errors)
@@ -52,7 +51,6 @@ class EvalResult:
             "protocol": self.protocol,
             **{k: round(100 * v, 3) for k, v in s.items()},
             "seconds": round(self.seconds, 2),
-            **self.extra,
         }
 
 
