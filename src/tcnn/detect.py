@@ -24,6 +24,10 @@ class FaceDetector(Protocol):
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]: ...
 
 
+#: Most pixels a face detector scans in one image, after upsampling (about 6,300 x 6,300).
+MAX_DETECT_PIXELS = 40_000_000
+
+
 def auto_upsample(height: int, width: int, limit: int = 1024) -> int:
     """How many times to double the image so small faces are found (0-2).
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tcnn.detect import FaceDetector, make_detector
+from tcnn.detect import DETECTORS, MAX_DETECT_PIXELS, FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import ImageLike, crop_region, crop_resize, load_image
 from tcnn.models.registry import Model, load_model
@@ -27,11 +28,16 @@ class LandmarkDetector:
         model: a shipped model name (see ``tcnn models``), an ``.onnx`` path, or ``None`` for
             the default model with ``points`` points.
         points: 5 or 68; used when ``model`` is ``None``.
-        detector: face detector name (``"dlib"``: HOG, the default; ``"dlib-cnn"``).
-        upsample: the face detector's upsampling; ``None`` picks by image size.
+        detector: face detector name (``"dlib"``: HOG; ``"dlib-cnn"``), or ``None`` for the
+            detector the model card names (the boxes the model was trained on).
+        upsample: the face detector's upsampling (0-4); ``None`` picks by image size.
         threshold: the face detector's score threshold. 0.3 drops dlib's weakest detections,
             which are mostly not faces (dlib's own default is 0).
         threads: ONNX Runtime threads (``None``: all cores).
+
+    Landmarks and boxes are in continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``,
+    so the centre of the top-left pixel is ``(0.5, 0.5)``; subtract 0.5 for OpenCV/dlib pixel
+    indices. Safe to share between threads (each thread gets its own face detector).
 
     Example:
         >>> detector = LandmarkDetector()
@@ -43,40 +49,72 @@ class LandmarkDetector:
         self,
         model: str | os.PathLike[str] | None = None,
         points: int = 5,
-        detector: str = "dlib",
+        detector: str | None = None,
         upsample: int | None = None,
         threshold: float = 0.3,
         threads: int | None = None,
     ) -> None:
+        if detector is not None and detector not in DETECTORS:
+            known = ", ".join(sorted(DETECTORS))
+            raise TcnnError(f"unknown face detector {detector!r} (known: {known})")
+        if upsample is not None and not 0 <= upsample <= 4:
+            raise TcnnError(f"upsample {upsample}: must be 0 to 4 (or None to pick by size)")
+        if not np.isfinite(threshold):
+            raise TcnnError(f"threshold {threshold}: must be a finite number")
         self.model: Model = load_model(model, points, threads)
-        self.detector_name = detector
+        self.detector_name: str = detector or str(self.model.card.get("detector", "dlib"))
         self.upsample = upsample
         self.threshold = threshold
-        self._detector: FaceDetector | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
     @property
     def face_detector(self) -> FaceDetector:
-        """The face detector, built on first use (so box-only users never import dlib)."""
-        if self._detector is None:
-            self._detector = make_detector(self.detector_name, self.upsample, self.threshold)
-        return self._detector
+        """This thread's face detector, built on first use (box-only users never import dlib).
+
+        dlib's detectors must not be shared between threads, so each thread has its own.
+        """
+        det: FaceDetector | None = getattr(self._local, "detector", None)
+        if det is None:
+            det = make_detector(self.detector_name, self.upsample, self.threshold)
+            self._local.detector = det
+        return det
+
+    def find_faces(self, rgb: np.ndarray) -> list[tuple[Box, float]]:
+        """Face boxes and scores in an ``[H, W, 3]`` uint8 RGB image, best first.
+
+        Raises:
+            TcnnError: when the upsampled image would exceed ``MAX_DETECT_PIXELS``.
+        """
+        if self.upsample is not None:
+            h, w = rgb.shape[:2]
+            scanned = w * h * 4**self.upsample
+            if scanned > MAX_DETECT_PIXELS:
+                raise TcnnError(
+                    f"upsample {self.upsample} on a {w}x{h} image would scan "
+                    f"{scanned / 1e6:.0f} megapixels (limit {MAX_DETECT_PIXELS / 1e6:.0f}): "
+                    "use a smaller upsample, or leave it unset to pick by size"
+                )
+        return self.face_detector(rgb)
 
     def detect(self, image: ImageLike, boxes: Sequence[BoxLike] | None = None) -> list[Face]:
         """Landmarks of every face in ``image``.
 
         Args:
             image: a path, a PIL image, or an RGB numpy array (``[H, W, 3]`` uint8).
-            boxes: face boxes ``(left, top, right, bottom)`` in pixels; skips face detection.
+            boxes: face boxes ``(left, top, right, bottom)`` in continuous pixels (a dlib
+                rectangle is ``(left, top, right + 1, bottom + 1)``: see ``Box.from_dlib`` and
+                ``Box.from_xywh``); skips face detection.
 
         Returns:
             One :class:`Face` per face, in detection order; empty when there is none.
         """
         rgb = load_image(image)
         if boxes is None:
-            found = self.face_detector(rgb)
+            found = self.find_faces(rgb)
         else:
-            found = [(_as_box(b, rgb.shape), float("nan")) for b in boxes]
+            found = [(as_box(b, rgb.shape), float("nan")) for b in boxes]
         if not found:
             return []
         landmarks = self.landmarks(rgb, [b for b, _ in found])
@@ -104,8 +142,9 @@ class LandmarkDetector:
         if len(items) <= CHUNK:
             units = m.run(self._crops(crops))
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="tcnn")
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="tcnn")
             runs = [
                 self._pool.submit(m.run, self._crops(crops[i : i + CHUNK]), True)
                 for i in range(0, len(crops), CHUNK)
@@ -121,7 +160,8 @@ class LandmarkDetector:
         return np.stack([crop_resize(img, r, size) for img, r in pairs])
 
 
-def _as_box(box: BoxLike, shape: tuple[int, ...]) -> Box:
+def as_box(box: BoxLike, shape: tuple[int, ...]) -> Box:
+    """Check a caller's face box against an image of ``shape``; one-line errors."""
     if isinstance(box, Box):
         b = box
     else:

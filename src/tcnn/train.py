@@ -43,25 +43,13 @@ def fill_missing_boxes(samples: Sequence[Sample], mode: str) -> list[Sample]:
         raise TcnnError(f"config missed: {mode!r} is not 'landmarks' or 'drop'")
     if not found:
         raise TcnnError("the face detector found none of the training faces")
-    rel = np.array([_relation(s.landmarks, s.box) for s in found if s.box is not None])
-    dx, dy, size = np.median(rel, axis=0)
+    rel = np.median([s.box.landmark_relation(s.landmarks) for s in found if s.box], axis=0)
     out = []
     for s in samples:
         if s.box is None:
-            (x0, y0), (x1, y1) = s.landmarks.min(0), s.landmarks.max(0)
-            extent = max(x1 - x0, y1 - y0)
-            cx, cy = (x0 + x1) / 2 + dx * extent, (y0 + y1) / 2 + dy * extent
-            half = size * extent / 2
-            s = Sample(s.path, s.landmarks, Box(cx - half, cy - half, cx + half, cy + half), np.nan)
+            s = Sample(s.path, s.landmarks, Box.from_landmarks(s.landmarks, rel), np.nan)
         out.append(s)
     return out
-
-
-def _relation(points: np.ndarray, box: Box) -> tuple[float, float, float]:
-    (x0, y0), (x1, y1) = points.min(0), points.max(0)
-    extent = max(x1 - x0, y1 - y0)
-    bx, by = box.center
-    return (bx - (x0 + x1) / 2) / extent, (by - (y0 + y1) / 2) / extent, box.width / extent
 
 
 def seed_everything(seed: int) -> torch.Generator:

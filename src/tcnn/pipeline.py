@@ -1,0 +1,263 @@
+"""Many inputs in, one result per input out: the loop behind every entry point.
+
+``tcnn detect``, ``tcnn demo``, the web service, video and batch jobs all call :func:`run`
+(or :meth:`Pipeline.run`). It reads and detects in worker threads, batches faces across images
+for the landmark network, keeps a bounded number of images in memory whatever the number of
+inputs, and yields results in input order. A bad input yields a result with ``error`` set; it
+never stops the stream.
+
+Coordinates are continuous pixels: pixel ``i`` covers ``[i, i + 1)``, so the centre of the
+top-left pixel is ``(0.5, 0.5)``. Subtract 0.5 for OpenCV/dlib pixel indices.
+
+Example:
+    >>> from tcnn.pipeline import Pipeline
+    >>> for result in Pipeline().run(["a.jpg", "b.jpg"]):
+    ...     print(result.source, result.error or len(result.faces))
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tcnn.errors import TcnnError
+from tcnn.imaging import ImageLike, load_image
+from tcnn.predictor import BoxLike, LandmarkDetector, as_box
+from tcnn.types import Box, Face
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input with optional known face boxes (which skip detection) and a name.
+
+    Attributes:
+        image: a path, a PIL image or an RGB numpy array.
+        boxes: face boxes ``(left, top, right, bottom)`` in continuous pixels, or ``None``.
+        name: what results call this input (default: the path, or ``<array N>``).
+    """
+
+    image: ImageLike
+    boxes: Sequence[BoxLike] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """The outcome for one input.
+
+    Attributes:
+        index: the input's position in the stream (0-based).
+        source: the input's name: its path, or ``<array N>`` / ``<image N>``.
+        faces: the faces found, in detection order; empty on error or when there is none.
+        error: a one-line message naming the input and the cause, or ``None``.
+        size: ``(width, height)`` of the image, or ``None`` when it could not be read.
+        image: the decoded ``[H, W, 3]`` uint8 RGB image when the pipeline keeps images.
+    """
+
+    index: int
+    source: str
+    faces: list[Face] = field(default_factory=list)
+    error: str | None = None
+    size: tuple[int, int] | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Loaded:
+    index: int
+    source: str
+    rgb: np.ndarray | None
+    found: list[tuple[Box, float]]
+    error: str | None
+
+
+def source_name(image: ImageLike, index: int) -> str:
+    """What results call an input: its path, or ``<array N>`` / ``<image N>``."""
+    if isinstance(image, str | os.PathLike):
+        return str(image)
+    if isinstance(image, np.ndarray):
+        return f"<array {index}>"
+    if isinstance(image, Image.Image):
+        name = getattr(image, "filename", "")
+        return str(name) if name else f"<image {index}>"
+    return f"<input {index}>"
+
+
+class Pipeline:
+    """A :class:`LandmarkDetector` run over a stream of inputs.
+
+    Safe to share between threads: each :meth:`run` call has its own workers, and the
+    detector builds one face detector per thread.
+
+    Args:
+        detector: the landmark detector (default: ``LandmarkDetector()``).
+        workers: threads that read and detect images (default: one per core, at most 4).
+        batch_faces: faces per landmark-network batch across images.
+        max_pending: images held in memory at most (read, detected, awaiting landmarks).
+        keep_images: put each decoded image on its result (for drawing).
+    """
+
+    def __init__(
+        self,
+        detector: LandmarkDetector | None = None,
+        workers: int | None = None,
+        batch_faces: int = 64,
+        max_pending: int = 32,
+        keep_images: bool = False,
+    ) -> None:
+        if workers is not None and workers < 1:
+            raise TcnnError(f"workers {workers}: must be at least 1")
+        if batch_faces < 1 or max_pending < 1:
+            raise TcnnError("batch_faces and max_pending must be at least 1")
+        self.detector = detector if detector is not None else LandmarkDetector()
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.batch_faces = batch_faces
+        self.max_pending = max_pending
+        self.keep_images = keep_images
+
+    def run(self, inputs: Iterable[ImageLike | Item]) -> Iterator[Result]:
+        """One :class:`Result` per input, in input order, as soon as it is ready.
+
+        Inputs are read lazily: a generator of a million paths is fine.
+        """
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="tcnn-read") as pool:
+            window: deque[Future[_Loaded]] = deque()
+            pending: list[_Loaded] = []
+            stream = enumerate(inputs)
+            try:
+                while True:
+                    while len(window) < self.workers * 2 and self._feed(pool, stream, window):
+                        pass
+                    if not window:
+                        break
+                    pending.append(window.popleft().result())
+                    faces = sum(len(p.found) for p in pending)
+                    if faces >= self.batch_faces or len(pending) >= self.max_pending:
+                        yield from self._finish(pending)
+                        pending = []
+                yield from self._finish(pending)
+            finally:
+                for f in window:
+                    f.cancel()
+
+    def _feed(
+        self,
+        pool: ThreadPoolExecutor,
+        stream: Iterator[tuple[int, ImageLike | Item]],
+        window: deque[Future[_Loaded]],
+    ) -> bool:
+        nxt = next(stream, None)
+        if nxt is None:
+            return False
+        window.append(pool.submit(self._load, *nxt))
+        return True
+
+    def _load(self, index: int, entry: ImageLike | Item) -> _Loaded:
+        item = entry if isinstance(entry, Item) else Item(entry)
+        source = item.name or source_name(item.image, index)
+        try:
+            rgb = load_image(item.image)
+            if item.boxes is None:
+                found = self.detector.find_faces(rgb)
+            else:
+                found = [(as_box(b, rgb.shape), float("nan")) for b in item.boxes]
+        except TcnnError as exc:
+            return _Loaded(index, source, None, [], _named(str(exc), source))
+        except MemoryError:
+            return _Loaded(index, source, None, [], f"{source}: out of memory reading the image")
+        return _Loaded(index, source, rgb, found, None)
+
+    def _finish(self, pending: list[_Loaded]) -> Iterator[Result]:
+        items = [(p.rgb, b) for p in pending if p.rgb is not None for b, _ in p.found]
+        points = self.detector.landmarks_batch(items) if items else np.zeros((0, 0, 2))
+        at = 0
+        for p in pending:
+            if p.rgb is None:
+                yield Result(p.index, p.source, error=p.error)
+                continue
+            n = len(p.found)
+            faces = [Face(b, s, pts) for (b, s), pts in zip(p.found, points[at : at + n])]
+            at += n
+            h, w = p.rgb.shape[:2]
+            image = p.rgb if self.keep_images else None
+            yield Result(p.index, p.source, faces, None, (w, h), image)
+
+
+def _named(message: str, source: str) -> str:
+    """``message`` starting with the input's name (path errors already do)."""
+    return message if message.startswith(source) else f"{source}: {message}"
+
+
+def run(
+    inputs: Iterable[ImageLike | Item],
+    detector: LandmarkDetector | None = None,
+    **options: int | bool | None,
+) -> Iterator[Result]:
+    """Shorthand for ``Pipeline(detector, **options).run(inputs)``."""
+    return Pipeline(detector, **options).run(inputs)  # type: ignore[arg-type]
+
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+
+
+@dataclass
+class FileList:
+    """Image files from paths and folders, each once, with what was passed over.
+
+    Attributes:
+        files: image files named directly or found (recursively, sorted) in named folders,
+            each file once (by resolved path) in first-seen order.
+        skipped: files in the folders that are not images by their suffix.
+        duplicates: files named more than once (counted once).
+    """
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    duplicates: list[Path] = field(default_factory=list)
+
+
+def list_images(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None) -> FileList:
+    """Expand files and folders into image files.
+
+    Args:
+        exclude: a folder whose contents are never listed (an output folder inside the input).
+    """
+    out = FileList()
+    seen: set[Path] = set()
+    skip_dir = exclude.resolve() if exclude is not None else None
+
+    def add(f: Path) -> None:
+        key = f.resolve()
+        if key in seen:
+            out.duplicates.append(f)
+            return
+        seen.add(key)
+        out.files.append(f)
+
+    for p in map(Path, paths):
+        if not p.is_dir():
+            add(p)
+            continue
+        for f in sorted(p.rglob("*")):
+            if not f.is_file():
+                continue
+            if skip_dir is not None and skip_dir in f.resolve().parents:
+                continue
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                add(f)
+            else:
+                out.skipped.append(f)
+    return out
