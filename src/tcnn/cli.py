@@ -100,9 +100,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         draw=True,
         model=args.model,
         points=args.points,
-        detector="dlib",
+        detector=None,
         upsample=None,
-        threshold=0.3,
+        threshold=None,
         quiet=True,
     )
     code = cmd_detect(ns)
@@ -289,13 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--draw", action="store_true", help="also write annotated images")
     _add_model_args(p)
-    p.add_argument("--detector", default="dlib", help="face detector: dlib (HOG) or dlib-cnn")
+    p.add_argument(
+        "--detector",
+        help="face detector: retinaface, dlib (HOG) or dlib-cnn (default: the model card's)",
+    )
     p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
     p.add_argument(
         "--threshold",
         type=float,
-        default=0.3,
-        help="face detector score threshold (default 0.3; dlib's own is 0)",
+        help="face detector score threshold (default: 0.8 for retinaface, 0.3 for dlib)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)

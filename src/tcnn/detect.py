@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from tcnn.errors import TcnnError
+from tcnn.retina import DEFAULT_THRESHOLD as RETINA_THRESHOLD
+from tcnn.retina import RetinaFace
 from tcnn.types import Box
 
 
@@ -61,10 +63,10 @@ class DlibHog:
 
     name = "dlib"
 
-    def __init__(self, upsample: int | None = None, threshold: float = 0.0) -> None:
+    def __init__(self, upsample: int | None = None, threshold: float | None = None) -> None:
         self._detector = _import_dlib().get_frontal_face_detector()
         self.upsample = upsample
-        self.threshold = threshold
+        self.threshold = 0.0 if threshold is None else threshold
 
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
@@ -99,12 +101,12 @@ class DlibCnn:
     shift = (0.052, 0.072)
     grow = 1.087
 
-    def __init__(self, upsample: int | None = None, threshold: float = 0.0) -> None:
+    def __init__(self, upsample: int | None = None, threshold: float | None = None) -> None:
         dlib = _import_dlib()
         path = os.path.join(dlib_models_dir(), "mmod_human_face_detector.dat")
         self._detector = dlib.cnn_face_detection_model_v1(path)
         self.upsample = upsample
-        self.threshold = threshold
+        self.threshold = 0.0 if threshold is None else threshold
 
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
@@ -121,15 +123,22 @@ class DlibCnn:
         return out
 
 
-DETECTORS: dict[str, type] = {"dlib": DlibHog, "dlib-cnn": DlibCnn}
+DETECTORS: dict[str, type] = {"retinaface": RetinaFace, "dlib": DlibHog, "dlib-cnn": DlibCnn}
+
+#: The score threshold ``LandmarkDetector`` uses when none is given: dlib's weakest detections
+#: (below 0.3) are mostly not faces; RetinaFace's is chosen by measurement (``tcnn.retina``).
+USER_THRESHOLDS = {"retinaface": RETINA_THRESHOLD, "dlib": 0.3, "dlib-cnn": 0.3}
 
 
-def make_detector(name: str, upsample: int | None = None, threshold: float = 0.0) -> FaceDetector:
+def make_detector(
+    name: str, upsample: int | None = None, threshold: float | None = None
+) -> FaceDetector:
     """Build the face detector called ``name`` (see ``DETECTORS``).
 
     Args:
         upsample: times to double the image first; ``None`` picks by image size.
-        threshold: drop detections scoring below this (0 is dlib's own default).
+        threshold: drop detections scoring below this; ``None``: the detector's own default
+            (0 for dlib's detectors, ``tcnn.retina.DEFAULT_THRESHOLD`` for RetinaFace).
     """
     try:
         cls = DETECTORS[name]

