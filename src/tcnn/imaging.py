@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tcnn.errors import TcnnError
 from tcnn.types import Box
@@ -39,7 +39,10 @@ def load_image(image: ImageLike) -> np.ndarray:
     """Load an image as ``[H, W, 3]`` uint8 RGB.
 
     Accepts a path, a PIL image or a numpy array (``[H, W]`` gray, ``[H, W, 3]`` RGB or
-    ``[H, W, 4]`` RGBA; uint8, uint16 or float in ``[0, 1]``).
+    ``[H, W, 4]`` RGBA; uint8, uint16 or float in ``[0, 1]``). A file's or PIL image's EXIF
+    orientation is applied (``ImageOps.exif_transpose``), so a phone photo comes upright, as a
+    person sees it, and coordinates refer to that upright image. An animated image gives its
+    first frame; CMYK and palette images are converted to RGB.
 
     Raises:
         TcnnError: naming the file or value and the cause.
@@ -48,7 +51,7 @@ def load_image(image: ImageLike) -> np.ndarray:
         return _array_to_rgb(image)
     if isinstance(image, Image.Image):
         _check_size(image.size, "image")
-        return _to_rgb(image)
+        return _to_rgb(_upright(image))
     path = Path(image)
     if not path.exists():
         raise TcnnError(f"{path}: no such file")
@@ -60,7 +63,7 @@ def load_image(image: ImageLike) -> np.ndarray:
         with Image.open(path) as img:
             _check_size(img.size, str(path))
             img.load()
-            return _to_rgb(img)
+            return _to_rgb(_upright(img))
     except UnidentifiedImageError:
         raise TcnnError(f"{path}: not an image file PIL can read") from None
     except Image.DecompressionBombError:
@@ -69,6 +72,13 @@ def load_image(image: ImageLike) -> np.ndarray:
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise TcnnError(f"{path}: unreadable image ({exc})") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation tag says (unchanged without one)."""
+    if img.getexif().get(0x0112, 1) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 def _check_size(size: tuple[int, int], name: str) -> None:
