@@ -29,6 +29,12 @@ def _contains(box: tuple[float, float, float, float], x: float, y: float) -> boo
     return box[0] <= x <= box[2] and box[1] <= y <= box[3]
 
 
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a.right, b.right) - max(a.left, b.left))
+    iy = max(0.0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    return ix * iy / (a.width * a.height + b.width * b.height - ix * iy)
+
+
 def test_registered_by_name() -> None:
     assert "retinaface" in DETECTORS
     det = make_detector("retinaface")
@@ -148,3 +154,31 @@ def test_missing_package_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         monkeypatch.undo()
         tcnn.retina.load_weights.cache_clear()
+
+
+def test_box_map_inverse_and_retina_to_hog(astronaut: np.ndarray) -> None:
+    from tcnn.detect import RETINA_TO_HOG, box_map
+    from tcnn.types import Box
+
+    box = Box(10.0, 20.0, 50.0, 70.0)
+    back = RETINA_TO_HOG.inverse()(RETINA_TO_HOG(box))
+    np.testing.assert_allclose(back.as_tuple(), box.as_tuple(), atol=1e-9)
+    assert box_map("dlib-cnn", "dlib") is None and box_map("retinaface", "retinaface") is None
+    assert box_map("retinaface", "dlib") is RETINA_TO_HOG
+    # The mapped RetinaFace box of the astronaut overlaps dlib HOG's (175-266, 76-167) more.
+    hog = max(make_detector("dlib")(astronaut), key=lambda d: d[1])[0]
+    raw = RetinaFace()(astronaut)[0][0]
+    mapped = RETINA_TO_HOG(raw)
+    assert _iou(mapped, hog) > 0.75 > 0.7 > _iou(raw, hog)
+    assert abs(mapped.center[1] - hog.center[1]) < abs(raw.center[1] - hog.center[1])
+
+
+def test_landmark_detector_maps_boxes_onto_the_models_convention(astronaut: np.ndarray) -> None:
+    from tcnn.detect import RETINA_TO_HOG
+    from tcnn.predictor import LandmarkDetector
+
+    lm = LandmarkDetector("vanilla68", detector="retinaface")
+    assert lm.model.card.get("detector") == "dlib" and lm.box_map is RETINA_TO_HOG
+    (face,) = lm.detect(astronaut)
+    raw = RetinaFace()(astronaut)[0][0]
+    np.testing.assert_allclose(face.box.as_tuple(), RETINA_TO_HOG(raw).as_tuple(), atol=1e-4)

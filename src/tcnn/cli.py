@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--root", help="data folder (default $TCNN_DATA or ../shared/data; 300-W needs it)"
     )
-    p.add_argument("--detector", default="dlib", help="face detector for the boxes")
+    p.add_argument("--detector", help="face detector for the boxes (default: the model card's)")
     p.add_argument("--normaliser", help="eye-centres (5 points); inter-ocular or inter-pupil (68)")
     p.add_argument("--ced", help="write the CED curve to this PNG")
     p.add_argument("--format", choices=("text", "json"), default="text")

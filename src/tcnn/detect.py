@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -121,6 +122,59 @@ class DlibCnn:
             hw, hh = w * self.grow / 2, h * self.grow / 2
             out.append((Box(cx - hw, cy - hh, cx + hw, cy + hh), float(d.confidence)))
         return out
+
+
+@dataclass(frozen=True)
+class BoxMap:
+    """A measured mapping of one detector's boxes onto another's convention.
+
+    The centre moves by ``shift`` box widths (x, y); the width grows by ``grow[0]`` and the
+    height by ``grow[1]`` (dlib's boxes are square, RetinaFace's taller than wide).
+    """
+
+    shift: tuple[float, float]
+    grow: tuple[float, float]
+
+    def __call__(self, box: Box) -> Box:
+        w = box.width
+        cx, cy = box.center
+        cx, cy = cx + self.shift[0] * w, cy + self.shift[1] * w
+        hw, hh = box.width * self.grow[0] / 2, box.height * self.grow[1] / 2
+        return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+
+    def inverse(self) -> BoxMap:
+        """The mapping back: ``m.inverse()(m(box)) == box``."""
+        gx, gy = self.grow
+        return BoxMap((-self.shift[0] / gx, -self.shift[1] / gx), (1.0 / gx, 1.0 / gy))
+
+
+#: RetinaFace boxes -> dlib HOG's convention: the medians on the 9,745 mtfl-train faces both
+#: detectors find, measured by ``benchmarks/box_mapping.py`` (on held-out training faces the
+#: median IoU with HOG's box goes from 0.72 unmapped to 0.79 mapped).
+RETINA_TO_HOG = BoxMap((-0.0138, 0.0627), (1.123, 0.845))
+
+#: Box conventions: the detector whose boxes each detector's output follows (dlib-cnn's boxes
+#: are mapped to HOG's inside its adapter).
+CONVENTION = {"retinaface": "retinaface", "dlib": "dlib", "dlib-cnn": "dlib"}
+BOX_MAPS = {("retinaface", "dlib"): RETINA_TO_HOG, ("dlib", "retinaface"): RETINA_TO_HOG.inverse()}
+
+
+def box_map(detector: str, model_detector: str) -> BoxMap | None:
+    """The mapping of ``detector``'s boxes onto the boxes a model was trained on (or ``None``).
+
+    Raises:
+        TcnnError: when the two conventions differ and no mapping was measured.
+    """
+    a, b = CONVENTION.get(detector, detector), CONVENTION.get(model_detector, model_detector)
+    if a == b:
+        return None
+    try:
+        return BOX_MAPS[(a, b)]
+    except KeyError:
+        raise TcnnError(
+            f"no measured box mapping from the {detector} detector to the {model_detector} "
+            "boxes this model was trained on"
+        ) from None
 
 
 DETECTORS: dict[str, type] = {"retinaface": RetinaFace, "dlib": DlibHog, "dlib-cnn": DlibCnn}

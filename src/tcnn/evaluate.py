@@ -57,12 +57,16 @@ class EvalResult:
 def predict_samples(
     detector: LandmarkDetector, samples: list[Sample], batch: int = 256, progress: bool = True
 ) -> np.ndarray:
-    """Landmarks ``[N, K, 2]`` for samples that all have boxes, ``batch`` faces at a time."""
+    """Landmarks ``[N, K, 2]`` for samples that all have boxes, ``batch`` faces at a time.
+
+    The samples' boxes come from ``detector``'s face detector; they are mapped onto the model's
+    box convention when the two differ (``LandmarkDetector.box_map``).
+    """
     out = []
     with tqdm(total=len(samples), desc="landmarks", disable=not progress, unit="face") as bar:
         for i in range(0, len(samples), batch):
             chunk = samples[i : i + batch]
-            items = [(load_image(s.path), s.box) for s in chunk if s.box is not None]
+            items = [(load_image(s.path), detector.model_box(s.box)) for s in chunk if s.box]
             if len(items) != len(chunk):
                 raise ValueError("predict_samples needs samples that all have a box")
             out.append(detector.landmarks_batch(items))
@@ -74,11 +78,13 @@ def evaluate(
     model: str | os.PathLike[str] | None,
     data: str,
     root: str | None = None,
-    detector: str = "dlib",
+    detector: str | None = None,
     normaliser: str | None = None,
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` with the boxes ``detector`` finds.
+
+    ``detector=None`` uses the detector of the model card (the boxes it was trained on).
 
     A 68-point model on a 5-point dataset is scored on its 5 derived points
     (:func:`tcnn.schemes.to_five`).
@@ -91,6 +97,7 @@ def evaluate(
         raise TcnnError(
             f"model {lm.model.path.name} has {lm.model.points} points; {data} has {spec.points}"
         )
+    detector = lm.detector_name
     samples = load_dataset(data, root, detector, progress=progress)
     found = [s for s in samples if s.box is not None]
     if not found:
@@ -159,7 +166,10 @@ def plot_ced(
 
 
 def evaluate_300w(
-    model: str | os.PathLike[str] | None, root: str, detector: str = "dlib", progress: bool = True
+    model: str | os.PathLike[str] | None,
+    root: str,
+    detector: str | None = None,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
     """300-W's common, challenging and full test sets, inter-ocular and inter-pupil.
 

@@ -14,6 +14,7 @@ from tcnn.detect import (
     MAX_DETECT_PIXELS,
     USER_THRESHOLDS,
     FaceDetector,
+    box_map,
     make_detector,
 )
 from tcnn.errors import TcnnError
@@ -74,6 +75,8 @@ class LandmarkDetector:
         self.threshold: float = (
             USER_THRESHOLDS.get(self.detector_name, 0.0) if threshold is None else threshold
         )
+        #: Maps the detector's boxes onto the boxes the model was trained on (``None``: same).
+        self.box_map = box_map(self.detector_name, str(self.model.card.get("detector", "dlib")))
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -93,6 +96,8 @@ class LandmarkDetector:
     def find_faces(self, rgb: np.ndarray) -> list[tuple[Box, float]]:
         """Face boxes and scores in an ``[H, W, 3]`` uint8 RGB image, best first.
 
+        The boxes follow the model's box convention (``box_map`` applied).
+
         Raises:
             TcnnError: when the upsampled image would exceed ``MAX_DETECT_PIXELS``.
         """
@@ -105,7 +110,12 @@ class LandmarkDetector:
                     f"{scanned / 1e6:.0f} megapixels (limit {MAX_DETECT_PIXELS / 1e6:.0f}): "
                     "use a smaller upsample, or leave it unset to pick by size"
                 )
-        return self.face_detector(rgb)
+        found = self.face_detector(rgb)
+        return [(self.model_box(b), s) for b, s in found]
+
+    def model_box(self, box: Box) -> Box:
+        """A box of this detector mapped onto the boxes the model was trained on."""
+        return box if self.box_map is None else self.box_map(box)
 
     def detect(self, image: ImageLike, boxes: Sequence[BoxLike] | None = None) -> list[Face]:
         """Landmarks of every face in ``image``.
