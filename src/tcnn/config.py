@@ -51,6 +51,12 @@ class TrainConfig:
     # export
     mirror_average: bool = True
     correct_offset: bool = True  # learn the labels' mean offset on the training faces
+    # the label-convention rule (tcnn.convention): training labels moved by -label_shift px
+    # on both axes before training; measured by `benchmarks/label_rule.py` on training faces
+    label_shift: float = 0.0
+    # start from the weights of a tcnn ONNX model of the same architecture (a shipped name or a
+    # path; its input standardisation too) instead of a random initialisation
+    init: str = ""
     out_dir: str = "runs"
 
 

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from tcnn.config import TrainConfig, to_toml
+from tcnn.convention import shift_labels
 from tcnn.data.augment import Augment, CropSet, augment_batch, make_crops
 from tcnn.data.datasets import DATASETS, Sample, load_dataset
 from tcnn.errors import TcnnError
@@ -94,6 +95,7 @@ def arch_of(cfg: TrainConfig) -> VanillaArch:
 def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, dict[str, Any]]:
     """Load the training faces, split off validation faces, cut base crops."""
     samples = load_dataset(cfg.data, cfg.data_root or None, cfg.detector, progress, cfg.limit)
+    samples = shift_labels(samples, cfg.label_shift)
     missed = sum(s.box is None for s in samples)
     samples = fill_missing_boxes(samples, cfg.missed)
     order = np.random.default_rng(cfg.seed).permutation(len(samples))
@@ -240,9 +242,12 @@ def train(
     gen = seed_everything(cfg.seed)
     train_set, val_set, info = prepare(cfg, progress)
     net = VanillaCNN(arch_of(cfg))
-    centre = train_set.centre()
-    net.mean.copy_(centre.mean(0))
-    net.std.copy_(centre.std(0).clamp(min=1.0))
+    if cfg.init:
+        net.load_state_dict(weights_from_onnx(cfg.init, net))
+    else:
+        centre = train_set.centre()
+        net.mean.copy_(centre.mean(0))
+        net.std.copy_(centre.std(0).clamp(min=1.0))
     (run / "config.toml").write_text(to_toml(cfg))
     loop = Loop(
         cfg.name,
@@ -258,6 +263,30 @@ def train(
     fit(net, train_set, val_set, loop, run, state, resume, gen, progress)
     finish(run, progress=progress, train_set=train_set)
     return run
+
+
+def weights_from_onnx(model: str, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of ``net`` read from a tcnn ONNX model (a shipped name or a path).
+
+    The exported graph keeps the Vanilla CNN's parameter names under ``net.``.
+
+    Raises:
+        TcnnError: when the model's weights do not fit ``net``'s architecture.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from tcnn.models.registry import resolve
+
+    path = resolve(model)
+    inits = {i.name: i for i in onnx.load(str(path)).graph.initializer}
+    state = {}
+    for key, value in net.state_dict().items():
+        found = inits.get(f"net.{key}")
+        if found is None or tuple(found.dims) != tuple(value.shape):
+            raise TcnnError(f"{path}: no weights {key} {tuple(value.shape)} for config init")
+        state[key] = torch.from_numpy(numpy_helper.to_array(found).copy())
+    return state
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:

@@ -1,0 +1,64 @@
+"""The label-convention rule (``tcnn.convention``) measured on a model's own training faces.
+
+A shipped mirror-trained model is run on its training faces, with the boxes of the detector it
+was trained on; the mean label offset its export added back (the card's ``offset``, in crop
+units) is taken off first, so the predictions are the mirror-trained network's own. Its mean
+horizontal residual (label - prediction), in training-image pixels, is the labels' offset
+``d`` that the rule removes from both axes of the training labels (``label_shift = d`` in a
+training config). Training faces only; no test face is read.
+
+Run: ``python benchmarks/label_rule.py [vanilla5 ...]`` (writes benchmarks/results/label_rule.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from common import load_images, machine, predict_all, write_result
+from tcnn.convention import measure_offset
+from tcnn.data.datasets import load_dataset
+from tcnn.imaging import crop_region
+from tcnn.predictor import LandmarkDetector
+
+RUNS = (("vanilla5", "mtfl-train"), ("vanilla68", "ytf68-train"))
+
+
+def measure(model: str, data: str) -> dict[str, object]:
+    """The rule's offset for ``model`` on its training set ``data``."""
+    lm = LandmarkDetector(model, detector=None)
+    card = lm.model.card
+    samples = [s for s in load_dataset(data, detector=str(card["detector"])) if s.box]
+    boxes = [s.box for s in samples if s.box]
+    pred = predict_all(lm, load_images(samples), boxes)
+    regions = [crop_region(b, lm.model.crop_scale, lm.model.crop_shift_y) for b in boxes]
+    size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
+    added = np.asarray(card.get("offset", (0.0, 0.0)), np.float32)
+    raw = pred - added * size  # the network's own prediction, nothing added back
+    labels = np.stack([s.landmarks for s in samples])
+    found = measure_offset(labels, raw)
+    row = {
+        "model": model,
+        "data": data,
+        "detector": card["detector"],
+        "faces": found.faces,
+        "label_shift_px": round(found.shift, 4),
+        "vertical_residual_px": round(found.vertical, 4),
+        "card_offset_crop_units": [float(v) for v in added],
+        "mean_crop_width_px": round(float(size[:, 0, 0].mean()), 2),
+    }
+    print(row)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", help="models to measure (default: all of RUNS)")
+    names = ap.parse_args().models
+    rows = [measure(m, d) for m, d in RUNS if not names or m in names]
+    write_result("label_rule", {"machine": machine(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
