@@ -388,3 +388,75 @@ def test_cli_convert_then_detect(
     err = capsys.readouterr().err
     assert err.startswith("tcnn: error:") and "trainMean.png" in err and "Traceback" not in err
     assert not (tmp_path / "bad.onnx").exists()
+
+
+# ---------------------------------------------------------------- the seed's own pipeline
+
+
+def seed_resize(patch: np.ndarray, size: int = 40) -> np.ndarray:
+    """OpenCV's ``cv2.resize(patch, (size, size))`` (INTER_LINEAR) in numpy: ``[h, w, 3]``.
+
+    Output pixel ``j`` samples the input at index ``(j + 0.5) * n / size - 0.5``, clamped to
+    the edge pixels.
+    """
+
+    def axis(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.clip((np.arange(size) + 0.5) * n / size - 0.5, 0, n - 1)
+        i0 = np.floor(src).astype(int)
+        return i0, np.minimum(i0 + 1, n - 1), src - i0
+
+    y0, y1, fy = axis(patch.shape[0])
+    x0, x1, fx = axis(patch.shape[1])
+    p = patch.astype(np.float64)
+    rows = p[y0] * (1 - fy)[:, None, None] + p[y1] * fy[:, None, None]
+    return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+
+
+def seed_pipeline(
+    crop: np.ndarray, rect: tuple[int, int, int, int], weights: Weights, mean, std
+) -> np.ndarray:
+    """The seed's released Python pipeline on one face crop, in numpy: ``[5, 2]`` continuous px.
+
+    ``rect`` is dlib's ``(left, top, right, bottom)`` (inclusive indices); ``crop`` is those
+    pixels resized to 40x40 (:func:`seed_resize`), RGB. The network's output ``p`` (0-40 across
+    the crop) maps back to ``left + p * width / 40``, a 0-based pixel index; continuous
+    coordinates are that + 0.5.
+    """
+    left, top, right, bottom = rect
+    width, height = right - left + 1, bottom - top + 1
+    bgr = crop.astype(np.float64).transpose(2, 0, 1)[None, ::-1]
+    p = forward(bgr, weights, mean, std)[0] * 40
+    index = np.array([left, top]) + p * np.array([width, height]) / 40
+    return index + 0.5
+
+
+def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
+    converted: Path, weights: Weights, images: tuple[Path, Path], shared_root: Path
+) -> None:
+    from tcnn.detect import make_detector
+    from tcnn.imaging import load_image
+    from tcnn.predictor import LandmarkDetector
+    from tcnn.types import Box
+
+    mean, std = bgr_of(images[0]), bgr_of(images[1])
+    lm = LandmarkDetector(converted, detector="dlib")
+    hog = make_detector("dlib", upsample=2)
+    names = sorted((shared_root / "mtfl" / "AFLW").glob("*.jpg"))[:60]  # 80x80 images
+    checked = 0
+    for path in names:
+        rgb = load_image(path)
+        for box, _ in hog(rgb):
+            if box.left < 0 or box.top < 0 or box.right > 80 or box.bottom > 80:
+                continue  # the seed's crop needs the box inside the image
+            rect = (int(box.left), int(box.top), int(box.right) - 1, int(box.bottom) - 1)
+            # The crop: the seed's OpenCV resize of the box's pixels, up to uint8 rounding.
+            ours = lm._crops([(rgb, Box.from_dlib(rect))])[0].astype(np.float64)
+            seed = seed_resize(rgb[rect[1] : rect[3] + 1, rect[0] : rect[2] + 1])
+            assert np.abs(ours - seed).max() <= 1.0 + 1e-6
+            # The mapping back: the seed's, in continuous pixels (its indices + 0.5).
+            got = lm.detect(rgb, boxes=[Box.from_dlib(rect)])[0].landmarks
+            want = seed_pipeline(ours, rect, weights, mean, std)
+            assert np.abs(got - want).max() < 2e-3
+            checked += 1
+    assert checked >= 20
+    assert lm.model.pixel_offset == (0.5, 0.5) and not lm.model.crop_antialias

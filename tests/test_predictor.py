@@ -29,8 +29,9 @@ def test_astronaut_landmarks_sit_on_the_face(
     eyes_y, nose_y, mouth_y = pts[:2, 1].mean(), pts[2, 1], pts[3:, 1].mean()
     assert eyes_y < nose_y < mouth_y
     assert pts[0, 0] < pts[1, 0] and pts[3, 0] < pts[4, 0]  # image-left before image-right
-    # The astronaut's face box from dlib: about x 175-266, y 76-167.
-    assert 150 < b.left < 200 and 60 < b.top < 100
+    # Her face box: about x 175-266, y 76-167 from dlib's HOG detector, x 178-273, y 57-177
+    # from RetinaFace.
+    assert 150 < b.left < 200 and 50 < b.top < 100 and 150 < b.bottom < 190
 
 
 def test_68_points_on_the_astronaut(astronaut: np.ndarray) -> None:
@@ -93,14 +94,17 @@ def test_box_type() -> None:
 
 def test_detector_threshold_drops_weak_detections(astronaut: np.ndarray) -> None:
     # dlib scores the astronaut's face about 1.2 and a patch on her suit about 0.1.
-    everything = LandmarkDetector(threshold=-0.5).detect(astronaut)
-    default = LandmarkDetector().detect(astronaut)
+    everything = LandmarkDetector(detector="dlib", threshold=-0.5).detect(astronaut)
+    default = LandmarkDetector(detector="dlib").detect(astronaut)
     assert len(default) == 1 < len(everything)
     assert min(f.score for f in default) >= 0.3
+    # RetinaFace's default threshold is the measured 0.8; it keeps her face.
+    retina = LandmarkDetector(detector="retinaface")
+    assert retina.threshold == 0.8 and len(retina.detect(astronaut)) == 1
 
 
 def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None:
-    hog = _largest(LandmarkDetector().detect(astronaut))
+    hog = _largest(LandmarkDetector(detector="dlib").detect(astronaut))
     cnn = _largest(LandmarkDetector(detector="dlib-cnn").detect(astronaut))
     assert abs(cnn.box.center[0] - hog.box.center[0]) < 0.1 * hog.box.width
     assert abs(cnn.box.center[1] - hog.box.center[1]) < 0.1 * hog.box.width

@@ -429,11 +429,19 @@ def _card(
         "crop": {
             "scale": 1.0,
             "shift_y": 0.0,
-            "rule": "dlib HOG box, no margin, resized to 40x40",
+            "rule": "dlib HOG box, no margin, resized to 40x40 by bilinear sampling without "
+            "antialiasing (OpenCV's resize, as the seed's code)",
+            "antialias": False,
         },
         "detector": "dlib",
         "mirror_average": False,
         "offset": [0.0, 0.0],
+        # The seed's code maps crop output p (0-40) back to box.left + p * width / 40 and reads
+        # that as a 0-based pixel index (its labels' convention); continuous = index + 0.5.
+        "pixel_offset": [0.5, 0.5],
+        "coordinates": "the seed's pipeline: image point = dlib box left/top + output * box "
+        "width/height, a 0-based pixel index (CUHK's label convention); continuous pixel "
+        "coordinates add pixel_offset (0.5 px)",
         "architecture": {
             "family": "vanilla-caffe",
             "points": 5,

@@ -126,12 +126,13 @@ def crop_region(box: Box, scale: float = 1.0, shift_y: float = 0.0) -> Box:
     return Box(cx - hw, cy - hh, cx + hw, cy + hh)
 
 
-def crop_resize(image: np.ndarray, region: Box, size: int) -> np.ndarray:
+def crop_resize(image: np.ndarray, region: Box, size: int, antialias: bool = True) -> np.ndarray:
     """Cut ``region`` out of an ``[H, W, 3]`` image and resize it to ``size x size``.
 
-    The resize is antialiased (PIL's bilinear filter widens when shrinking). Parts of the region
-    outside the image are black. Only the region's pixels are copied, so this is cheap on large
-    photos.
+    The resize is antialiased (PIL's bilinear filter widens when shrinking); with
+    ``antialias=False`` each output pixel centre is sampled bilinearly instead, as OpenCV's
+    ``cv2.resize`` (INTER_LINEAR) does (the seed's pipeline). Parts of the region outside the
+    image are black. Only the region's pixels are copied, so this is cheap on large photos.
 
     Returns:
         ``[size, size, 3]`` uint8.
@@ -151,6 +152,13 @@ def crop_resize(image: np.ndarray, region: Box, size: int) -> np.ndarray:
         ] = patch
         patch = padded
     rel = (region.left - x0, region.top - y0, region.right - x0, region.bottom - y0)
+    if not antialias:
+        sx, sy = region.width / size, region.height / size
+        affine = (sx, 0.0, rel[0], 0.0, sy, rel[1])
+        sampled = Image.fromarray(np.ascontiguousarray(patch)).transform(
+            (size, size), Image.Transform.AFFINE, affine, Image.Resampling.BILINEAR
+        )
+        return np.asarray(sampled)
     out = Image.fromarray(patch).resize((size, size), Image.Resampling.BILINEAR, box=rel)
     return np.asarray(out)
 

@@ -169,14 +169,15 @@ class LandmarkDetector:
                 for i in range(0, len(crops), CHUNK)
             ]
             units = np.concatenate([r.result() for r in runs])
-        origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None]
+        shift = np.array(m.pixel_offset, np.float32)
+        origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None] + shift
         size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
         return (units * size + origin).astype(np.float32)
 
     def _crops(self, pairs: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
         """``[N, S, S, 3]`` uint8 crops of ``(image, region)`` pairs."""
-        size = self.model.input_size
-        return np.stack([crop_resize(img, r, size) for img, r in pairs])
+        size, smooth = self.model.input_size, self.model.crop_antialias
+        return np.stack([crop_resize(img, r, size, smooth) for img, r in pairs])
 
 
 def as_box(box: BoxLike, shape: tuple[int, ...]) -> Box:

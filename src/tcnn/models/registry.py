@@ -66,6 +66,21 @@ class Model:
     def crop_shift_y(self) -> float:
         return float(self.card["crop"].get("shift_y", 0.0))
 
+    @property
+    def crop_antialias(self) -> bool:
+        """Whether crops are resized with an antialiasing filter (``False``: the seed's)."""
+        return bool(self.card["crop"].get("antialias", True))
+
+    @property
+    def pixel_offset(self) -> tuple[float, float]:
+        """``(dx, dy)`` image pixels added to every point after mapping back to the image.
+
+        0 for tcnn's models (their outputs are continuous coordinates); 0.5 for the seed's
+        converted model, whose outputs are 0-based pixel indices (the card's ``pixel_offset``).
+        """
+        dx, dy = self.card.get("pixel_offset", (0.0, 0.0))
+        return float(dx), float(dy)
+
     def run(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
 
