@@ -100,6 +100,23 @@ def rate(fn: Callable[[], int], repeats: int = 3) -> float:
     return best
 
 
+def speed(lm: Any, images: list[np.ndarray], boxes: list[Box], n1: int = 1000) -> dict[str, float]:
+    """Landmark stage faces/s at batch 1 and 256 (crop + network + mapping)."""
+    pairs = list(zip(images, boxes))
+
+    def batch1() -> int:
+        for img, b in pairs[:n1]:
+            lm.landmarks(img, [b])
+        return min(n1, len(pairs))
+
+    def batch256() -> int:
+        for i in range(0, len(pairs) - 255, 256):
+            lm.landmarks_batch(pairs[i : i + 256])
+        return (len(pairs) // 256) * 256
+
+    return {"faces_per_s_batch1": rate(batch1), "faces_per_s_batch256": rate(batch256)}
+
+
 class DlibShapePredictor:
     """dlib's 68-point shape predictor on given boxes (dlib 68-point model file)."""
 
