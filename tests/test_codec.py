@@ -3,8 +3,9 @@
 A small blob is painted on pixel ``(i, j)`` of a synthetic face-like image; its true position in
 continuous pixels is ``(i + 0.5, j + 0.5)``. Each test cuts the crop a model would see, finds the
 blob's centroid there and maps it back (or checks where it landed), with a tolerance well under
-half a pixel. Every one of these tests failed when ``from_crop``, ``to_crop``, ``Box.from_dlib``
-or ``Box.from_xywh`` was moved by half a pixel.
+half a pixel. Checked by patching: moving ``from_crop`` (in the codec or as the predictor
+uses it), ``to_crop``, ``Box.from_dlib``, ``Box.from_xywh`` or the drawing's point and box
+mapping by half a pixel fails the tests that cover it.
 """
 
 from __future__ import annotations
