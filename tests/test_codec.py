@@ -221,3 +221,23 @@ def test_drawn_box_covers_its_pixels() -> None:
     ys, xs = np.nonzero(drawn.any(axis=2))
     # Box(20, 25, 61, 70) covers pixel columns 20..60 and rows 25..69
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (20, 60, 25, 69)
+
+
+def test_aligned_face_puts_a_landmark_blob_on_its_template_point() -> None:
+    """align_face's warp (PIL's affine transform) follows the same continuous convention."""
+    from tcnn.align import TEMPLATE, align_face, similarity
+
+    size = 112
+    target = TEMPLATE * size
+    angle, scale, shift = np.deg2rad(12.0), 1.3, np.array([31.3, 22.7])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = target @ rot.T + shift  # the face's landmarks in the image, continuous pixels
+    base = face_like()
+    i, j = (int(v) for v in np.floor(pts[2]))  # blob on the pixel that holds the nose tip
+    pts[2] = (i + 0.5, j + 0.5)  # and the nose tip exactly on its centre
+    blob = with_blob(base, i, j, 1.5)
+    got = centroid(align_face(blob, pts, size), align_face(base, pts, size)) * size
+    # the blob must sit where the fitted similarity transform maps its centre
+    fwd = similarity(pts, target)
+    expected = fwd @ np.array([i + 0.5, j + 0.5, 1.0])
+    assert np.abs(got - expected).max() < TOL, (got, expected)
