@@ -16,7 +16,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text('name = "x"\nepochs = 3\nchannels = [8, 8, 8, 8]\n')
     cfg = load_config(f, ["lr=0.01", "mirror=false", "channels=4,4,4,4"])
-    assert (cfg.name, cfg.epochs, cfg.lr, cfg.mirror) == ("x", 3, 0.01, False)
+    assert (cfg.name, cfg.optim.epochs, cfg.optim.lr, cfg.augment.mirror) == ("x", 3, 0.01, False)
     assert cfg.channels == (4, 4, 4, 4)
     with pytest.raises(TcnnError, match="unknown key 'nope'"):
         load_config(None, ["nope=1"])
@@ -46,7 +46,7 @@ def test_train_small_slice_then_resume(tmp_path: Path, shared_root: Path) -> Non
     ):
         assert (run / name).exists(), name
     model = load_model(run / "model.onnx")
-    assert model.points == 5 and model.card["training"]["train_faces"] == 152
+    assert model.points == 5 and model.card.training["train_faces"] == 152
     with pytest.raises(TcnnError, match="already holds a run"):
         train(load_config(None, overrides), run, progress=False)
     # Resume to two epochs through the CLI: one more line of metrics.
