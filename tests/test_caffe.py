@@ -210,6 +210,8 @@ def test_onnx_matches_numpy_forward(
 def test_card_in_metadata_and_beside(converted: Path) -> None:
     import onnx
 
+    from tcnn.card import ModelCard
+
     model = onnx.load(str(converted))
     assert [(p.domain, p.version) for p in model.opset_import] == [("", 17)]
     card = json.loads({p.key: p.value for p in model.metadata_props}["tcnn_card"])
@@ -222,6 +224,7 @@ def test_card_in_metadata_and_beside(converted: Path) -> None:
     assert card["source"]["caffemodel"] == "vanillaCNN.caffemodel"
     assert len(card["source"]["sha1"]) == 40
     assert (card["source"]["mean"], card["source"]["std"]) == ("trainMean.png", "trainSTD.png")
+    assert ModelCard.from_dict(card).to_dict() == card  # the file holds a current, typed card
     assert sorted(p.name for p in converted.parent.iterdir()) == ["seed.json", "seed.onnx"]
 
 

@@ -181,7 +181,8 @@ def _typed(value: Any, kind: Any, key: str, source: str) -> Any:
             return None
         kind = next(a for a in typing.get_args(kind) if a is not type(None))
         origin = typing.get_origin(kind)
-    bad = TcnnError(f"{source}: model card field {key!r}: {value!r:.60} is not a valid {kind}")
+    name = kind.__name__ if isinstance(kind, type) else str(kind)
+    bad = TcnnError(f"{source}: model card field {key!r}: {value!r:.60} is not a valid {name}")
     if kind is Crop:
         if not isinstance(value, dict):
             raise bad
