@@ -47,21 +47,25 @@ class Crop:
     rule: str = "face box scaled about its centre, resized to S x S"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelCard:
     """Everything needed to run a model correctly, and where it came from.
+
+    Built with keyword arguments; ``name``, ``points``, ``input_size`` and ``crop`` are
+    required. The ``dict`` fields are plain JSON data: treat them as read-only (use
+    :meth:`replace`).
 
     Attributes:
         name: the model's name.
         points: landmarks per face (5 or 68).
-        input_size: side ``S`` of the square input crop in pixels.
-        crop: how the crop is cut from the face box.
         scheme: the landmark scheme's name (:func:`tcnn.schemes.scheme_for`); ``"5pt"`` or
             ``"68pt"`` from ``points`` when not given.
+        input_size: side ``S`` of the square input crop in pixels.
         channel_order: ``"RGB"`` or ``"BGR"``: the order the graph expects its input channels
             in (the runtime reorders RGB crops for a BGR model). Cards before this version
             called it ``colour``.
         input, output: the graph's input and output in words.
+        crop: how the crop is cut from the face box.
         detector: the face detector whose boxes the model was trained on (the default at
             inference).
         boxes: how the training boxes were made, in words.
@@ -86,12 +90,12 @@ class ModelCard:
 
     name: str
     points: int
-    input_size: int
-    crop: Crop
     scheme: str = ""
+    input_size: int
     channel_order: str = "RGB"
     input: str = INPUT
     output: str = OUTPUT
+    crop: Crop
     detector: str = "dlib"
     boxes: str = ""
     coordinates: str = ""
