@@ -77,7 +77,7 @@ def main() -> None:
         lm = LandmarkDetector(name)
         pred = predict_all(lm, images, boxes)
         errors = nme(pred, gt, norm)
-        label = lm.model.card.get("name", name)
+        label = lm.model.card.name
         curves[label] = errors
         rows.append(
             {

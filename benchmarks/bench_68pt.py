@@ -61,7 +61,7 @@ def main() -> None:
         lm = LandmarkDetector(name, points=68)
         pred = predict_all(lm, images, boxes)
         add(
-            lm.model.card.get("name", name),
+            lm.model.card.name,
             pred,
             {
                 **speed(lm, images * 2, boxes * 2, n1=750),

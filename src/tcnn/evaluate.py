@@ -113,7 +113,7 @@ def evaluate(
         f"{len(samples) - len(found)} of {len(samples)} faces missed and not scored"
     )
     return EvalResult(
-        str(lm.model.card.get("name", lm.model.path.stem)),
+        lm.model.card.name,
         data,
         norm_key,
         protocol,
@@ -133,16 +133,14 @@ def plot_ced(
     limit: float = 0.10,
 ) -> Path:
     """Plot CED curves (share of faces under each error) of several methods on one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from tcnn.metrics import auc, ced
     from tcnn.outputs import save_figure
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for label, errors in curves.items():
         x, y = ced(errors, limit)
         ax.plot(

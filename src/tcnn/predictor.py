@@ -63,7 +63,7 @@ class LandmarkDetector:
         if not np.isfinite(threshold):
             raise TcnnError(f"threshold {threshold}: must be a finite number")
         self.model: Model = load_model(model, points, threads)
-        self.detector_name: str = detector or str(self.model.card.get("detector", "dlib"))
+        self.detector_name: str = detector or self.model.card.detector
         self.upsample = upsample
         self.threshold = threshold
         self._local = threading.local()

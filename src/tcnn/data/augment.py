@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from tcnn.codec import CropRule, crop_region, to_crop
+from tcnn.config import Augment
 from tcnn.data.datasets import Sample
 from tcnn.imaging import crop_resize, load_image
 
@@ -65,19 +66,6 @@ def make_crops(
     )
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Random jitter ranges (uniform unless stated)."""
-
-    rotate_deg: float = 15.0
-    scale: float = 0.1
-    shift: float = 0.08
-    aspect: float = 0.05
-    mirror: bool = True
-    colour: float = 0.3
-    gray: float = 0.1
-
-
 def augment_batch(
     images: torch.Tensor,
     points: torch.Tensor,
@@ -102,8 +90,8 @@ def augment_batch(
         return torch.rand(b, generator=generator) * (hi - lo) + lo
 
     angle = u(-aug.rotate_deg, aug.rotate_deg) * (math.pi / 180)
-    scale = 1.0 + u(-aug.scale, aug.scale)
-    aspect = 1.0 + u(-aug.aspect, aug.aspect)
+    scale = 1.0 + u(-aug.scale_jitter, aug.scale_jitter)
+    aspect = 1.0 + u(-aug.aspect_jitter, aug.aspect_jitter)
     sx, sy = scale * aspect, scale / aspect
     flip = (
         (torch.rand(b, generator=generator) < 0.5)
@@ -116,7 +104,8 @@ def augment_batch(
     a = torch.zeros(b, 2, 2)
     a[:, 0, 0], a[:, 0, 1] = 0.5 * sx * cos * fx, -0.5 * sy * sin
     a[:, 1, 0], a[:, 1, 1] = 0.5 * sx * sin * fx, 0.5 * sy * cos
-    t = torch.stack([u(-aug.shift, aug.shift), u(-aug.shift, aug.shift)], dim=1)
+    shift = aug.shift_jitter
+    t = torch.stack([u(-shift, shift), u(-shift, shift)], dim=1)
     grid = F.affine_grid(
         torch.cat([a, t[:, :, None]], dim=2), [b, 3, size, size], align_corners=False
     )
@@ -134,10 +123,10 @@ def augment_batch(
 
 
 def _colour(x: torch.Tensor, aug: Augment, generator: torch.Generator | None) -> torch.Tensor:
-    if aug.colour <= 0 and aug.gray <= 0:
+    if aug.colour_jitter <= 0 and aug.gray <= 0:
         return x
     b = x.shape[0]
-    r = lambda: (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * aug.colour  # noqa: E731
+    r = lambda: (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * aug.colour_jitter  # noqa: E731
     gray = x.mean(dim=1, keepdim=True)
     sat = (1 + r()).clamp(min=0)
     to_gray = torch.rand(b, 1, 1, 1, generator=generator) < aug.gray
