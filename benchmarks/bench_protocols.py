@@ -76,8 +76,8 @@ def protocol(which: str, models: list[str], dl: DlibShapePredictor, own: list) -
     for name in models:
         lm = LandmarkDetector(name, detector=detector)
         pred = predict_all(lm, images, [lm.model_box(b) for b in boxes])
-        rows.append(score(str(lm.model.card.get("name", name)), pred, gt))
-        rows[-1]["model_detector"] = lm.model.card.get("detector")
+        rows.append(score(lm.model.card.name, pred, gt))
+        rows[-1]["model_detector"] = lm.model.card.detector
         if which == "a" and name == models[0]:
             rows[-1].update(speed(lm, images, [lm.model_box(b) for b in boxes]))
     dlib_boxes = [hog[i].box or RETINA_TO_HOG(retina[i].box) for i in keep]  # type: ignore[arg-type]
@@ -117,7 +117,7 @@ def end_to_end(copies: int, dl: DlibShapePredictor) -> dict:
         out[f"{name}_photos_per_s"] = len(photos) / (time.perf_counter() - t0)
         out[f"{name}_faces"] = faces
     out["loadavg_1min"] = os.getloadavg()[0]
-    out["tcnn_model"] = lm.model.card.get("name")
+    out["tcnn_model"] = lm.model.card.name
     print(out)
     return out
 

@@ -29,19 +29,19 @@ def measure(model: str, data: str) -> dict[str, object]:
     """The rule's offset for ``model`` on its training set ``data``."""
     lm = LandmarkDetector(model, detector=None)
     card = lm.model.card
-    samples = [s for s in load_dataset(data, detector=str(card["detector"])) if s.box]
+    samples = [s for s in load_dataset(data, detector=card.detector) if s.box]
     boxes = [s.box for s in samples if s.box]
     pred = predict_all(lm, load_images(samples), boxes)
     regions = [crop_region(b, lm.model.crop_scale, lm.model.crop_shift_y) for b in boxes]
     size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
-    added = np.asarray(card.get("offset", (0.0, 0.0)), np.float32)
+    added = np.asarray(card.offset, np.float32)
     raw = pred - added * size  # the network's own prediction, nothing added back
     labels = np.stack([s.landmarks for s in samples])
     found = measure_offset(labels, raw)
     row = {
         "model": model,
         "data": data,
-        "detector": card["detector"],
+        "detector": card.detector,
         "faces": found.faces,
         "label_shift_px": round(found.shift, 4),
         "vertical_residual_px": round(found.vertical, 4),

@@ -178,7 +178,7 @@ def test_landmark_detector_maps_boxes_onto_the_models_convention(astronaut: np.n
     from tcnn.predictor import LandmarkDetector
 
     lm = LandmarkDetector("vanilla68", detector="retinaface")
-    assert lm.model.card.get("detector") == "dlib" and lm.box_map is RETINA_TO_HOG
+    assert lm.model.card.detector == "dlib" and lm.box_map is RETINA_TO_HOG
     (face,) = lm.detect(astronaut)
     raw = RetinaFace()(astronaut)[0][0]
     np.testing.assert_allclose(face.box.as_tuple(), RETINA_TO_HOG(raw).as_tuple(), atol=1e-4)

@@ -52,7 +52,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             empty.append(str(path))
         records += [{"file": str(path), "face": i, **f.to_dict()} for i, f in enumerate(faces)]
     meta = {
-        "model": lm.model.card.get("name", lm.model.path.stem),
+        "model": lm.model.card.name,
         "points": lm.model.points,
         "detector": args.detector,
         "images": len(files),
@@ -189,7 +189,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _need_torch()
-    from tcnn.train import finish
+    from tcnn.export import finish
 
     soft = {"hard": False, "soft": True, None: None}[args.routing]
     out = finish(
@@ -199,7 +199,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         mirror=args.mirror,
     )
     if args.name:
-        from tcnn.export import update_card
+        from tcnn.card import update_card
 
         update_card(out, name=args.name)
     print(f"wrote {out} (card {out.with_suffix('.json')})")

@@ -6,46 +6,74 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from tcnn.errors import TcnnError
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _atomic(path: Path, write: Any) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends.
+
+    Readers never see a half-written file: on an error or an interrupt (Ctrl-C) inside the
+    block the temporary file is removed and ``path`` is left as it was. An ``OSError`` (a full
+    disk, a read-only folder) becomes a one-line :class:`~tcnn.errors.TcnnError`.
+
+    Example:
+        >>> with atomic_path("model.onnx") as tmp:
+        ...     onnx.save(model, str(tmp))
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write(tmp)
+        yield tmp
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TcnnError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return path
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    return _atomic(Path(path), lambda tmp: tmp.write_text(text))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def save_image(image: Image.Image, path: str | Path) -> Path:
     """Save ``image`` atomically; the format follows the suffix."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    return _atomic(path, lambda tmp: image.save(tmp, format=fmt))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt)
+    return path
 
 
-def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib :class:`~matplotlib.figure.Figure` as PNG atomically.
 
-    try:
-        return _atomic(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
-    finally:
-        plt.close(fig)
+    Make the figure with ``matplotlib.figure.Figure()`` (not ``pyplot``): it needs no backend
+    and no global state, and is freed with its last reference.
+    """
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return Path(path)
 
 
 def ensure_dir(path: str | Path) -> Path:

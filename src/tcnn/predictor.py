@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from tcnn.codec import CropRule, from_crop
 from tcnn.detect import (
     DETECTORS,
     MAX_DETECT_PIXELS,
@@ -18,7 +19,7 @@ from tcnn.detect import (
     make_detector,
 )
 from tcnn.errors import TcnnError
-from tcnn.imaging import ImageLike, crop_region, crop_resize, load_image
+from tcnn.imaging import ImageLike, crop_resize, load_image
 from tcnn.models.registry import Model, load_model
 from tcnn.types import Box, Face
 
@@ -70,13 +71,13 @@ class LandmarkDetector:
         if threshold is not None and not np.isfinite(threshold):
             raise TcnnError(f"threshold {threshold}: must be a finite number")
         self.model: Model = load_model(model, points, threads)
-        self.detector_name: str = detector or str(self.model.card.get("detector", "dlib"))
+        self.detector_name: str = detector or self.model.card.detector
         self.upsample = upsample
         self.threshold: float = (
             USER_THRESHOLDS.get(self.detector_name, 0.0) if threshold is None else threshold
         )
         #: Maps the detector's boxes onto the boxes the model was trained on (``None``: same).
-        self.box_map = box_map(self.detector_name, str(self.model.card.get("detector", "dlib")))
+        self.box_map = box_map(self.detector_name, self.model.card.detector)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -156,7 +157,8 @@ class LandmarkDetector:
             ``[N, K, 2]`` float32 in image pixels.
         """
         m = self.model
-        regions = [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
+        rule = CropRule(m.crop_scale, m.crop_shift_y)
+        regions = [rule.region(b) for _, b in items]
         crops = [(img, r) for (img, _), r in zip(items, regions)]
         if len(items) <= CHUNK:
             units = m.run(self._crops(crops))
@@ -169,10 +171,10 @@ class LandmarkDetector:
                 for i in range(0, len(crops), CHUNK)
             ]
             units = np.concatenate([r.result() for r in runs])
-        shift = np.array(m.pixel_offset, np.float32)
-        origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None] + shift
-        size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
-        return (units * size + origin).astype(np.float32)
+        points = from_crop(units, regions)
+        if m.pixel_offset != (0.0, 0.0):  # the seed's model: 0-based pixel indices
+            points = points + np.array(m.pixel_offset, np.float32)
+        return points
 
     def _crops(self, pairs: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
         """``[N, S, S, 3]`` uint8 crops of ``(image, region)`` pairs."""
