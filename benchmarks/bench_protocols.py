@@ -75,7 +75,7 @@ def protocol(which: str, models: list[str], dl: DlibShapePredictor, own: list) -
     rows = []
     for name in models:
         lm = LandmarkDetector(name, detector=detector)
-        pred = predict_all(lm, images, [lm.model_box(b) for b in boxes])
+        pred = predict_all(lm, images, boxes, detector)
         rows.append(score(lm.model.card.name, pred, gt))
         rows[-1]["model_detector"] = lm.model.card.detector
         if which == "a" and name == models[0]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tcnn.data.datasets import Sample, load_dataset
-from tcnn.detect import dlib_models_dir
+from tcnn.detect import box_map, dlib_models_dir
 from tcnn.imaging import load_image
 from tcnn.types import Box
 
@@ -143,8 +143,17 @@ class DlibShapePredictor:
         return np.array(pts, np.float32) + 0.5
 
 
-def predict_all(lm: Any, images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
-    """Landmarks of every face, 256 faces a batch: ``[N, K, 2]`` pixels."""
+def predict_all(
+    lm: Any, images: list[np.ndarray], boxes: list[Box], detector: str = "dlib"
+) -> np.ndarray:
+    """Landmarks of every face, 256 faces a batch: ``[N, K, 2]`` pixels.
+
+    ``boxes`` come from ``detector`` (dlib HOG for :func:`found_faces`); they are mapped onto
+    the boxes the model was trained on when the two differ (``tcnn.detect.box_map``).
+    """
+    mapping = box_map(detector, lm.model.card.detector)
+    if mapping is not None:
+        boxes = [mapping(b) for b in boxes]
     return np.concatenate(
         [
             lm.landmarks_batch(list(zip(images[i : i + 256], boxes[i : i + 256])))

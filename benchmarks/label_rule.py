@@ -31,7 +31,7 @@ def measure(model: str, data: str) -> dict[str, object]:
     card = lm.model.card
     samples = [s for s in load_dataset(data, detector=card.detector) if s.box]
     boxes = [s.box for s in samples if s.box]
-    pred = predict_all(lm, load_images(samples), boxes)
+    pred = predict_all(lm, load_images(samples), boxes, card.detector)
     regions = [crop_region(b, lm.model.crop_scale, lm.model.crop_shift_y) for b in boxes]
     size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
     added = np.asarray(card.offset, np.float32)
