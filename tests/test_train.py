@@ -91,3 +91,41 @@ def test_new_runs_record_box_relation_and_old_runs_still_export(
     again = load_model(out).card
     assert again.name == "again" and again.box_from_landmarks == card.box_from_landmarks
     assert again.offset == card.offset and again.architecture == card.architecture
+
+
+def test_init_reads_a_shipped_models_weights() -> None:
+    import numpy as np
+    import torch
+
+    from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN
+    from tcnn.schemes import scheme_for
+    from tcnn.train import weights_from_onnx
+
+    model = load_model("vanilla5")
+    arch = model.card.architecture
+    net = VanillaCNN(
+        VanillaArch(5, 40, tuple(arch["channels"]), arch["hidden"], arch["activation"])
+    )
+    net.load_state_dict(weights_from_onnx("vanilla5", net))
+    perm = scheme_for(5).flip_permutation().tolist()
+    wrapped = InferenceNet(net, perm, model.card.offset).eval()
+    crops = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
+    with torch.no_grad():
+        ours = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
+    np.testing.assert_allclose(ours, model.run(crops), atol=1e-4)  # the same network
+    wide = VanillaCNN(VanillaArch(5, 40, (24, 48, 64, 64), 100, "abstanh"))
+    with pytest.raises(TcnnError, match="no weights trunk.0.weight"):
+        weights_from_onnx("vanilla5", wide)
+
+
+def test_label_shift_moves_training_labels_on_both_axes(shared_root: Path) -> None:
+    import numpy as np
+
+    from tcnn.data.training import training_samples
+
+    base = [f"data_root={shared_root}", "limit=4"]
+    plain = training_samples(load_config(None, base), progress=False)
+    moved = training_samples(load_config(None, [*base, "label_shift=-0.3267"]), progress=False)
+    for a, b in zip(plain, moved):
+        np.testing.assert_allclose(b.landmarks - a.landmarks, 0.3267, atol=1e-5)
+        assert a.box == b.box

@@ -42,6 +42,17 @@ CONVENTIONS = {
 }
 
 
+def label_rule_note(cfg: TrainConfig) -> str:
+    """The card's words for the label-convention rule applied to a run (if any)."""
+    if not cfg.label_shift:
+        return ""
+    return (
+        f"; label-convention rule (tcnn.convention): the training labels were moved by "
+        f"{-cfg.label_shift:+.4f} px on both axes, the mean horizontal residual of a "
+        "mirror-trained network on its training faces; nothing is added back at export"
+    )
+
+
 def model_card(
     cfg: TrainConfig,
     net: Any,
@@ -77,7 +88,8 @@ def model_card(
         "images (faces it missed: a box placed from the landmarks by the median relation), "
         "jittered in position, scale and aspect",
         coordinates="continuous pixel coordinates (pixel i covers [i, i+1)); "
-        + CONVENTIONS.get(family, "labels as given"),
+        + CONVENTIONS.get(family, "labels as given")
+        + label_rule_note(cfg),
         mirror_average=cfg.mirror_average,
         offset=(round(offset[0], 6), round(offset[1], 6)),
         box_from_landmarks=tuple(relation) if relation is not None else None,
