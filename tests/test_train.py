@@ -114,7 +114,7 @@ def test_init_reads_a_shipped_models_weights() -> None:
         ours = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
     np.testing.assert_allclose(ours, model.run(crops), atol=1e-4)  # the same network
     wide = VanillaCNN(VanillaArch(5, 40, (24, 48, 64, 64), 100, "abstanh"))
-    with pytest.raises(TcnnError, match="no weights trunk.0.weight"):
+    with pytest.raises(TcnnError, match=r"no weights trunk\.0\.weight"):
         weights_from_onnx("vanilla5", wide)
 
 
