@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from common import RESULTS
-from tcnn.card import update_card
+from tcnn.card import read_card, update_card
 from tcnn.models.registry import WEIGHTS
 
 
@@ -41,6 +41,34 @@ def main() -> None:
                 },
             )
             print(f"{onnx.name}: {headline}")
+    add_protocols()
+
+
+def add_protocols() -> None:
+    """Protocol (a) of ``protocols.json`` (RetinaFace boxes, all faces it finds) in the cards."""
+    path = RESULTS / "protocols.json"
+    if not path.exists():
+        return
+    result = json.loads(path.read_text())
+    for row in result["a"]["rows"]:
+        onnx = WEIGHTS / f"{row['method']}.onnx"
+        if not onnx.exists():
+            continue
+        card = read_card(onnx)
+        faces = f"{result['a']['faces']} of {result['a']['total']} faces"
+        metrics = {
+            **card.metrics,
+            "retinaface_boxes": {
+                "protocol": f"RetinaFace boxes (threshold 0.8): {faces} found",
+                **{
+                    k: round(v, 5)
+                    for k, v in row.items()
+                    if k in ("mean", "median", "failure_8", "failure_10", "auc_10")
+                },
+            },
+        }
+        update_card(onnx, metrics=metrics)
+        print(f"{onnx.name}: protocol (a) {100 * row['mean']:.2f}% mean")
 
 
 if __name__ == "__main__":
