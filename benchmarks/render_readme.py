@@ -198,7 +198,8 @@ def protocols_table(result: dict) -> str:
         f"at batch 256, {1000 / first['faces_per_s_batch1']:.2f} ms per face at batch 1. "
         + measured(m),
         f"End to end on {e['photos']} photos ({e['distinct_photos']} shared photos, "
-        f"{e['photos'] // e['distinct_photos']} copies), same run, load average "
+        f"{e['photos'] // e['distinct_photos']} copies), the two pipelines alternating photo by "
+        f"photo, load average "
         f"{e['loadavg_1min']:.1f}: tcnn (RetinaFace + {e['tcnn_model']}) "
         f"{e['tcnn_photos_per_s']:.1f} photos/s, {e['tcnn_faces']} faces; dlib (HOG + its "
         f"68-point predictor) {e['dlib_photos_per_s']:.1f} photos/s, {e['dlib_faces']} faces "

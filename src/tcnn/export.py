@@ -48,8 +48,9 @@ def label_rule_note(cfg: TrainConfig) -> str:
         return ""
     return (
         f"; label-convention rule (tcnn.convention): the training labels were moved by "
-        f"{-cfg.label_shift:+.4f} px on both axes, the mean horizontal residual of a "
-        "mirror-trained network on its training faces; nothing is added back at export"
+        f"{-cfg.label_shift:+.4f} px on both axes, taking off d = {cfg.label_shift:+.4f} px, "
+        "the mean horizontal residual (label - prediction) of a mirror-trained network on its "
+        "training faces; nothing is added back at export"
     )
 
 
