@@ -1,5 +1,6 @@
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,24 @@ def test_readme_commands_exist() -> None:
     readme = (ROOT / "README.md").read_text()
     used = set(re.findall(r"^tcnn ([a-z-]+)", readme, re.M))
     assert used and used <= set(commands())
+    # Every `tcnn ...` line of the README's shell blocks parses with its flags and values.
+    lines = [ln for block in _shell_blocks(readme) for ln in block if ln.startswith("tcnn ")]
+    assert len(lines) >= len(used)
+    for line in lines:
+        argv = shlex.split(line, comments=True)[1:]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README command does not parse: {line}")
     makefile = (ROOT / "Makefile").read_text()
     assert "make demo" in readme and "make test" in readme
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _shell_blocks(text: str) -> list[list[str]]:
+    blocks = re.findall(r"^```(?:bash|sh|shell)\n(.*?)^```", text, re.M | re.S)
+    return [[ln.strip() for ln in b.splitlines()] for b in blocks]
 
 
 def test_detect_json_csv_and_drawing(
