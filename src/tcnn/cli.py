@@ -71,23 +71,15 @@ def _write_results(results: Iterable[Result], out: DetectOutput, total: int, qui
                 out.add(result)
     except KeyboardInterrupt:
         bar.close()
-        print(f"tcnn: interrupted: {_summary(out)} (marked interrupted)", file=sys.stderr)
+        print(f"tcnn: interrupted: {out.summary()} (marked interrupted)", file=sys.stderr)
         return 130
     finally:
+        bar.close()
         getattr(results, "close", lambda: None)()  # stop the pipeline's threads now
-    print(_summary(out))
+    print(out.summary())
     for failure in out.landmarks.failed:
         print(f"failed: {failure['error']}", file=sys.stderr)
     return 1 if out.landmarks.failed else 0
-
-
-def _summary(out: DetectOutput) -> str:
-    lm = out.landmarks
-    text = f"{lm.images} image(s), {lm.faces} face(s), {len(lm.no_face)} without a face"
-    text += f", {len(lm.failed)} failed" if lm.failed else ""
-    text += f": wrote {lm.path}"
-    drawn = out.drawings.written if out.drawings else 0
-    return text + (f" and {drawn} annotated image(s) in {out.folder}" if drawn else "")
 
 
 def _report_listing(listed: FileList, shown: int = 5) -> None:

@@ -90,7 +90,7 @@ class StreamFile:
     """A file written piece by piece into a temp file beside ``path``, renamed when complete.
 
     A write error (a full disk) or :meth:`abort` removes the temp file; ``path`` is then left
-    as it was. Errors are one-line :class:`~tcnn.errors.TcnnError`\\ s naming ``path``.
+    as it was. A write error becomes a one-line :class:`~tcnn.errors.TcnnError` naming ``path``.
     """
 
     def __init__(self, path: Path, binary: bool = False) -> None:
@@ -370,6 +370,15 @@ class DetectOutput:
         self.landmarks.add(result)
         if self.drawings is not None and result.image is not None:
             self.drawings.add(result.image, result.faces, result.source)
+
+    def summary(self) -> str:
+        """One line: images read, faces, images without a face, failures, files written."""
+        lm = self.landmarks
+        text = f"{lm.images} image(s), {lm.faces} face(s), {len(lm.no_face)} without a face"
+        text += f", {len(lm.failed)} failed" if lm.failed else ""
+        text += f": wrote {lm.path}"
+        drawn = self.drawings.written if self.drawings else 0
+        return text + (f" and {drawn} annotated image(s) in {self.folder}" if drawn else "")
 
     def __enter__(self) -> DetectOutput:
         return self
