@@ -13,7 +13,6 @@ import argparse
 
 import numpy as np
 
-from bench_5pt import speed
 from common import (
     RESULTS,
     DlibShapePredictor,
@@ -22,6 +21,7 @@ from common import (
     pct,
     predict_all,
     rate,
+    speed,
     write_result,
 )
 from tcnn.evaluate import plot_ced

@@ -16,8 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench_5pt import speed
-from common import found_faces, machine, pct, predict_all, write_result
+from common import found_faces, machine, pct, predict_all, speed, write_result
 from tcnn.data.augment import make_crops
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector

@@ -77,11 +77,15 @@ def evaluate(
     detector: str = "dlib",
     normaliser: str | None = None,
     progress: bool = True,
+    limit: int = 0,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` with the boxes ``detector`` finds.
 
     A 68-point model on a 5-point dataset is scored on its 5 derived points
     (:func:`tcnn.schemes.to_five`).
+
+    Args:
+        limit: read only the first ``limit`` faces of the dataset (0: all).
     """
     spec = DATASETS.get(data)
     if spec is None:
@@ -91,7 +95,7 @@ def evaluate(
         raise TcnnError(
             f"model {lm.model.path.name} has {lm.model.points} points; {data} has {spec.points}"
         )
-    samples = load_dataset(data, root, detector, progress=progress)
+    samples = load_dataset(data, root, detector, progress=progress, limit=limit)
     found = [s for s in samples if s.box is not None]
     if not found:
         raise TcnnError(f"the {detector} detector found none of the {len(samples)} faces of {data}")

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from tcnn.codec import CropRule, crop_region, to_crop
 from tcnn.data.datasets import Sample
-from tcnn.imaging import crop_region, crop_resize, load_image
-from tcnn.types import Box
+from tcnn.imaging import crop_resize, load_image
 
 
 @dataclass
@@ -44,13 +44,6 @@ class CropSet:
         return self.images[:, :, s : 3 * s, s : 3 * s].float()
 
 
-def to_crop_units(points: np.ndarray, region: Box) -> np.ndarray:
-    """Pixel landmarks ``[..., K, 2]`` to centred crop units of ``region``."""
-    lt = np.array([region.left, region.top], np.float32)
-    wh = np.array([region.width, region.height], np.float32)
-    return (points - lt) / wh - 0.5
-
-
 def make_crops(
     samples: Sequence[Sample], size: int, scale: float, shift_y: float, progress: bool = True
 ) -> CropSet:
@@ -58,14 +51,15 @@ def make_crops(
     images = np.zeros((len(samples), 2 * size, 2 * size, 3), np.uint8)
     points = np.zeros((len(samples), len(samples[0].landmarks), 2), np.float32)
     cache: dict[str, np.ndarray] = {}
+    rule = CropRule(scale, shift_y)
     for i, s in enumerate(tqdm(samples, desc="cutting crops", disable=not progress, unit="face")):
         assert s.box is not None
         key = str(s.path)
         if key not in cache:
             cache = {key: load_image(s.path)}
-        region = crop_region(s.box, scale, shift_y)
+        region = rule.region(s.box)
         images[i] = crop_resize(cache[key], crop_region(region, 2.0), 2 * size)
-        points[i] = to_crop_units(s.landmarks, region)
+        points[i] = to_crop(s.landmarks, region) - 0.5
     return CropSet(
         torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(points)
     )
