@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tcnn import pipeline
-from tcnn.outputs import COORDINATES, PIXEL_CENTERS, UniqueNames
+from tcnn.outputs import COORDINATES, PIXEL_CENTERS, UniqueNames, temp_path
 from test_cli import assert_one_line_error, run
 
 
@@ -144,18 +144,19 @@ def test_ctrl_c_keeps_every_result_so_far(
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-@pytest.mark.parametrize("target", [".landmarks.json.tmp", ".astronaut.landmarks.jpg.tmp"])
+@pytest.mark.parametrize("target", ["landmarks.json", "astronaut.landmarks.jpg"])
 def test_full_disk_gives_one_line_and_leaves_no_temp_file(
     target: str, tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
     # The temp file is a link to /dev/full: every write to it fails with ENOSPC.
-    (out / target).symlink_to("/dev/full")
+    temp_path(out / target).symlink_to("/dev/full")
     code, _, err = run(capsys, "detect", str(astronaut_png), "-o", str(out), "--draw")
     assert code == 1
     assert_one_line_error(err, "cannot write (No space left on device)")
     assert _leftovers(out) == [] and not (out / "landmarks.json").exists()
+    assert not temp_path(out / target).exists()
 
 
 def test_bad_settings_fail_once_before_any_output(
