@@ -159,18 +159,20 @@ class _Track:
     confidence: float = 1.0
     detections: int = 1
     missed: int = 0
-    out: np.ndarray | None = None  # smoothed landmarks
+    hidden: int = 0  # frames since the face was last seen (0: visible)
+    sure: tuple[int, np.ndarray, np.ndarray] | None = None  # (frame, state, velocity)
 
 
 #: Smallest face box a track keeps, pixels.
 MIN_SIZE = 8.0
+#: Confidence at which a track's motion is trusted for coasting when the face is hidden.
+SURE = 0.9
 
 
 def _predict(tr: _Track) -> np.ndarray:
-    """The track's box on the next frame: ``(cx, cy, size)`` moved on by its recent motion."""
-    nxt = tr.state + tr.velocity
-    nxt[2] = min(max(nxt[2], 0.7 * tr.state[2]), 1.4 * tr.state[2])
-    return nxt
+    """The track's box on the next frame: its centre moved on by its recent motion, its size
+    kept (a sudden change of size then lowers the confidence)."""
+    return tr.state + tr.velocity * np.array([1.0, 1.0, 0.0])
 
 
 def iou(a: Box, b: Box) -> float:
@@ -203,6 +205,9 @@ class LandmarkTracker:
         min_confidence: a track below this confidence makes the detector run on the frame.
         match_iou: least IoU between a detection and a track's box to be the same face.
         max_missed: a track ends after this many detection frames in a row without its face.
+        max_hidden: a face that is lost (low confidence and not detected: occluded, say) is
+            kept hidden, moving on its last sure motion, for up to this many frames; found
+            again near there by the detector, it keeps its id.
         relation: ``(dx, dy, size)`` box-from-landmarks relation (see
             :meth:`tcnn.types.Box.from_landmarks`); ``None`` takes the model card's
             ``box_from_landmarks`` when it has one, else measures it per track from the
@@ -220,9 +225,10 @@ class LandmarkTracker:
         detect_every: int = 10,
         max_faces: int | None = None,
         smoothing: Smoothing | None = Smoothing(),  # noqa: B008 - frozen, shared safely
-        min_confidence: float = 0.5,
+        min_confidence: float = 0.7,
         match_iou: float = 0.3,
         max_missed: int = 2,
+        max_hidden: int = 15,
         relation: Sequence[float] | None = None,
         fps: float = 30.0,
     ) -> None:
@@ -241,6 +247,7 @@ class LandmarkTracker:
         self.min_confidence = min_confidence
         self.match_iou = match_iou
         self.max_missed = max_missed
+        self.max_hidden = max_hidden
         self.fps = fps
         card = self.detector.model.card.get("box_from_landmarks")
         fixed = relation if relation is not None else card
@@ -302,7 +309,8 @@ class LandmarkTracker:
             time: the frame's time in seconds (default: frame number / ``fps``).
 
         Returns:
-            One :class:`TrackedFace` per tracked face, oldest track first; empty when none.
+            One :class:`TrackedFace` per visible tracked face, oldest track first; empty when
+            none.
         """
         rgb = load_image(frame)
         t = time if time is not None else self._frame / self.fps
@@ -310,42 +318,54 @@ class LandmarkTracker:
         self._track(rgb, w, h)
         detected: set[int] = set()
         self._since_detect += 1
-        low = any(tr.confidence < self.min_confidence for tr in self._tracks)
-        if not self._tracks or low or self._since_detect >= self.detect_every:
+        unsure = any(tr.hidden or tr.confidence < self.min_confidence for tr in self._tracks)
+        if not self._tracks or unsure or self._since_detect >= self.detect_every:
             detected = self._detect(rgb)
             self._since_detect = 0
         self._frame += 1
-        return [self._output(tr, t, tr.id in detected) for tr in self._tracks]
+        return [self._output(tr, t, tr.id in detected) for tr in self._tracks if not tr.hidden]
 
     def _track(self, rgb: np.ndarray, w: int, h: int) -> None:
-        """Move every track to this frame: predict its box, place landmarks, score agreement."""
-        if not self._tracks:
-            return
-        predicted = [_predict(tr) for tr in self._tracks]
-        boxes = [_box(p) for p in predicted]
-        pts = self.detector.landmarks(rgb, boxes)
-        states = [self._state(p, self._rel(tr)) for p, tr in zip(pts, self._tracks)]
-        # The crop slipped (fast motion): place the landmarks again from where they landed.
-        again = [
-            i
-            for i, (b, s) in enumerate(zip(boxes, states))
-            if s[2] >= MIN_SIZE and iou(b, _box(s)) < 0.9
-        ]
-        if again:
-            redo = self.detector.landmarks(rgb, [_box(states[i]) for i in again])
-            for i, p in zip(again, redo):
-                boxes[i], pts[i] = _box(states[i]), p
-                states[i] = self._state(p, self._rel(self._tracks[i]))
-        for tr, box, p, s, pred in zip(self._tracks, boxes, pts, states, predicted):
-            tr.confidence = iou(_box(pred), _box(s))
-            tr.velocity = 0.5 * tr.velocity + 0.5 * (s - tr.state)
-            tr.raw, tr.box, tr.state = p, box, s
+        """Move every track to this frame: predict its box, place landmarks, score agreement.
+
+        Hidden tracks (faces not seen lately) coast on their last sure motion.
+        """
+        for tr in self._tracks:
+            if tr.hidden:
+                tr.hidden += 1
+                tr.state = tr.state + tr.velocity
+        seen = [tr for tr in self._tracks if not tr.hidden]
+        if seen:
+            predicted = [_predict(tr) for tr in seen]
+            boxes = [_box(p) for p in predicted]
+            pts = self.detector.landmarks(rgb, boxes)
+            states = [self._state(p, self._rel(tr)) for p, tr in zip(pts, seen)]
+            # The crop slipped (fast motion): place the landmarks again from where they landed.
+            again = [
+                i
+                for i, (b, st) in enumerate(zip(boxes, states))
+                if st[2] >= MIN_SIZE and iou(b, _box(st)) < 0.9
+            ]
+            if again:
+                redo = self.detector.landmarks(rgb, [_box(states[i]) for i in again])
+                for i, p in zip(again, redo):
+                    boxes[i], pts[i] = _box(states[i]), p
+                    states[i] = self._state(p, self._rel(seen[i]))
+            for tr, box, p, st, pred in zip(seen, boxes, pts, states, predicted):
+                # Agreement of motion (predicted vs found) and of crop and landmarks.
+                tr.confidence = min(iou(_box(pred), _box(st)), iou(box, _box(st)))
+                tr.velocity = 0.5 * tr.velocity + 0.5 * (st - tr.state)
+                tr.raw, tr.box, tr.state = p, box, st
+                if tr.confidence >= SURE:
+                    tr.sure = (self._frame, st, tr.velocity)
         self._drop_duplicates()
         frame_box = Box(0, 0, w, h)
         self._tracks = [
             tr
             for tr in self._tracks
-            if tr.state[2] >= MIN_SIZE and _inside(_box(tr.state), frame_box) >= 0.5
+            if tr.state[2] >= MIN_SIZE
+            and _inside(_box(tr.state), frame_box) >= 0.5
+            and tr.hidden <= self.max_hidden
         ]
 
     def _rel(self, tr: _Track) -> np.ndarray:
@@ -353,12 +373,12 @@ class LandmarkTracker:
 
     def _drop_duplicates(self) -> None:
         """Of two tracks on one face, keep the one whose motion agrees with its prediction."""
-        order = sorted(self._tracks, key=lambda tr: -tr.confidence)
+        order = sorted((tr for tr in self._tracks if not tr.hidden), key=lambda tr: -tr.confidence)
         kept: list[_Track] = []
         for tr in order:
             if all(iou(_box(tr.state), _box(k.state)) < 0.5 for k in kept):
                 kept.append(tr)
-        self._tracks = [tr for tr in self._tracks if tr in kept]
+        self._tracks = [tr for tr in self._tracks if tr.hidden or tr in kept]
 
     def _detect(self, rgb: np.ndarray) -> set[int]:
         """Run the detector: confirm, re-anchor or end tracks, start new ones; ids detected."""
@@ -379,11 +399,16 @@ class LandmarkTracker:
             track_of[ti] = di
             used.add(di)
         reanchor = list(track_of.items())
+        for ti, tr in enumerate(self._tracks):
+            if ti in track_of or tr.hidden:
+                continue
+            tr.missed += 1
+            if tr.confidence < self.min_confidence:
+                self._hide(tr)
         kept = [
             tr
             for ti, tr in enumerate(self._tracks)
-            if ti in track_of
-            or (tr.confidence >= self.min_confidence and tr.missed + 1 < self.max_missed)
+            if ti in track_of or tr.hidden or tr.missed < self.max_missed
         ]
         new = [
             di
@@ -394,9 +419,6 @@ class LandmarkTracker:
             new = new[: max(0, self.max_faces - len(kept))]
         boxes = [found[di][0] for _, di in reanchor] + [found[di][0] for di in new]
         pts = self.detector.landmarks(rgb, boxes) if boxes else np.zeros((0, 0, 2))
-        for ti, tr in enumerate(self._tracks):
-            if ti not in track_of:
-                tr.missed += 1
         for k, (ti, di) in enumerate(reanchor):
             tr = self._tracks[ti]
             box, score = found[di]
@@ -406,9 +428,12 @@ class LandmarkTracker:
             tr.relation = tr.relation + (rel - tr.relation) / tr.detections
             tr.raw, tr.box = pts[k], box
             state = self._state(pts[k], self._rel(tr))
-            if tr.confidence < self.min_confidence:
+            if tr.hidden:
+                tr.smoother = self._smoother()
+            elif tr.confidence < self.min_confidence:
                 tr.velocity = np.zeros(3)
-            tr.state = state
+            tr.state, tr.hidden, tr.confidence = state, 0, 1.0
+            tr.sure = (self._frame, state, tr.velocity)
         detected = {self._tracks[ti].id for ti in track_of}
         for k, di in enumerate(new, start=len(reanchor)):
             box, score = found[di]
@@ -420,6 +445,12 @@ class LandmarkTracker:
             detected.add(tr.id)
         self._tracks = kept
         return detected
+
+    def _hide(self, tr: _Track) -> None:
+        """The face is not seen (occluded, or the crop lost it): coast on its last sure motion."""
+        frame, state, velocity = tr.sure if tr.sure else (self._frame, tr.state, np.zeros(3))
+        velocity = velocity * np.array([1.0, 1.0, 0.0])
+        tr.hidden, tr.state, tr.velocity = 1, state + velocity * (self._frame - frame), velocity
 
     def _smoother(self) -> OneEuroFilter | None:
         return OneEuroFilter(self.smoothing) if self.smoothing is not None else None
