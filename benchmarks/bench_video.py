@@ -11,8 +11,8 @@ pipeline's landmarks on the undistorted photo moved by the known path. Compares 
 
 Measures jitter (still face), mean error and lag (paths), id switches (crossing) and frames/s.
 
-    PYTHONPATH=src nice -n 19 python benchmarks/bench_video.py            # writes results/video.json
-    PYTHONPATH=src python benchmarks/bench_video.py --quick              # a short smoke run
+    PYTHONPATH=src nice -n 19 python benchmarks/bench_video.py    # writes results/video.json
+    PYTHONPATH=src python benchmarks/bench_video.py --quick      # a short smoke run
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from common import RESULTS, machine
 from synth_video import FPS, Clip, crossing_clip, make_sprite, paths, single_clip
-
 from tcnn.draw import draw_faces
 from tcnn.pipeline import Pipeline
 from tcnn.predictor import LandmarkDetector
@@ -51,7 +51,9 @@ def eye_distance(truth: np.ndarray) -> np.ndarray:
     """``[..., K, 2]`` truth -> ``[...]`` normalising distance of its scheme (pixels)."""
     scheme = scheme_for(truth.shape[-2])
     a, b = scheme.normalisers[scheme.default_normaliser]
-    return np.linalg.norm(truth[..., list(a), :].mean(-2) - truth[..., list(b), :].mean(-2), axis=-1)
+    return np.linalg.norm(
+        truth[..., list(a), :].mean(-2) - truth[..., list(b), :].mean(-2), axis=-1
+    )
 
 
 def match(truth: np.ndarray, faces: list[np.ndarray], limit: float) -> list[int | None]:
@@ -148,9 +150,11 @@ def id_switches(clip: Clip, k: int, seq: list[list[np.ndarray]], ids: list[list[
             if last[n] is not None and fids[j] != last[n]:
                 switches += 1
             last[n] = fids[j]
-    return {"id_switches": switches, "frames_missed": missed, "track_ids": sorted(
-        {i for fs in ids for i in fs}
-    )}
+    return {
+        "id_switches": switches,
+        "frames_missed": missed,
+        "track_ids": sorted({i for fs in ids for i in fs}),
+    }
 
 
 def clips(k_detectors: dict[int, LandmarkDetector], frames: int, quick: bool) -> list[Clip]:
@@ -166,7 +170,9 @@ def clips(k_detectors: dict[int, LandmarkDetector], frames: int, quick: bool) ->
     heads = {n: make_sprite(str(SOURCES[n]), k_detectors, margin=1.7) for n in CROSSING}
     a, b = (heads[n] for n in CROSSING)
     for offset in (0.6, 0.3):
-        out.append(crossing_clip(f"crossing/offset{offset}", a, b, frames, ON_SCREEN, offset, NOISE))
+        out.append(
+            crossing_clip(f"crossing/offset{offset}", a, b, frames, ON_SCREEN, offset, NOISE)
+        )
     return out
 
 
@@ -262,7 +268,10 @@ def main() -> None:
         result[f"{k}pt"] = {
             "accuracy": accuracy(clip_list, k, det),
             "throughput_640x480": throughput(
-                next(c for c in clip_list if c.name.startswith("translate")), k, det, 1 if args.quick else 3
+                next(c for c in clip_list if c.name.startswith("translate")),
+                k,
+                det,
+                1 if args.quick else 3,
             ),
         }
         print(k, result[f"{k}pt"]["throughput_640x480"], flush=True)

@@ -86,9 +86,7 @@ def background(seed: int = 0) -> Image.Image:
     w, h = SIZE
     ys, xs = np.mgrid[0:h, 0:w] / max(w, h)
     rng = np.random.default_rng(seed)
-    bg = np.stack(
-        [90 + 60 * xs, 110 + 40 * ys, 130 - 30 * xs + 20 * np.sin(6 * ys)], axis=2
-    )
+    bg = np.stack([90 + 60 * xs, 110 + 40 * ys, 130 - 30 * xs + 20 * np.sin(6 * ys)], axis=2)
     for _ in range(6):
         cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.05, 0.2)
         bg += rng.uniform(-25, 25) * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / r**2)[..., None]

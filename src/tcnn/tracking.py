@@ -67,9 +67,7 @@ class Smoothing:
 
     def __post_init__(self) -> None:
         if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
-            raise TcnnError(
-                f"smoothing {self}: cutoffs must be positive and beta not negative"
-            )
+            raise TcnnError(f"smoothing {self}: cutoffs must be positive and beta not negative")
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
@@ -224,7 +222,7 @@ class LandmarkTracker:
         face_detector: str | None = None,
         detect_every: int = 10,
         max_faces: int | None = None,
-        smoothing: Smoothing | None = Smoothing(),  # noqa: B008 - frozen, shared safely
+        smoothing: Smoothing | None = Smoothing(),
         min_confidence: float = 0.7,
         match_iou: float = 0.3,
         max_missed: int = 2,
@@ -296,7 +294,9 @@ class LandmarkTracker:
         cos, sin = math.cos(-angle), math.sin(-angle)
         centre = c + np.array([cos * off[0] - sin * off[1], sin * off[0] + cos * off[1]])
         s = (box.width + box.height) / 2
-        upright_box = Box(centre[0] - s / 2, centre[1] - s / 2, centre[0] + s / 2, centre[1] + s / 2)
+        upright_box = Box(
+            centre[0] - s / 2, centre[1] - s / 2, centre[0] + s / 2, centre[1] + s / 2
+        )
         return np.array(upright_box.landmark_relation(up))
 
     # -- the per-frame step ---------------------------------------------------------------
@@ -402,9 +402,10 @@ class LandmarkTracker:
         for ti, tr in enumerate(self._tracks):
             if ti in track_of or tr.hidden:
                 continue
-            tr.missed += 1
             if tr.confidence < self.min_confidence:
                 self._hide(tr)
+            elif not self._overlapped(tr):  # a face partly hidden by another is hard to detect
+                tr.missed += 1
         kept = [
             tr
             for ti, tr in enumerate(self._tracks)
@@ -445,6 +446,13 @@ class LandmarkTracker:
             detected.add(tr.id)
         self._tracks = kept
         return detected
+
+    def _overlapped(self, tr: _Track) -> bool:
+        """Whether another visible track's box overlaps this one's."""
+        box = _box(tr.state)
+        return any(
+            o is not tr and not o.hidden and iou(box, _box(o.state)) > 0 for o in self._tracks
+        )
 
     def _hide(self, tr: _Track) -> None:
         """The face is not seen (occluded, or the crop lost it): coast on its last sure motion."""

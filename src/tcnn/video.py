@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -251,10 +252,8 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Drop the unfinished file."""
-        try:
+        with contextlib.suppress(Exception):  # the file is discarded whatever went wrong
             self._container.close()
-        except Exception:  # noqa: BLE001 - the file is discarded whatever went wrong
-            pass
         self._tmp.unlink(missing_ok=True)
 
 
