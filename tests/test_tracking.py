@@ -132,3 +132,13 @@ def test_bad_settings_are_one_line_errors(detector: LandmarkDetector) -> None:
         Smoothing(min_cutoff=0.0)
     with pytest.raises(TcnnError, match="relation"):
         LandmarkTracker(detector, relation=(0.0, 0.1))
+
+
+def test_max_faces_limits_the_tracks(head: np.ndarray, detector: LandmarkDetector) -> None:
+    other = head[:, ::-1].copy()
+    frames = clip([head, other], [[(5, 5)] * 6, [(165, 85)] * 6])
+    tracker = LandmarkTracker(detector, detect_every=2, max_faces=1)
+    out = [tracker.update(f, t / 30) for t, f in enumerate(frames)]
+    assert all(len(faces) == 1 and faces[0].track_id == 0 for faces in out)
+    tracker.reset()
+    assert len(LandmarkTracker(detector).update(frames[0])) == 2

@@ -117,6 +117,7 @@ def test_truncated_video_keeps_the_frames_done(
     one_line_error(err, str(cut))
     done = len(jsonl.read_text().splitlines())
     assert 0 < done < 24
+    assert f"{done} frame(s)" in stdout
     with VideoReader(out) as video:
         assert len(list(video)) == done
     assert leftovers(tmp_path) == []

@@ -226,7 +226,7 @@ class LandmarkTracker:
         min_confidence: float = 0.7,
         match_iou: float = 0.3,
         max_missed: int = 2,
-        max_hidden: int = 15,
+        max_hidden: int = 30,
         relation: Sequence[float] | None = None,
         fps: float = 30.0,
     ) -> None:
@@ -427,6 +427,8 @@ class LandmarkTracker:
             tr.missed, tr.score = 0, score
             rel = self._relation(box, pts[k])
             tr.relation = tr.relation + (rel - tr.relation) / tr.detections
+            if not tr.hidden and tr.confidence >= self.min_confidence:
+                continue  # confirmed: keep the tracked landmarks (steadier than a fresh box)
             tr.raw, tr.box = pts[k], box
             state = self._state(pts[k], self._rel(tr))
             if tr.hidden:

@@ -29,11 +29,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from tcnn.errors import TcnnError
+
+if TYPE_CHECKING:
+    from tcnn.tracking import LandmarkTracker, TrackedFace
 
 #: Output containers by suffix; all hold H.264 (libx264, shipped in PyAV's wheels).
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -314,7 +317,7 @@ class VideoRun:
 
 def annotate_video(
     source: VideoSource,
-    tracker: Any,
+    tracker: LandmarkTracker,
     output: str | os.PathLike[str] | None = None,
     jsonl: str | os.PathLike[str] | None = None,
     max_frames: int | None = None,
@@ -397,7 +400,7 @@ def annotate_video(
     return run
 
 
-def frame_record(frame: VideoFrame, faces: list[Any]) -> dict[str, Any]:
+def frame_record(frame: VideoFrame, faces: list[TrackedFace]) -> dict[str, Any]:
     """The JSON line for one frame: index, time (s) and each face's ``to_dict()``."""
     return {
         "frame": frame.index,
