@@ -193,7 +193,7 @@ class LandmarkTracker:
 
     Args:
         detector: the landmark detector to use (default: built from ``model``, ``points`` and
-            ``face_detector``).
+            ``face_detector``, with one ONNX Runtime thread: the tracker runs small batches).
         points: 5 or 68, when neither ``detector`` nor ``model`` is given.
         model: a shipped model name or ``.onnx`` path.
         face_detector: face detector name (see :mod:`tcnn.detect`), or ``None`` for the model's.
@@ -238,7 +238,8 @@ class LandmarkTracker:
             raise TcnnError("match_iou must be in (0, 1) and min_confidence in [0, 1]")
         if max_missed < 1 or fps <= 0:
             raise TcnnError("max_missed must be at least 1 and fps positive")
-        self.detector = detector or LandmarkDetector(model, points, face_detector)
+        # One face a call: ONNX Runtime's spinning worker threads only cost time here.
+        self.detector = detector or LandmarkDetector(model, points, face_detector, threads=1)
         self.detect_every = detect_every
         self.max_faces = max_faces
         self.smoothing = smoothing
