@@ -162,3 +162,20 @@ def test_parse_source(tmp_path: Path) -> None:
     assert parse_source("clip.mp4") == "clip.mp4"
     with pytest.raises(TcnnError, match="no such file"):
         VideoReader(tmp_path / "missing.mp4")
+
+
+def test_truncated_mkv_without_a_frame_count_is_caught(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    w = VideoWriter(tmp_path / "a.mkv", 30.0, (64, 48))
+    for _ in range(60):
+        w.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    data = w.close().read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    with VideoReader(cut) as video:
+        assert video.frames is None  # Matroska declares a duration, not a count
+        seen = 0
+        with pytest.raises(TcnnError, match="truncated"):
+            for _ in video:
+                seen += 1
+    assert 0 < seen < 60

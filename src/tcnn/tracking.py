@@ -191,6 +191,9 @@ def _box(state: np.ndarray) -> Box:
 class LandmarkTracker:
     """Landmarks on every frame of a video, with stable face ids and smoothing.
 
+    A tracker holds one video's state: use one per stream (and :meth:`reset` between videos);
+    it is not meant to be shared between threads.
+
     Args:
         detector: the landmark detector to use (default: built from ``model``, ``points`` and
             ``face_detector``, with one ONNX Runtime thread: the tracker runs small batches).
