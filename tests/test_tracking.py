@@ -142,3 +142,20 @@ def test_max_faces_limits_the_tracks(head: np.ndarray, detector: LandmarkDetecto
     assert all(len(faces) == 1 and faces[0].track_id == 0 for faces in out)
     tracker.reset()
     assert len(LandmarkTracker(detector).update(frames[0])) == 2
+
+
+def test_a_fixed_box_relation_tracks_like_the_measured_one(
+    head: np.ndarray, detector: LandmarkDetector
+) -> None:
+    frames = clip([head], [[(20 + 4 * t, 45) for t in range(12)]])
+    measured = LandmarkTracker(detector, smoothing=None)
+    out = [measured.update(f, t / 30) for t, f in enumerate(frames)]
+    relation = measured._tracks[0].relation  # the per-track relation, from detections
+    fixed = LandmarkTracker(detector, smoothing=None, relation=tuple(relation))
+    assert fixed.relation is not None
+    for t, f in enumerate(frames):
+        (a,), (b,) = out[t], fixed.update(f, t / 30)
+        assert b.track_id == 0
+        assert np.linalg.norm(a.landmarks - b.landmarks, axis=-1).mean() < 0.05 * eye_distance(
+            a.landmarks
+        )

@@ -7,19 +7,30 @@ landmark-network batch instead of a detection. The detector runs
 
 - every ``detect_every`` frames (new faces are found at most that many frames after they appear,
   and tracks the detector no longer finds end),
-- on any frame where a track's confidence drops below ``min_confidence``,
+- on any frame where a track's confidence drops below ``min_confidence`` or a track is hidden,
 - on every frame while no face is tracked.
 
+A detection that matches a confident track confirms it (the tracked landmarks are kept: they
+are steadier than ones placed from a fresh detector box); one that matches an unsure or hidden
+track re-anchors it on the detector's box.
+
 **Track confidence** is the agreement between where a track's motion said the face would be and
-where its landmarks put it: the IoU of the predicted box (last frame's box moved by the recent
-motion) and the box from this frame's landmarks. It is near 1 while the face moves smoothly,
-and drops when the crop slips off the face, the face is occluded or jumps, or its size changes
-suddenly (the issue's "change of box size" rule, generalised to position).
+where its landmarks put it: the smaller of the IoU of the predicted box (last frame's centre
+moved by the recent motion, same size) with the box from this frame's landmarks, and of the
+crop's box with that box. It is near 1 while the face moves smoothly, and drops when the crop
+slips off the face, the face is occluded or jumps, or its size changes suddenly (the issue's
+"change of box size" rule, generalised to position).
+
+**Hidden faces**: an unsure track the detector does not find (an occluded face, say) is hidden:
+not reported, it moves on with its last sure motion for up to ``max_hidden`` frames, and keeps
+its id if the detector finds a face there. A confident track the detector misses while another
+face overlaps it is kept (partly hidden faces are hard to detect); otherwise it ends after
+``max_missed`` detection frames without its face.
 
 **Ids** are assigned on detection frames by greedy best-IoU matching of detections to the tracks'
 current boxes (IoU at least ``match_iou``). Tracks follow their own face between detections, so
-two faces that cross keep their ids as long as each track stays on its face; when two tracks
-collapse onto one face, the one whose motion agrees less with its prediction ends.
+two faces that cross keep their ids as long as each track stays on its face; when two visible
+tracks collapse onto one face, the one whose motion agrees less with its prediction ends.
 
 **Smoothing** is a One Euro filter (Casiez et al., CHI 2012) per landmark: a low-pass whose
 cutoff rises with speed, so a still face is steady and a fast one is not dragged behind.
@@ -251,8 +262,13 @@ class LandmarkTracker:
         self.max_missed = max_missed
         self.max_hidden = max_hidden
         self.fps = fps
-        card = self.detector.model.card.get("box_from_landmarks")
-        fixed = relation if relation is not None else card
+        card = self.detector.model.card  # a dict, or a typed card with attributes
+        measured = (
+            card.get("box_from_landmarks")
+            if isinstance(card, dict)
+            else getattr(card, "box_from_landmarks", None)
+        )
+        fixed = relation if relation is not None else measured
         self.relation = np.asarray(fixed, np.float64) if fixed is not None else None
         if self.relation is not None and self.relation.shape != (3,):
             raise TcnnError(f"relation {fixed}: expected (dx, dy, size)")
