@@ -267,6 +267,36 @@ def _remove_if_left_empty(folder: Path) -> Iterator[None]:
         raise
 
 
+def cmd_video(args: argparse.Namespace) -> int:
+    from tcnn.tracking import LandmarkTracker, Smoothing
+    from tcnn.video import annotate_video, parse_source
+
+    if args.output is None and args.jsonl is None:
+        raise TcnnError("nothing to write: give -o OUT.mp4 and/or --jsonl LANDMARKS.jsonl")
+    smoothing = Smoothing(args.min_cutoff, args.beta) if args.smooth else None
+    tracker = LandmarkTracker(
+        points=args.points,
+        model=args.model,
+        face_detector=args.detector,
+        detect_every=args.detect_every,
+        max_faces=args.max_faces,
+        smoothing=smoothing,
+    )
+    source = parse_source(args.input)
+    run = annotate_video(source, tracker, args.output, args.jsonl, args.max_frames, not args.quiet)
+    fps = run.frames / run.seconds if run.seconds else 0.0
+    wrote = " and ".join(str(p) for p in run.outputs)
+    print(f"{run.frames} frame(s), {run.faces} face(s), {run.tracks} track(s), {fps:.0f} frames/s")
+    print(f"wrote {wrote}")
+    if run.error:
+        print(
+            f"tcnn: error: {run.error} (the output holds the {run.frames} frames before it)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _need_torch() -> None:
     try:
         import torch  # noqa: F401
@@ -460,6 +490,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="average with the prediction on the mirrored crop (default: as trained)",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "video",
+        help="landmarks on every frame of a video or camera, tracked and smoothed",
+        description="Track faces through a video file or a camera: the face detector runs "
+        "every N frames (and when a track is unsure), landmarks on every frame, a One Euro "
+        "filter smooths them. Writes the annotated video and/or one JSON line per frame "
+        "(frame, time, faces with a stable id, box, landmarks in continuous pixels, detected "
+        "or tracked). Outputs appear only when finished.",
+    )
+    p.add_argument("input", metavar="INPUT", help="a video file, or a camera index (0, 1, ...)")
+    p.add_argument("-o", "--output", help="annotated video (.mp4, .mov or .mkv)")
+    p.add_argument("--jsonl", help="landmarks, one JSON line per frame")
+    _add_model_args(p)
+    p.add_argument("--detector", help="face detector name (default: the model's)")
+    p.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="One Euro smoothing of the landmarks (default on)",
+    )
+    p.add_argument(
+        "--min-cutoff", type=float, default=1.0, help="smoothing cutoff of a still face, Hz"
+    )
+    p.add_argument("--beta", type=float, default=40.0, help="smoothing cutoff rise per face size/s")
+    p.add_argument(
+        "--detect-every", type=int, default=10, metavar="N", help="detect faces every N frames"
+    )
+    p.add_argument("--max-faces", type=int, metavar="K", help="track at most K faces")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("models", help="list the shipped models")
     p.add_argument("--format", choices=("text", "json"), default="text")
