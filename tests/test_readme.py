@@ -1,4 +1,5 @@
-"""Every Python snippet of the README runs, as a new user would run it: beside a photo.jpg."""
+"""Every Python snippet of the README runs, as a new user would run it: beside a photo.jpg
+and a short clip.mp4 of it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,12 @@ def test_readme_snippet_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     Image.fromarray(astronaut).save(tmp_path / "photo.jpg")
+    if "clip.mp4" in SNIPPETS[n]:
+        video = pytest.importorskip("tcnn.video")
+        writer = video.VideoWriter(tmp_path / "clip.mp4", 25, (512, 512))
+        for _ in range(5):
+            writer.write(astronaut)
+        writer.close()
     monkeypatch.chdir(tmp_path)
     names: dict[str, object] = {"__name__": "readme"}
     exec(compile(SNIPPETS[n], f"README.md python block {n + 1}", "exec"), names)
