@@ -16,7 +16,7 @@ $(BIN)/python:
 demo: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[demo]'
 	$(BIN)/python -m pip install -q --no-deps $(RETINA)
-	$(BIN)/tcnn demo $(IMAGE)
+	$(BIN)/tcnn demo $(if $(IMAGE),"$(IMAGE)")
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)

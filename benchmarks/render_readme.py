@@ -151,8 +151,8 @@ def label_note(results: dict[str, dict[str, Any]]) -> str:
         "**Read this table with the label convention in mind.** All coordinates are compared "
         "in one\nconvention: continuous pixel coordinates, with MTFL's 1-based test labels moved "
         "by -0.5 px and\ndlib's 0-based predictions by +0.5 px (for dlib this is the usual "
-        '"+1" into MTFL\'s convention,\nand it reproduces the dlib numbers of '
-        f"`../shared/docs/METHOD.md` exactly: {100 * dlib5['mean']:.2f}% mean, "
+        "\"+1\" into MTFL's convention,\nand it reproduces the project's earlier reference "
+        f"measurement of dlib exactly: {100 * dlib5['mean']:.2f}% mean, "
         f"{100 * dlib5['median']:.2f}%\nmedian, {100 * dlib5['failure_10']:.1f}% failures). "
         f"MTFL's AFLW test labels sit about {dx:.1f} px right of and {dy:.1f} px below\n"
         "where its training labels' convention puts them: `python benchmarks/label_offsets.py`"

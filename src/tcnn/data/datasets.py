@@ -148,7 +148,10 @@ def load_dataset(
         root = default_root()
     root = Path(root)
     if not root.is_dir():
-        raise TcnnError(f"{root}: data folder not found (pass --root)")
+        raise TcnnError(
+            f"dataset {name!r}: data folder {root} not found; pass --root FOLDER, the folder "
+            "that holds it (or set TCNN_DATA); see 'Datasets' in the README for where to get it"
+        )
     annotations = spec.read(root)
     if limit:
         annotations = annotations[:limit]
