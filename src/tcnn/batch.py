@@ -293,7 +293,7 @@ class PartWorker:
         from tcnn.outputs import save_image
 
         assert r.image is not None and self.options.align is not None
-        rel = f"{CROPS}/{index // self.options.part_size:08d}/{index:09d}-{face}.png"
+        rel = f"{CROPS}/{index // 1000:06d}/{index:09d}-{face}.png"  # 1000 inputs a folder
         path = self.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         aligned = align_face(r.image, r.faces[face].landmarks, self.options.align)
