@@ -19,8 +19,6 @@ from typing import Any
 from tcnn.batch import Entry, Options, PartWorker, Summary, chunks, count_rows, write_empty
 from tcnn.errors import TcnnError
 
-#: Parts per manifest file (a file is a block: what Ray hands to one actor at a time).
-MANIFEST_PARTS = 4
 #: CPUs Ray reserves for a read or write task (they wait on files, not on the CPU).
 IO_CPUS = 0.05
 
@@ -67,8 +65,9 @@ def run_ray(
             cluster for Ray's own reading and writing tasks).
         address: a running cluster's ``host:port`` (``ray start --head`` prints it).
     """
-    if not address:
-        # A local runtime stays on loopback (Ray otherwise binds the machine's address).
+    if not address or address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost"):
+        # A local runtime, or a head on loopback, stays on loopback (Ray otherwise swaps
+        # 127.0.0.1 for the machine's address).
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
@@ -77,8 +76,8 @@ def run_ray(
         raise TcnnError("--ray needs Ray Data: pip install 'tcnn[ray]'") from None
     import pyarrow.parquet as pq
 
-    rows = options.part_size * MANIFEST_PARTS
-    manifest = write_manifest(entries, out / "_manifest", rows)
+    # One manifest file per part: a file is a block, what Ray hands to one actor at a time.
+    manifest = write_manifest(entries, out / "_manifest", options.part_size)
     summary = Summary(out)
     if not manifest:
         write_empty(out)
