@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,8 @@ from common import RESULTS, machine
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "RAY_USAGE_STATS_ENABLED": "0"}
-LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray keeps 127.0.0.1 as the node address
+#: Ray keeps 127.0.0.1 as the node address; the head and the driver share ~/.ray/auth_token.
+CLUSTER = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
 
 
 def load() -> list[float]:
@@ -102,17 +105,35 @@ def memory_profile(samples: list[tuple[float, float]]) -> dict[str, Any]:
 
 
 def ray_cluster(files: Path, work: Path, reference: pa.Table) -> dict[str, Any]:
-    """The README's multi-node recipe with a head on loopback: start, run, stop."""
+    """The README's multi-node recipe with a head on loopback: start, run, stop.
+
+    The head runs with ``--block`` in its own process group, stopped by signalling that group
+    (``ray stop`` would stop every Ray on this shared machine).
+    """
     ray = str(Path(sys.executable).parent / "ray")
-    env = {**ENV, **LOOPBACK}
+    env = {**ENV, **CLUSTER}
     head = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", "6391"]
     head += ["--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"]
-    subprocess.run(head, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*head, "--block"], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
+        for _ in range(240):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", 6391)) == 0:
+                    break
+            time.sleep(0.5)
+        time.sleep(5)  # the raylet registers after the GCS port opens
         out = work / "cluster"
-        result = job([str(files), "-o", str(out), "--ray", "127.0.0.1:6391"], LOOPBACK)
+        result = job([str(files), "-o", str(out), "--ray", "127.0.0.1:6391"], CLUSTER)
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, check=True, capture_output=True)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     same = sorted_rows(out).equals(reference)
     return {"command": " ".join(head[1:]), "same_rows": same, "files": result["summary"]["files"],
             "wall_s": round(result["wall_s"], 1)}  # fmt: skip

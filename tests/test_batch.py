@@ -176,6 +176,9 @@ def test_missing_column_empty_input_unwritable_output(photos: Path, tmp_path: Pa
         run(photos, blocker / "out")
     with pytest.raises(TcnnError, match="no such file or folder"):
         run(tmp_path / "nowhere", tmp_path / "o4")
+    with pytest.raises(TcnnError, match="nope"):
+        run(photos, tmp_path / "o5", model="nope")
+    assert not (tmp_path / "o5").exists()
 
 
 def _peak_rss_mb(cmd: list[str]) -> float:

@@ -423,6 +423,7 @@ def run(
     for source in sources:
         check_input(source, path_column)
     options = Options(model, points, detector, upsample, threshold, align, part_size)
+    _check_options(options)
     out = ensure_dir(Path(out))
     job = {"inputs": [os.path.abspath(s) for s in sources], "path_column": path_column}
     job |= {"cwd": os.getcwd(), **asdict(options)}
@@ -440,6 +441,14 @@ def run(
     summary.seconds = time.monotonic() - start
     write_text(out / JOB_FILE, json.dumps({**job, "summary": _summary_dict(summary)}, indent=1))
     return summary
+
+
+def _check_options(options: Options) -> None:
+    """A bad model or detector fails here, in one line, not in every worker."""
+    from tcnn.predictor import LandmarkDetector
+
+    o = options
+    LandmarkDetector(o.model, o.points, o.detector, o.upsample, o.threshold, threads=1)
 
 
 def _summary_dict(s: Summary) -> dict[str, Any]:
