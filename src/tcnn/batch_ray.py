@@ -76,8 +76,7 @@ def run_ray(
         raise TcnnError("--ray needs Ray Data: pip install 'tcnn[ray]'") from None
     import pyarrow.parquet as pq
 
-    # One manifest file per part: a file is a block, what Ray hands to one actor at a time.
-    manifest = write_manifest(entries, out / "_manifest", options.part_size)
+    manifest = write_manifest(entries, out / "_manifest", options.part_size * 64)
     summary = Summary(out)
     if not manifest:
         write_empty(out)
@@ -91,7 +90,9 @@ def run_ray(
         ray.data.DataContext.get_current().enable_progress_bars = progress
         # Reading and writing take a sliver of a CPU: the actors hold one each.
         files = [str(p) for p in manifest]
-        ds = ray.data.read_parquet(files, num_cpus=IO_CPUS, override_num_blocks=len(files))
+        ds = ray.data.read_parquet(files, num_cpus=IO_CPUS)
+        # A block is what one actor works on: one part each, or a single actor gets them all.
+        ds = ds.repartition(target_num_rows_per_block=options.part_size)
         ds = ds.map_batches(
             RayParts,
             fn_constructor_args=(options, str(out)),
