@@ -1,10 +1,10 @@
 """The batch job on Ray Data: the same rows as the local run, on one machine or a cluster.
 
 The inputs are streamed into a manifest (``OUT/_manifest/*.parquet``: index, path, absolute
-path), which Ray reads in blocks of one part each; ``map_batches`` runs :class:`tcnn.batch.PartWorker` in a pool of actors
-(each loads the ONNX model once, one CPU each) and Ray writes the rows as Parquet into ``OUT``.
-On a cluster every node needs tcnn installed and the inputs and ``OUT`` at the same paths (a
-shared file system).
+path), which Ray reads in blocks of one part each; ``map_batches`` runs
+:class:`tcnn.batch.PartWorker` in a pool of actors (each loads the ONNX model once, one CPU
+each) and Ray writes the rows as Parquet into ``OUT``. On a cluster every node needs tcnn
+installed and the inputs and ``OUT`` at the same paths (a shared file system).
 """
 
 from __future__ import annotations
