@@ -144,8 +144,19 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1024, help="files for the speed runs")
     parser.add_argument("--manifest", type=int, default=20_000, help="entries, memory run")
     parser.add_argument("--out", default=str(RESULTS / "batch.json"))
+    parser.add_argument(
+        "--memory-only", action="store_true", help="redo only the memory run, into --out"
+    )
+    parser.add_argument("--memory-upsample", type=int, help="face detector upsampling, memory run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    if args.memory_only:
+        try:
+            result = json.loads(Path(args.out).read_text())
+            memory_run(result, image_files(result["files"]), work, args)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         files = image_files(args.files)
         listing = work / "files.txt"
@@ -179,20 +190,27 @@ def main() -> None:
             "memory_manifest": "not finished",
         }
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")  # the memory run is long
-        repeated = work / "manifest.parquet"
-        paths = [files[i % len(files)] for i in range(args.manifest)]
-        pq.write_table(pa.table({"path": paths}), repeated)
-        print(f"memory: {args.manifest} entries, load {load()}", flush=True)
-        mem = job([str(repeated), "-o", str(work / "memory"), "--workers", "2"])
-        result["memory_manifest"] = {
-            "entries": args.manifest,
-            **_brief(mem),
-            **memory_profile(mem["samples"]),
-        }
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        memory_run(result, files, work, args)
         print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def memory_run(result: dict[str, Any], files: list[str], work: Path, args: Any) -> None:
+    """A 20,000-entry manifest (the files repeated), 2 workers; memory of the process tree."""
+    repeated = work / "manifest.parquet"
+    paths = [files[i % len(files)] for i in range(args.manifest)]
+    pq.write_table(pa.table({"path": paths}), repeated)
+    print(f"memory: {args.manifest} entries, load {load()}", flush=True)
+    extra = [] if args.memory_upsample is None else ["--upsample", str(args.memory_upsample)]
+    mem = job([str(repeated), "-o", str(work / "memory"), "--workers", "2", *extra])
+    result["memory_manifest"] = {
+        "entries": args.manifest,
+        "upsample": "by size" if args.memory_upsample is None else args.memory_upsample,
+        **_brief(mem),
+        **memory_profile(mem["samples"]),
+    }
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
 def sorted_rows_subset(table: pa.Table, n: int) -> pa.Table:

@@ -117,7 +117,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     summary = run(
         args.inputs, args.output, points=args.points, model=args.model, detector=args.detector,
-        align=args.align, workers=args.workers, resume=args.resume,
+        upsample=args.upsample, align=args.align, workers=args.workers, resume=args.resume,
         ray=False if args.ray is None else args.ray, path_column=args.path_column,
         part_size=args.part_size, progress=not args.quiet,
     )  # fmt: skip
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder (a Parquet dataset)")
     _add_model_args(p)
     p.add_argument("--detector", help="face detector (default: the model card's)")
+    p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
     p.add_argument("--align", type=int, metavar="SIZE", help="also write aligned SIZExSIZE crops")
     p.add_argument("--workers", type=int, help="worker processes or Ray actors (default: cores)")
     p.add_argument(
