@@ -130,6 +130,19 @@ def _save_astronaut(astronaut: np.ndarray, folder: Path) -> Path:
     return save_image(Image.fromarray(astronaut), folder / "astronaut.png")
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tcnn.batch import run
+
+    summary = run(
+        args.inputs, args.output, points=args.points, model=args.model, detector=args.detector,
+        upsample=args.upsample, align=args.align, workers=args.workers, resume=args.resume,
+        ray=False if args.ray is None else args.ray, path_column=args.path_column,
+        part_size=args.part_size, progress=not args.quiet,
+    )  # fmt: skip
+    print(f"{summary.line()} in {summary.seconds:.1f} s")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tcnn.evaluate import evaluate, evaluate_300w, plot_ced
 
@@ -392,6 +405,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser(
+        "batch",
+        help="landmarks of millions of images into a resumable Parquet dataset",
+        description="One row per face, per image without a face and per failed file, "
+        "written as Parquet part files as work completes; all cores, or a Ray cluster. "
+        "Boxes and landmarks are in continuous pixels (pixel i covers [i, i+1)).",
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="a folder (recursive), a text file of paths, or a .parquet/.csv manifest",
+    )  # fmt: skip
+    p.add_argument("-o", "--output", required=True, help="output folder (a Parquet dataset)")
+    _add_model_args(p)
+    p.add_argument("--detector", help="face detector (default: the model card's)")
+    p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
+    p.add_argument("--align", type=int, metavar="SIZE", help="also write aligned SIZExSIZE crops")
+    p.add_argument("--workers", type=int, help="worker processes or Ray actors (default: cores)")
+    p.add_argument(
+        "--ray", nargs="?", const="", metavar="ADDRESS",
+        help="run on Ray Data: a local runtime, or the cluster at ADDRESS (host:port)",
+    )  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue a killed or stopped run")
+    p.add_argument("--path-column", default="path", help="manifest column of paths (path)")
+    p.add_argument("--part-size", type=int, default=256, help="inputs per part file (256)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser(
         "evaluate",

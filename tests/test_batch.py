@@ -1,0 +1,204 @@
+"""tcnn batch: the same rows from 1 and 2 workers and Ray, kill -9 and resume, bad input."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tcnn.batch import run, schema
+from tcnn.cli import main
+from tcnn.errors import TcnnError
+
+pq = pytest.importorskip("pyarrow.parquet")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> Path:
+    """12 real photos (the astronaut at several scales, mirrored, as JPEG and PNG, in
+    subfolders), 2 without a face, a corrupt and an empty file: 16 files."""
+    root = tmp_path_factory.mktemp("batch-in")
+    img = Image.fromarray(astronaut)
+    for i, size in enumerate((200, 256, 320, 384, 448, 512)):
+        for mirror in (False, True):
+            sub = root / f"set{i % 3}"
+            sub.mkdir(exist_ok=True)
+            v = img.resize((size, size))
+            v = v.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirror else v
+            v.save(sub / f"astro-{size}-{int(mirror)}.{'png' if i % 2 else 'jpg'}")
+    img.crop((300, 0, 512, 90)).save(root / "sky.png")  # no face
+    Image.new("RGB", (64, 48), (90, 120, 200)).save(root / "blue.png")
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (root / "empty.png").write_bytes(b"")
+    return root
+
+
+def rows(out: Path) -> list[dict[str, Any]]:
+    table = pq.read_table(out)
+    assert table.schema.remove_metadata() == schema()
+    order = [("index", "ascending"), ("face", "ascending")]
+    return table.sort_by(order).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("ref") / "out"
+    summary = run(photos, out, workers=1, part_size=4, align=48, progress=False)
+    assert (summary.files, summary.failed, summary.no_face) == (16, 2, 2)
+    assert summary.faces >= 12 and summary.parts == 4
+    return rows(out)
+
+
+def test_rows_one_per_face_no_face_and_failure(reference: list[dict[str, Any]]) -> None:
+    assert sorted({r["index"] for r in reference}) == list(range(16))
+    failed = {Path(r["path"]).name: r["error"] for r in reference if r["status"] == "failed"}
+    assert set(failed) == {"corrupt.jpg", "empty.png"}
+    assert all(name in error for name, error in failed.items())
+    no_face = [r for r in reference if r["status"] == "no_face"]
+    assert {Path(r["path"]).name for r in no_face} == {"sky.png", "blue.png"}
+    assert all(r["width"] and r["landmarks"] is None for r in no_face)
+    faces = [r for r in reference if r["status"] == "face"]
+    for r in faces:
+        assert len(r["landmarks"]) == 10 and r["model"] == "vanilla5" and r["detector"] == "dlib"
+        assert r["left"] < r["landmarks"][0] < r["right"]  # left eye x inside the box
+    one = next(r for r in faces if r["path"].endswith("astro-512-0.png"))
+    assert one["width"] == one["height"] == 512
+
+
+def test_two_workers_same_rows_and_crops(
+    photos: Path, reference: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    code = main(["batch", str(photos), "-o", str(out), "--workers", "2", "--part-size", "4"])
+    assert code == 0 and "16 file(s)" in capsys.readouterr().out
+    assert rows(out) == [{**r, "crop": None} for r in reference]
+    out2 = tmp_path / "aligned"
+    run(photos, out2, workers=2, part_size=4, align=48, progress=False)
+    got = rows(out2)
+    assert got == reference
+    crops = [r["crop"] for r in got if r["status"] == "face"]
+    assert all(c and Image.open(out2 / c).size == (48, 48) for c in crops)
+
+
+def test_ray_local_same_rows(photos: Path, reference: list[dict[str, Any]], tmp_path: Path) -> None:
+    pytest.importorskip("ray.data")
+    summary = run(photos, tmp_path / "out", workers=2, part_size=4, align=48, ray=True)
+    assert (summary.files, summary.faces) == (16, sum(r["status"] == "face" for r in reference))
+    assert rows(tmp_path / "out") == reference
+
+
+def test_manifests_and_text_list(photos: Path, tmp_path: Path) -> None:
+    files = [*sorted(str(p) for p in photos.rglob("astro-*"))[:4], str(photos / "sky.png")]
+    files.append(str(tmp_path / "gone.jpg"))
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(files) + "\n\n")
+    with open(tmp_path / "m.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["id", "image"], *[[i, p] for i, p in enumerate(files)]])
+    pa = pytest.importorskip("pyarrow")
+    pq.write_table(pa.table({"image": files}), tmp_path / "m.parquet")
+    outs = []
+    for name, column in (("list.txt", "path"), ("m.csv", "image"), ("m.parquet", "image")):
+        out = tmp_path / f"out-{name}"
+        summary = run(tmp_path / name, out, workers=1, path_column=column, progress=False)
+        assert summary.files == 6 and summary.failed == 1
+        outs.append(rows(out))
+    assert outs[0] == outs[1] == outs[2]
+    assert [r["path"] for r in outs[0] if r["status"] == "failed"] == [files[-1]]
+
+
+def _parts(out: Path) -> int:
+    return len(list(out.glob("part-*.parquet")))
+
+
+def test_kill_minus_nine_then_resume_equals_uninterrupted(
+    photos: Path, reference: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """kill -9 of the whole job (main process and workers, as a power loss) at random points
+    three times, then --resume: the rows equal an uninterrupted run's, none twice."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "tcnn", "batch", str(photos), "-o", str(out), "-q"]
+    cmd += ["--workers", "2", "--part-size", "2", "--align", "48"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    rng = random.Random(13)
+    kills = 0
+    for attempt in range(3):
+        target = min(7, _parts(out) + rng.randint(1, 2))
+        proc = subprocess.Popen(
+            cmd + (["--resume"] if attempt else []),
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        while proc.poll() is None and _parts(out) < target:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 2 and _parts(out) < 8
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, check=True)
+    assert "16 file(s)" in done.stdout
+    assert _parts(out) == 8 and not list(out.glob(".*.tmp"))
+    assert rows(out) == reference
+    with pytest.raises(TcnnError, match="already holds a batch output"):
+        run(photos, out, progress=False)
+    with pytest.raises(TcnnError, match=r"different job.*align"):
+        run(photos, out, part_size=2, resume=True, progress=False)
+
+
+def test_missing_column_empty_input_unwritable_output(photos: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file,label\na.jpg,1\n")
+    with pytest.raises(TcnnError, match=r"m\.csv: no column 'path' \(columns: file, label\)"):
+        run(manifest, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert main(["batch", str(manifest), "-o", str(tmp_path / "o2"), "--path-column", "x"]) == 1
+    (tmp_path / "empty").mkdir()
+    summary = run(tmp_path / "empty", tmp_path / "o3", workers=1, progress=False)
+    assert summary.files == 0
+    table = pq.read_table(tmp_path / "o3")
+    assert table.num_rows == 0 and table.schema.remove_metadata() == schema()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(TcnnError, match="cannot create output folder"):
+        run(photos, blocker / "out")
+    with pytest.raises(TcnnError, match="no such file or folder"):
+        run(tmp_path / "nowhere", tmp_path / "o4")
+    with pytest.raises(TcnnError, match="nope"):
+        run(photos, tmp_path / "o5", model="nope")
+    assert not (tmp_path / "o5").exists()
+
+
+def _peak_rss_mb(cmd: list[str]) -> float:
+    """Peak resident memory (MB) of the largest process of a command (workers included)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert status == 0, proc.stderr.read() if proc.stderr else status
+    return usage.ru_maxrss / 1024
+
+
+def test_many_missing_paths_finish_with_bounded_memory(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
+    pq.write_table(pa.table({"path": [f"/no/such/{i}.jpg" for i in range(2_000)]}), small)
+    pq.write_table(pa.table({"path": [f"/no/such/{i}.jpg" for i in range(60_000)]}), large)
+    base = [sys.executable, "-m", "tcnn", "batch", "-q", "--workers", "2", "--part-size", "1000"]
+    rss_small = _peak_rss_mb([*base, str(small), "-o", str(tmp_path / "o1")])
+    rss_large = _peak_rss_mb([*base, str(large), "-o", str(tmp_path / "o2")])
+    table = pq.read_table(tmp_path / "o2", columns=["status", "error"])
+    assert table.num_rows == 60_000 and set(table.column("status").to_pylist()) == {"failed"}
+    assert table.column("error")[59_999].as_py() == "/no/such/59999.jpg: no such file"
+    assert rss_large < rss_small * 1.15 + 10, (rss_small, rss_large)
