@@ -1,5 +1,5 @@
 """Every Python snippet of the README runs, as a new user would run it: beside a photo.jpg
-and a short clip.mp4 of it."""
+a photos/ folder holding it, and a short clip.mp4 of it."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def test_readme_snippet_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     Image.fromarray(astronaut).save(tmp_path / "photo.jpg")
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "photos" / "photo.jpg")
     if "clip.mp4" in SNIPPETS[n]:
         video = pytest.importorskip("tcnn.video")
         writer = video.VideoWriter(tmp_path / "clip.mp4", 25, (512, 512))
