@@ -227,7 +227,13 @@ class Engine:
         blank = np.zeros((64, 64, 3), np.uint8)
         for c in choices:
             det = self.detector(c)
-            list(self.pool.map(lambda _, d=det: d.detect(blank), range(self.threads)))
+            barrier = threading.Barrier(self.threads, timeout=60)  # one task on every thread
+
+            def build(_: int, d: LandmarkDetector = det, b: threading.Barrier = barrier) -> None:
+                d.detect(blank)
+                b.wait()
+
+            list(self.pool.map(build, range(self.threads)))
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
