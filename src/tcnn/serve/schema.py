@@ -93,6 +93,12 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": Error, "description": why[c]} for c in codes}
 
 
+#: A 32x32 grey PNG (no face), the JSON body's example.
+_EXAMPLE = (
+    "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAKElEQVR42u3NQQEAAAQEMCS/6Erw2wqsk9SnqWcCgUAg"
+    "EAgEAoHgygK+PQHAs0oJIwAAAABJRU5ErkJggg=="
+)
+
 _UPLOAD = {
     "requestBody": {
         "required": True,
@@ -111,7 +117,8 @@ _UPLOAD = {
                         "image": {"type": "string", "description": "base64, or a data: URL"}
                     },
                     "required": ["image"],
-                }
+                },
+                "example": {"image": _EXAMPLE},
             },
         },
     }

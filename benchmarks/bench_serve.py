@@ -1,0 +1,157 @@
+"""Load test of ``tcnn serve`` on loopback against in-process ``tcnn detect`` on the same photos.
+
+Two photos: a 640x480 one-face photo (made from ../shared/data/photos/single_face.jpg) and the
+group photo multi_face.jpg. For ``--workers 1`` and ``2``: requests/s and p50/p99 latency at 1,
+4 and 16 concurrent keep-alive clients; then resident memory of a one-worker server before and
+after 10,000 requests. The in-process baseline (the library ``tcnn detect`` calls: the
+sequential ``LandmarkDetector.detect`` loop and ``Pipeline.run``) runs in the same process run,
+so machine load affects both alike. Every level is bounded in count and time.
+
+    PYTHONPATH=src nice -n 19 python benchmarks/bench_serve.py   # writes results/serve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from common import RESULTS, machine
+from serve_common import load, loadavg, multipart, rss_mb, server, worker_pids
+from tcnn.pipeline import Pipeline
+from tcnn.predictor import LandmarkDetector
+
+PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos"
+
+
+def photos(folder: Path) -> dict[str, Path]:
+    """The 640x480 one-face JPEG (resized and centre-cropped) and the group photo."""
+    src = Image.open(PHOTOS / "single_face.jpg").convert("RGB")
+    h = round(src.height * 640 / src.width)
+    small = src.resize((640, h), Image.Resampling.LANCZOS)
+    top = (h - 480) // 2
+    path = folder / "single_640x480.jpg"
+    small.crop((0, top, 640, top + 480)).save(path, quality=92)
+    return {"single_640x480": path, "group_multi_face": PHOTOS / "multi_face.jpg"}
+
+
+def in_process(path: Path, count: int) -> dict[str, Any]:
+    """Images/s of the two in-process ways ``tcnn detect`` runs (file read + decode included)."""
+    det = LandmarkDetector()
+    faces = len(det.detect(path))
+    t0 = time.perf_counter()
+    for _ in range(count):
+        det.detect(path)
+    sequential = count / (time.perf_counter() - t0)
+    pipe = Pipeline(det)
+    t0 = time.perf_counter()
+    n = sum(1 for r in pipe.run([path] * count) if r.ok)
+    pipelined = n / (time.perf_counter() - t0)
+    return {
+        "faces": faces,
+        "detect_loop_img_per_s": round(sequential, 1),
+        "pipeline_img_per_s": round(pipelined, 1),
+        "pipeline_workers": pipe.workers,
+        "images": count,
+    }
+
+
+def summary(res: Any) -> dict[str, Any]:
+    lat = np.array(res.latencies) * 1e3
+    return {
+        "requests": len(res.latencies),
+        "seconds": round(res.seconds, 2),
+        "req_per_s": round(len(res.latencies) / res.seconds, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "statuses": {str(k): v for k, v in sorted(res.statuses.items())},
+    }
+
+
+def memory(path: Path, requests: int, clients: int, max_s: float) -> dict[str, Any]:
+    """Resident memory of a one-worker server: at start, after a warm-up, after ``requests``."""
+    body, ctype = multipart(path.read_bytes(), path.name)
+    with server(1) as (port, proc):
+        pid = worker_pids(proc.pid)[0]
+        start = rss_mb(pid)
+        load(port, body, ctype, clients, 200, 60)
+        warm = rss_mb(pid)
+        res = load(port, body, ctype, clients, requests, max_s)
+        end = rss_mb(pid)
+    return {
+        "photo": path.name,
+        "clients": clients,
+        "warmup_requests": 200,
+        **summary(res),
+        "rss_mb_start": round(start, 1),
+        "rss_mb_after_warmup": round(warm, 1),
+        "rss_mb_after": round(end, 1),
+        "growth_after_warmup_pct": round((end - warm) / warm * 100, 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=300, help="requests per level (300)")
+    ap.add_argument("--max-seconds", type=float, default=25, help="time bound per level (25)")
+    ap.add_argument("--memory-requests", type=int, default=10_000)
+    ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
+    args = ap.parse_args()
+
+    record: dict[str, Any] = {
+        "benchmark": "tcnn serve on loopback vs in-process tcnn detect, same photos, same run",
+        "command": "PYTHONPATH=src nice -n 19 python benchmarks/bench_serve.py",
+        "machine": machine(),
+        "loadavg_before": loadavg(),
+        "client": "Python http.client keep-alive threads on the same machine (they share its "
+        "cores with the server); multipart upload of the JPEG file; POST /v1/landmarks",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        files = photos(Path(tmp))
+        http: list[dict[str, Any]] = []
+        for workers in (1, 2):
+            for name, path in files.items():
+                # In-process right before the server's turn, so both see the same machine load.
+                base = in_process(path, args.count)
+                http.append({"workers": workers, "photo": name, "in_process": base})
+                with server(workers) as (port, _):
+                    body, ctype = multipart(path.read_bytes(), path.name)
+                    load(port, body, ctype, 4, 20, 30)  # warm every pool thread
+                    for clients in (1, 4, 16):
+                        res = load(port, body, ctype, clients, args.count, args.max_seconds)
+                        http[-1][f"clients_{clients}"] = summary(res)
+                print(json.dumps(http[-1]), flush=True)
+        record["http"] = http
+        record["memory"] = memory(files["single_640x480"], args.memory_requests, 4, 600)
+    record["loadavg_after"] = loadavg()
+    record["targets"] = targets(record)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps({"targets": record["targets"], "memory": record["memory"]}, indent=1))
+
+
+def targets(record: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets: >= 80% of in-process at 4 clients; p99 < 250 ms at 16 (640x480)."""
+    out: dict[str, Any] = {}
+    for row in record["http"]:
+        base = row["in_process"]
+        best = max(base["detect_loop_img_per_s"], base["pipeline_img_per_s"])
+        tag = f"{row['photo']}_workers{row['workers']}"
+        out[f"ratio_4_clients_{tag}"] = round(row["clients_4"]["req_per_s"] / best, 3)
+        if row["photo"] == "single_640x480":
+            out[f"p99_ms_16_clients_{tag}"] = row["clients_16"]["p99_ms"]
+    out["memory_growth_pct"] = record["memory"]["growth_after_warmup_pct"]
+    out["note"] = (
+        "ratio: HTTP req/s at 4 clients over the faster in-process way (detect loop or "
+        "pipeline), measured just before that server ran"
+    )
+    return out
+
+
+if __name__ == "__main__":
+    main()
