@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -102,7 +103,11 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=25, help="time bound per level (25)")
     ap.add_argument("--memory-requests", type=int, default=10_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
+    ap.add_argument("--readme", action="store_true", help="only write the README table")
     args = ap.parse_args()
+    if args.readme:
+        render_readme(args.out, RESULTS / "serve_fuzz.json")
+        return
 
     record: dict[str, Any] = {
         "benchmark": "tcnn serve on loopback vs in-process tcnn detect, same photos, same run",
@@ -151,6 +156,56 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
         "pipeline), measured just before that server ran"
     )
     return out
+
+
+def _level(r: dict[str, Any]) -> str:
+    return f"{r['req_per_s']:.1f} ({r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms)"
+
+
+def render_readme(result: Path, fuzz_result: Path) -> None:
+    """The README's web service numbers, between its ``bench:serve`` markers."""
+    rec = json.loads(result.read_text())
+    lines = [
+        "| photo | workers | in-process img/s: detect loop / pipeline | 1 client: req/s "
+        "(p50 / p99) | 4 clients | 16 clients | HTTP / in-process, 4 clients |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rec["http"]:
+        base = row["in_process"]
+        ratio = rec["targets"][f"ratio_4_clients_{row['photo']}_workers{row['workers']}"]
+        lines.append(
+            f"| {row['photo']} ({base['faces']} faces) | {row['workers']} "
+            f"| {base['detect_loop_img_per_s']:.1f} / {base['pipeline_img_per_s']:.1f} "
+            f"| {_level(row['clients_1'])} | {_level(row['clients_4'])} "
+            f"| {_level(row['clients_16'])} | {100 * ratio:.0f}% |"
+        )
+    m, mem = rec["machine"], rec["memory"]
+    lines += [
+        "",
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores shared with other jobs: load "
+        f"average {rec['loadavg_before'][0]:.1f} before, {rec['loadavg_after'][0]:.1f} after), "
+        f"Python {m['python']}, ONNX Runtime {m['onnxruntime']}, dlib {m['dlib']}; client and "
+        "server on the same cores. Memory of one worker: "
+        f"{mem['rss_mb_start']:.0f} MB at start, {mem['rss_mb_after_warmup']:.0f} MB after "
+        f"{mem['warmup_requests']} requests, {mem['rss_mb_after']:.0f} MB after "
+        f"{mem['requests']:,} more ({mem['growth_after_warmup_pct']:+.1f}%; statuses "
+        f"{mem['statuses']}).",
+    ]
+    if fuzz_result.is_file():
+        fz = json.loads(fuzz_result.read_text())
+        cases = fz.get("schemathesis_report", {}).get("test_cases", {})
+        lines.append(
+            f"Schemathesis ({fz['schemathesis_version']}, `benchmarks/fuzz_serve.py`): "
+            f"{cases.get('generated', '?')} generated requests, server answers by status "
+            f"{fz['server_answers_by_status']}: {fz['server_5xx']} with a 5xx."
+        )
+    block = "<!-- bench:serve -->\n" + "\n".join(lines) + "\n<!-- /bench:serve -->"
+    readme = RESULTS.parent.parent / "README.md"
+    text = readme.read_text()
+    text = re.sub(
+        r"<!-- bench:serve -->.*?<!-- /bench:serve -->", lambda _: block, text, flags=re.S
+    )
+    readme.write_text(text)
 
 
 if __name__ == "__main__":

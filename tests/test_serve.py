@@ -368,3 +368,21 @@ def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> No
     )
     assert main(["serve", "--openapi"]) == 0
     assert json.loads(capsys.readouterr().out)["paths"].keys() >= {"/v1/landmarks", "/v1/align"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "cause"),
+    [
+        (["--workers", "0"], "--workers 0"),
+        (["--max-upload-mb", "0"], "must be positive"),
+        (["--queue", "-1"], "queue -1"),
+    ],
+)
+def test_cli_serve_bad_settings(
+    argv: list[str], cause: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tcnn.cli import main
+
+    assert main(["serve", *argv, "--openapi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tcnn: error: ") and cause in err and "Traceback" not in err

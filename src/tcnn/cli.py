@@ -234,6 +234,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from tcnn.serve import ServeConfig, create_app, serve
     except ImportError:
         raise TcnnError("the web service needs its extra: pip install 'tcnn[serve]'") from None
+    if args.workers < 1:
+        raise TcnnError(f"--workers {args.workers}: must be at least 1")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     cfg = ServeConfig(args.max_upload_mb, int(args.max_pixels), threads, args.queue)
     if args.openapi:

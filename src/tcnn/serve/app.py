@@ -71,6 +71,15 @@ class ServeConfig:
     queue: int = 32
     preload: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.max_upload_mb > 0 or not self.max_pixels > 0:
+            raise TcnnError(
+                f"max upload {self.max_upload_mb} MB / max pixels {self.max_pixels}: "
+                "must be positive"
+            )
+        if (self.threads is not None and self.threads < 1) or self.queue < 0:
+            raise TcnnError(f"threads {self.threads} / queue {self.queue}: need >= 1 / >= 0")
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
