@@ -265,7 +265,9 @@ def test_busy_pool_answers_503_with_retry_after(photo: bytes) -> None:
         assert "tcnn_rejected_total 1" in c.get("/metrics").text
 
 
-def test_internal_errors_reach_no_client_as_tracebacks(photo: bytes) -> None:
+def test_internal_errors_reach_no_client_as_tracebacks(
+    photo: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     app = create_app(ServeConfig(threads=1, preload=False))
 
     def broken(choice: object) -> None:
@@ -276,6 +278,10 @@ def test_internal_errors_reach_no_client_as_tracebacks(photo: bytes) -> None:
         r = post(c, photo)
     assert r.status_code == 500
     assert r.json() == {"error": "internal error (the server log has the details)"}
+    assert "RuntimeError: secret internals" in caplog.text  # the log says what happened
+    with TestClient(app) as c:
+        post(c, b"plain text")
+    assert "400 POST /v1/landmarks: image: not an image file" in caplog.text
 
 
 def test_a_thousand_bad_requests_then_a_good_one(client: TestClient, photo: bytes) -> None:

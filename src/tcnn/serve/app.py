@@ -122,6 +122,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        engine.open()
         if cfg.preload:
             engine.warm([choose(None, 5, None), choose(None, 68, None)])
             log.info("tcnn serve: loaded %s; %d threads", engine.loaded, engine.threads)

@@ -172,7 +172,8 @@ class Engine:
     def __post_init__(self) -> None:
         if self.threads < 1 or self.queue < 0:
             raise TcnnError(f"threads {self.threads} / queue {self.queue}: need >= 1 / >= 0")
-        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tcnn-serve")
+        self.pool: ThreadPoolExecutor | None = None
+        self.open()
         self.slots = threading.BoundedSemaphore(self.threads + self.queue)
         self.busy = 0
         self.rejected = 0
@@ -210,8 +211,10 @@ class Engine:
         with self._count:
             self.busy += 1
         try:
+            if self.pool is None:
+                raise ApiError(503, "the server is shutting down", {"Retry-After": "1"})
             future = self.pool.submit(fn, *args)
-        except RuntimeError:
+        except (RuntimeError, ApiError):
             self._done(None)
             raise
         future.add_done_callback(self._done)
@@ -233,7 +236,17 @@ class Engine:
                 d.detect(blank)
                 b.wait()
 
+            self.open()
+            assert self.pool is not None
             list(self.pool.map(build, range(self.threads)))
 
+    def open(self) -> None:
+        """Start the pool (again, after :meth:`close`); its threads start on first use."""
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tcnn-serve")
+
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Stop taking jobs; running ones finish, queued ones are dropped."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
