@@ -105,6 +105,43 @@ def memory(path: Path, requests: int, clients: int, max_s: float) -> dict[str, A
     }
 
 
+def interleaved(path: Path, workers: int, rounds: int, slice_s: float) -> dict[str, Any]:
+    """HTTP at 4 clients against in-process, alternated in short slices (for a busy machine).
+
+    Each round times the detect loop (1 ONNX Runtime thread), the pipeline (default threads)
+    and the server at 4 clients for ``slice_s`` seconds each; the ratio is the median over
+    rounds of HTTP req/s over the faster in-process way of that round.
+    """
+    one, default = LandmarkDetector(threads=1), LandmarkDetector()
+    body, ctype = multipart(path.read_bytes(), path.name)
+    rows = []
+    with server(workers) as (port, _):
+        load(port, body, ctype, 4, 20, 30)
+        for _ in range(rounds):
+            t0, n = time.perf_counter(), 0
+            while time.perf_counter() - t0 < slice_s:
+                one.detect(path)
+                n += 1
+            loop = n / (time.perf_counter() - t0)
+            t0, n = time.perf_counter(), 0
+            for r in Pipeline(default).run([path] * 10_000):
+                n += r.ok
+                if time.perf_counter() - t0 > slice_s:
+                    break
+            pipe = n / (time.perf_counter() - t0)
+            http = load(port, body, ctype, 4, 10_000, slice_s)
+            rate = len(http.latencies) / http.seconds
+            rows.append([round(loop, 1), round(pipe, 1), round(rate, 1), loadavg()[0]])
+    ratios = [r[2] / max(r[0], r[1]) for r in rows]
+    return {
+        "photo": path.name,
+        "workers": workers,
+        "rounds": rows,
+        "columns": ["detect_loop_1_thread", "pipeline_default", "http_4_clients", "loadavg_1m"],
+        "median_ratio": round(float(np.median(ratios)), 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=300, help="requests per level (300)")
@@ -112,7 +149,20 @@ def main() -> None:
     ap.add_argument("--memory-requests", type=int, default=10_000)
     ap.add_argument("--out", type=Path, default=RESULTS / "serve.json")
     ap.add_argument("--readme", action="store_true", help="only write the README table")
+    ap.add_argument(
+        "--interleaved", action="store_true", help="only add the interleaved ratio runs to --out"
+    )
     args = ap.parse_args()
+    if args.interleaved:
+        record = json.loads(args.out.read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            files = photos(Path(tmp))
+            record["ratio_interleaved"] = [
+                interleaved(p, w, 5, 4.0) for w in (1, 2) for p in files.values()
+            ]
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        print(json.dumps(record["ratio_interleaved"], indent=1))
+        return
     if args.readme:
         render_readme(args.out, RESULTS / "serve_fuzz.json")
         return
@@ -200,6 +250,15 @@ def render_readme(result: Path, fuzz_result: Path) -> None:
         f"{mem['requests']:,} more ({mem['growth_after_warmup_pct']:+.1f}%; statuses "
         f"{mem['statuses']}).",
     ]
+    if rec.get("ratio_interleaved"):
+        parts = [
+            f"{r['photo']} workers {r['workers']}: {100 * r['median_ratio']:.0f}%"
+            for r in rec["ratio_interleaved"]
+        ]
+        lines.append(
+            "HTTP at 4 clients over in-process, alternated in 4 s slices (5 rounds, median; "
+            "`--interleaved`), less exposed to the other jobs' load: " + "; ".join(parts) + "."
+        )
     if fuzz_result.is_file():
         fz = json.loads(fuzz_result.read_text())
         cases = fz.get("schemathesis_report", {}).get("test_cases", {})
