@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--max-examples", type=int, default=60, help="per operation and phase (60)")
     ap.add_argument("--max-time", type=int, default=300, help="seconds for the whole run (300)")
     ap.add_argument("--out", type=Path, default=RESULTS / "serve_fuzz.json")
+    ap.add_argument("--phases", default="examples,coverage,fuzzing")
     args = ap.parse_args()
     exe = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     record: dict[str, Any] = {
@@ -53,6 +54,7 @@ def main() -> None:
             "--max-examples", str(args.max_examples),
             "--max-time", str(args.max_time),
             "--seed", "11",
+            "--phases", args.phases,
             "--workers", "2",
             "--request-timeout", "60",
             "--generation-database", "none",
@@ -69,6 +71,9 @@ def main() -> None:
         record["schemathesis_exit_code"] = run.returncode
         lines = [ln for ln in run.stdout.splitlines() if ln.strip()]
         record["schemathesis_summary"] = lines[-25:]
+        start = next((i for i, ln in enumerate(lines) if "ERRORS" in ln), None)
+        if start is not None:  # what went wrong on the client's side, if anything
+            record["schemathesis_errors"] = [ln[:300] for ln in lines[start : start + 40]]
         if report.is_file():
             record["schemathesis_report"] = json.loads(report.read_text())
         record["server_answers_by_status"] = statuses(get(port, "/metrics")[1].decode())
