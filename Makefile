@@ -13,7 +13,7 @@ $(BIN)/python:
 
 demo: $(BIN)/python
 	$(BIN)/python -m pip install -q '.[demo]'
-	$(BIN)/tcnn demo $(IMAGE)
+	$(BIN)/tcnn demo $(if $(IMAGE),"$(IMAGE)")
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)

@@ -24,6 +24,7 @@ from common import (
     pct,
     predict_all,
     rate,
+    speed,
     write_result,
 )
 from tcnn.detect import make_detector
@@ -35,23 +36,6 @@ from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import FIVE, to_five
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
-
-
-def speed(lm: LandmarkDetector, images: list[np.ndarray], boxes: list, n1: int = 1000) -> dict:
-    """Landmark stage faces/s at batch 1 and 256 (crop + network + mapping)."""
-    pairs = list(zip(images, boxes))
-
-    def batch1() -> int:
-        for img, b in pairs[:n1]:
-            lm.landmarks(img, [b])
-        return min(n1, len(pairs))
-
-    def batch256() -> int:
-        for i in range(0, len(pairs) - 255, 256):
-            lm.landmarks_batch(pairs[i : i + 256])
-        return (len(pairs) // 256) * 256
-
-    return {"faces_per_s_batch1": rate(batch1), "faces_per_s_batch256": rate(batch256)}
 
 
 def end_to_end(fn, photos: list[np.ndarray], reps: int = 5) -> float:
@@ -93,7 +77,7 @@ def main() -> None:
         lm = LandmarkDetector(name)
         pred = predict_all(lm, images, boxes)
         errors = nme(pred, gt, norm)
-        label = lm.model.card.get("name", name)
+        label = lm.model.card.name
         curves[label] = errors
         rows.append(
             {

@@ -13,7 +13,6 @@ import argparse
 
 import numpy as np
 
-from bench_5pt import speed
 from common import (
     RESULTS,
     DlibShapePredictor,
@@ -22,6 +21,7 @@ from common import (
     pct,
     predict_all,
     rate,
+    speed,
     write_result,
 )
 from tcnn.evaluate import plot_ced
@@ -61,7 +61,7 @@ def main() -> None:
         lm = LandmarkDetector(name, points=68)
         pred = predict_all(lm, images, boxes)
         add(
-            lm.model.card.get("name", name),
+            lm.model.card.name,
             pred,
             {
                 **speed(lm, images * 2, boxes * 2, n1=750),

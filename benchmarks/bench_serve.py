@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -177,7 +176,9 @@ def main() -> None:
         print(json.dumps(record["ratio_interleaved"], indent=1))
         return
     if args.readme:
-        render_readme(args.out, RESULTS / "serve_fuzz.json")
+        import render_readme
+
+        render_readme.main([])
         return
 
     record: dict[str, Any] = {
@@ -235,9 +236,8 @@ def _level(r: dict[str, Any]) -> str:
     return f"{r['req_per_s']:.1f} ({r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms)"
 
 
-def render_readme(result: Path, fuzz_result: Path) -> None:
-    """The README's web service numbers, between its ``bench:serve`` markers."""
-    rec = json.loads(result.read_text())
+def serve_section(rec: dict[str, Any], fz: dict[str, Any] | None) -> str:
+    """The README's ``bench:serve`` section from results/serve.json and serve_fuzz.json."""
     lines = [
         "| photo | workers | in-process img/s: best (detect loop, pipeline; default threads) "
         "| 1 client: req/s (p50 / p99) | 4 clients | 16 clients | HTTP / in-process, 4 clients |",
@@ -284,21 +284,14 @@ def render_readme(result: Path, fuzz_result: Path) -> None:
             "HTTP at 4 clients over in-process, alternated in 4 s slices (5 rounds, median; "
             "`--interleaved`), less exposed to the other jobs' load: " + "; ".join(parts) + "."
         )
-    if fuzz_result.is_file():
-        fz = json.loads(fuzz_result.read_text())
+    if fz is not None:
         cases = fz.get("schemathesis_report", {}).get("test_cases", {})
         lines.append(
             f"Schemathesis ({fz['schemathesis_version']}, `benchmarks/fuzz_serve.py`): "
             f"{cases.get('generated', '?')} generated requests, server answers by status "
             f"{fz['server_answers_by_status']}: {fz['server_5xx']} with a 5xx."
         )
-    block = "<!-- bench:serve -->\n" + "\n".join(lines) + "\n<!-- /bench:serve -->"
-    readme = RESULTS.parent.parent / "README.md"
-    text = readme.read_text()
-    text = re.sub(
-        r"<!-- bench:serve -->.*?<!-- /bench:serve -->", lambda _: block, text, flags=re.S
-    )
-    readme.write_text(text)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

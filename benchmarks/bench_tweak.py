@@ -16,13 +16,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench_5pt import speed
-from common import found_faces, machine, pct, predict_all, write_result
+from common import found_faces, machine, pct, predict_all, speed, write_result
 from tcnn.data.augment import make_crops
+from tcnn.export import finish
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
+from tcnn.runs import load_checkpoint
 from tcnn.schemes import scheme_for
-from tcnn.train import finish, load_checkpoint
 from tcnn.tweak import clusters_of
 
 

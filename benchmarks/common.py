@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,25 +22,70 @@ from tcnn.imaging import load_image
 from tcnn.types import Box
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parent.parent
 
 
-def machine() -> dict[str, Any]:
-    """CPU, cores and package versions, recorded with every result."""
+def git_commit() -> str:
+    """The tcnn commit the benchmark ran at, ``+dirty`` when tracked files had changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine(ort_threads: int | None = None) -> dict[str, Any]:
+    """CPU, cores, load, versions, thread counts and the tcnn commit, recorded with every result.
+
+    Args:
+        ort_threads: the ONNX Runtime intra-op threads the benchmark's sessions use (``None``:
+            ONNX Runtime's default, one per physical core).
+    """
     import dlib
     import onnxruntime
+    import PIL
 
     cpu = "unknown"
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as fh:
             names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
         cpu = names[0] if names else cpu
+    torch_threads = None
+    if "torch" in sys.modules:  # only when the benchmark uses torch (importing it is slow)
+        torch_threads = sys.modules["torch"].get_num_threads()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnxruntime": onnxruntime.__version__,
         "dlib": dlib.__version__,
+        "pillow": PIL.__version__,
+        "torch": _version("torch"),
+        "tcnn_commit": git_commit(),
+        "threads": {
+            "onnxruntime_intra_op": ort_threads if ort_threads else "default (physical cores)",
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "torch": torch_threads,
+        },
         "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -50,6 +98,23 @@ def rate(fn: Callable[[], int], repeats: int = 3) -> float:
         n = fn()
         best = max(best, n / (time.perf_counter() - t0))
     return best
+
+
+def speed(lm: Any, images: list[np.ndarray], boxes: list[Box], n1: int = 1000) -> dict[str, float]:
+    """Landmark stage faces/s at batch 1 and 256 (crop + network + mapping)."""
+    pairs = list(zip(images, boxes))
+
+    def batch1() -> int:
+        for img, b in pairs[:n1]:
+            lm.landmarks(img, [b])
+        return min(n1, len(pairs))
+
+    def batch256() -> int:
+        for i in range(0, len(pairs) - 255, 256):
+            lm.landmarks_batch(pairs[i : i + 256])
+        return (len(pairs) // 256) * 256
+
+    return {"faces_per_s_batch1": rate(batch1), "faces_per_s_batch256": rate(batch256)}
 
 
 class DlibShapePredictor:
@@ -124,10 +189,11 @@ def found_faces(name: str, limit: int = 0) -> Faces:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    return path
+    """Write ``results/NAME.json`` (write-then-rename); adds ``machine()`` when absent."""
+    from tcnn.outputs import write_text
+
+    result = result if "machine" in result else {**result, "machine": machine()}
+    return write_text(RESULTS / f"{name}.json", json.dumps(result, indent=1) + "\n")
 
 
 def pct(x: float) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from common import RESULTS
-from tcnn.export import update_card
+from tcnn.card import update_card
 from tcnn.models.registry import WEIGHTS
 
 

@@ -62,5 +62,5 @@ def test_train_on_300w_layout(tree: Path, tmp_path: Path) -> None:
     )
     run = train(cfg, tmp_path / "run", progress=False)
     model = load_model(run / "model.onnx")
-    assert model.points == 68 and model.card["training"]["faces"] == 3
-    assert np.isfinite(model.card["offset"]).all()
+    assert model.points == 68 and model.card.training["faces"] == 3
+    assert np.isfinite(model.card.offset).all()

@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from tcnn import LandmarkDetector
 from tcnn.align import TEMPLATE, align_face, similarity
+from tcnn.errors import TcnnError
 
 
 def test_similarity_recovers_a_known_transform() -> None:
@@ -30,3 +34,13 @@ def test_aligned_astronaut_has_her_eyes_on_the_template(astronaut: np.ndarray) -
 def test_68_points_align_through_five(astronaut: np.ndarray) -> None:
     face = max(LandmarkDetector(points=68).detect(astronaut), key=lambda f: f.box.width)
     assert align_face(astronaut, face.landmarks, size=64).shape == (64, 64, 3)
+
+
+def test_align_takes_what_detect_takes(astronaut: np.ndarray, astronaut_png: Path) -> None:
+    face = max(LandmarkDetector().detect(astronaut_png), key=lambda f: f.box.width)
+    want = align_face(astronaut, face.landmarks, size=48)
+    assert np.array_equal(align_face(astronaut_png, face.landmarks, size=48), want)
+    assert np.array_equal(align_face(str(astronaut_png), face.landmarks, size=48), want)
+    assert np.array_equal(align_face(Image.open(astronaut_png), face.landmarks, size=48), want)
+    with pytest.raises(TcnnError, match="no such file"):
+        align_face(astronaut_png.with_name("missing.png"), face.landmarks)

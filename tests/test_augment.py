@@ -3,7 +3,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tcnn.data.augment import Augment, CropSet, augment_batch  # noqa: E402
+from tcnn.config import Augment  # noqa: E402
+from tcnn.data.augment import CropSet, augment_batch  # noqa: E402
 from tcnn.schemes import FIVE  # noqa: E402
 
 
@@ -32,7 +33,13 @@ def test_targets_follow_the_pixels(mirror: bool) -> None:
     """Each target lands on a dot: its own colour, or its mirror partner's after a mirror."""
     crops = _dots_crop()
     aug = Augment(
-        rotate_deg=20, scale=0.1, shift=0.05, aspect=0.0, mirror=mirror, colour=0.0, gray=0.0
+        rotate_deg=20,
+        scale_jitter=0.1,
+        shift_jitter=0.05,
+        aspect_jitter=0.0,
+        mirror=mirror,
+        colour_jitter=0.0,
+        gray=0.0,
     )
     perm = FIVE.flip_permutation()
     colours = np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)])
@@ -58,7 +65,15 @@ def test_targets_follow_the_pixels(mirror: bool) -> None:
 
 def test_mirror_keeps_left_points_on_the_left() -> None:
     crops = _dots_crop()
-    aug = Augment(rotate_deg=0, scale=0, shift=0, aspect=0, mirror=True, colour=0, gray=0)
+    aug = Augment(
+        rotate_deg=0,
+        scale_jitter=0,
+        shift_jitter=0,
+        aspect_jitter=0,
+        mirror=True,
+        colour_jitter=0,
+        gray=0,
+    )
     perm = torch.from_numpy(FIVE.flip_permutation())
     for seed in range(8):
         _, y = augment_batch(

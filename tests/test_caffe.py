@@ -210,18 +210,21 @@ def test_onnx_matches_numpy_forward(
 def test_card_in_metadata_and_beside(converted: Path) -> None:
     import onnx
 
+    from tcnn.card import ModelCard
+
     model = onnx.load(str(converted))
     assert [(p.domain, p.version) for p in model.opset_import] == [("", 17)]
     card = json.loads({p.key: p.value for p in model.metadata_props}["tcnn_card"])
     assert card == json.loads(converted.with_suffix(".json").read_text())
     assert card["name"] == "seed-caffe" and card["points"] == 5 and card["input_size"] == 40
-    assert card["colour"] == "BGR" and card["scheme"] == "5pt"
+    assert card["channel_order"] == "BGR" and card["scheme"] == "5pt"
     assert card["crop"]["scale"] == 1.0 and card["mirror_average"] is False
     assert card["architecture"]["family"] == "vanilla-caffe"
     assert card["parameters"] == 111046
     assert card["source"]["caffemodel"] == "vanillaCNN.caffemodel"
     assert len(card["source"]["sha1"]) == 40
     assert (card["source"]["mean"], card["source"]["std"]) == ("trainMean.png", "trainSTD.png")
+    assert ModelCard.from_dict(card).to_dict() == card  # the file holds a current, typed card
     assert sorted(p.name for p in converted.parent.iterdir()) == ["seed.json", "seed.onnx"]
 
 
@@ -231,7 +234,7 @@ def test_loads_through_registry(
     from tcnn.models.registry import load_model
 
     model = load_model(converted)
-    assert model.card["colour"] == "BGR"
+    assert model.card.channel_order == "BGR"
     assert model.points == 5 and model.input_size == 40
     crops = np.random.default_rng(3).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     got = model.run(crops)  # RGB crops; the model reverses them to BGR

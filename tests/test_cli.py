@@ -1,5 +1,6 @@
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +45,32 @@ def test_readme_commands_exist() -> None:
     readme = (ROOT / "README.md").read_text()
     used = set(re.findall(r"^tcnn ([a-z-]+)", readme, re.M))
     assert used and used <= set(commands())
+    # Every `tcnn ...` line of the README's shell blocks parses with its flags and values.
+    lines = [ln for block in _shell_blocks(readme) for ln in block if ln.startswith("tcnn ")]
+    assert len(lines) >= len(used)
+    for line in lines:
+        argv = shlex.split(line, comments=True)[1:]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README command does not parse: {line}")
     makefile = (ROOT / "Makefile").read_text()
     assert "make demo" in readme and "make test" in readme
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def _shell_blocks(text: str) -> list[list[str]]:
+    blocks = re.findall(r"^```(?:bash|sh|shell)\n(.*?)^```", text, re.M | re.S)
+    return [[ln.strip() for ln in b.splitlines()] for b in blocks]
+
+
 def test_detect_json_csv_and_drawing(
     tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "detect", str(astronaut_png), "-o", str(tmp_path), "--draw")
+    code, out, _ = run(
+        capsys, "detect", str(astronaut_png), "-o", str(tmp_path), "--draw", "--draw-format", "png"
+    )
     assert code == 0 and "1 image(s)" in out
     data = json.loads((tmp_path / "landmarks.json").read_text())
     assert data["faces"] and data["faces"][0]["file"] == str(astronaut_png)
@@ -70,9 +87,10 @@ def test_detect_json_csv_and_drawing(
         "--points",
         "68",
     )
-    rows = (tmp_path / "landmarks.csv").read_text().splitlines()
+    lines = (tmp_path / "landmarks.csv").read_text().splitlines()
+    rows = [ln for ln in lines if not ln.startswith("#")]  # comments: coordinates, model
     assert code == 0 and rows[0].startswith("file,face,left,top,right,bottom,score,x0,y0")
-    assert len(rows[1].split(",")) == 7 + 136
+    assert len(rows[1].split(",")) == 7 + 136 + 1  # + the error column
 
 
 def test_detect_goes_on_past_bad_files(
@@ -103,6 +121,14 @@ def test_detect_goes_on_past_bad_files(
     assert {"whole.jpg", "gray.png", "rgba.png", "deep.png"} <= done
     assert len(data["failed"]) == 4
     assert "4 image(s)" in out
+    assert data["images"] == 4  # the summary and the file count the same thing: images read
+    assert {Path(f["file"]).name for f in data["failed"]} == {
+        "empty.jpg",
+        "text.png",
+        "truncated.jpg",
+        "huge.png",
+    }
+    assert all(f["error"].startswith(f["file"]) for f in data["failed"])
 
 
 @pytest.mark.parametrize(
@@ -123,6 +149,7 @@ def test_bad_model_files(
     assert code == 1
     assert_one_line_error(err, needle)
     assert not (tmp_path / "out" / "landmarks.json").exists()
+    assert not (tmp_path / "out").exists()  # the folder is made only once the model loaded
 
 
 def _write(path: Path, data: bytes) -> Path:

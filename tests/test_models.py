@@ -5,6 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tcnn.card import Crop, ModelCard  # noqa: E402
 from tcnn.export import export_model  # noqa: E402
 from tcnn.models.registry import load_model  # noqa: E402
 from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
@@ -22,7 +23,7 @@ def test_seed_architecture_matches_method() -> None:
 
 def test_68_point_variant_shapes() -> None:
     arch = VanillaArch(
-        points=68, input_size=60, channels=(32, 64, 96, 128), hidden=256, act="bnrelu"
+        points=68, input_size=60, channels=(32, 64, 96, 128), hidden=256, activation="bnrelu"
     )
     net = VanillaCNN(arch).eval()
     assert net(torch.rand(2, 3, 60, 60) * 255).shape == (2, 68, 2)
@@ -45,16 +46,12 @@ def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = VanillaCNN(VanillaArch())
     wrapped = InferenceNet(net, FIVE.flip_permutation().tolist(), (0.01, -0.02)).eval()
-    card = {
-        "name": "t",
-        "points": 5,
-        "input_size": 40,
-        "colour": "RGB",
-        "crop": {"scale": 1.0, "shift_y": 0.0},
-    }
+    card = ModelCard(
+        name="t", points=5, input_size=40, channel_order="RGB", crop=Crop(scale=1.0, shift_y=0.0)
+    )
     path = export_model(wrapped, card, tmp_path / "m.onnx")
     model = load_model(path)
-    assert model.card["name"] == "t"
+    assert model.card.name == "t"
     crops = np.random.default_rng(0).integers(0, 256, (5, 40, 40, 3), dtype=np.uint8)
     with torch.no_grad():
         ref = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
@@ -66,12 +63,12 @@ def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
 def test_update_card_rewrites_both_copies(tmp_path: Path) -> None:
     import json
 
-    from tcnn.export import update_card
+    from tcnn.card import update_card
 
     torch.manual_seed(0)
     wrapped = InferenceNet(VanillaCNN(VanillaArch()), None, (0, 0)).eval()
-    card = {"name": "t", "points": 5, "input_size": 40, "crop": {"scale": 1.0}, "metrics": {}}
+    card = ModelCard(name="t", points=5, input_size=40, crop=Crop(scale=1.0), metrics={})
     path = export_model(wrapped, card, tmp_path / "m.onnx")
     update_card(path, metrics={"mean": 0.05})
-    assert load_model(path).card["metrics"] == {"mean": 0.05}
+    assert load_model(path).card.metrics == {"mean": 0.05}
     assert json.loads((tmp_path / "m.json").read_text())["metrics"] == {"mean": 0.05}

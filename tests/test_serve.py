@@ -85,7 +85,7 @@ def test_landmarks_match_the_library(
     assert [{k: v for k, v in f.items() if k != "face"} for f in answer["faces"]] == expected
     assert len(expected) == 1 and answer["faces"][0]["face"] == 0
     assert answer["image"] == {"width": 512, "height": 512}
-    assert answer["coordinates"] == COORDINATES and "[i, i + 1)" in COORDINATES
+    assert answer["coordinates"] == COORDINATES and "[i, i+1)" in COORDINATES
     assert (answer["model"], answer["points"], answer["detector"]) == ("vanilla5", 5, "dlib")
     assert set(answer["timings_ms"]) == {"decode", "landmarks"}
 

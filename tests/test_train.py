@@ -16,7 +16,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text('name = "x"\nepochs = 3\nchannels = [8, 8, 8, 8]\n')
     cfg = load_config(f, ["lr=0.01", "mirror=false", "channels=4,4,4,4"])
-    assert (cfg.name, cfg.epochs, cfg.lr, cfg.mirror) == ("x", 3, 0.01, False)
+    assert (cfg.name, cfg.optim.epochs, cfg.optim.lr, cfg.augment.mirror) == ("x", 3, 0.01, False)
     assert cfg.channels == (4, 4, 4, 4)
     with pytest.raises(TcnnError, match="unknown key 'nope'"):
         load_config(None, ["nope=1"])
@@ -46,7 +46,7 @@ def test_train_small_slice_then_resume(tmp_path: Path, shared_root: Path) -> Non
     ):
         assert (run / name).exists(), name
     model = load_model(run / "model.onnx")
-    assert model.points == 5 and model.card["training"]["train_faces"] == 152
+    assert model.points == 5 and model.card.training["train_faces"] == 152
     with pytest.raises(TcnnError, match="already holds a run"):
         train(load_config(None, overrides), run, progress=False)
     # Resume to two epochs through the CLI: one more line of metrics.
@@ -62,3 +62,32 @@ def test_train_small_slice_then_resume(tmp_path: Path, shared_root: Path) -> Non
     assert code == 0
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_new_runs_record_box_relation_and_old_runs_still_export(
+    tmp_path: Path, shared_root: Path
+) -> None:
+    import torch
+
+    from tcnn.data.training import box_relation, training_samples
+
+    overrides = ["limit=160", "epochs=1", "threads=1", f"data_root={shared_root}", "name=old"]
+    cfg = load_config(None, overrides)
+    run = train(cfg, tmp_path / "run", progress=False)
+    card = load_model(run / "model.onnx").card
+    assert card.box_from_landmarks == box_relation(training_samples(cfg, progress=False))
+    # Make the checkpoint look like one saved before the renames: flat config with arch and
+    # colour, arch with act, no box relation recorded.
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    saved = dict(state["config"])
+    flat = {**saved.pop("optim"), **saved.pop("augment"), **saved}
+    flat["arch"], flat["colour"] = flat.pop("activation"), flat.pop("colour_jitter")
+    state["config"] = flat
+    state["arch"]["act"] = state["arch"].pop("activation")
+    del state["data"]["box_from_landmarks"]
+    torch.save(state, run / "checkpoint.pt")
+    out = tmp_path / "again.onnx"
+    assert main(["export", str(run), "--output", str(out), "--name", "again"]) == 0
+    again = load_model(out).card
+    assert again.name == "again" and again.box_from_landmarks == card.box_from_landmarks
+    assert again.offset == card.offset and again.architecture == card.architecture

@@ -8,12 +8,13 @@ pytest.importorskip("sklearn")
 
 from sklearn.mixture import GaussianMixture  # noqa: E402
 
+from tcnn.card import Crop, ModelCard  # noqa: E402
 from tcnn.config import TweakConfig, load_config  # noqa: E402
 from tcnn.export import export_model  # noqa: E402
 from tcnn.models.registry import load_model  # noqa: E402
-from tcnn.models.tweaked import TweakArch, TweakedCNN  # noqa: E402
+from tcnn.models.tweaked import TweakArch, TweakedCNN, make_router  # noqa: E402
 from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
-from tcnn.tweak import fit_router, make_router  # noqa: E402
+from tcnn.tweak import fit_router  # noqa: E402
 
 
 @pytest.mark.parametrize(("covariance", "pca_dim"), [("diag", 0), ("full", 6), ("diag", 6)])
@@ -65,7 +66,7 @@ def test_face_goes_to_the_head_of_its_cluster() -> None:
 def test_onnx_routing_matches_pytorch(tmp_path: Path, soft: bool) -> None:
     net, crops = _tweaked(4, soft)
     wrapped = InferenceNet(net, None, (0.0, 0.0)).eval()
-    card = {"name": "tw", "points": 5, "input_size": 40, "crop": {"scale": 1.0}}
+    card = ModelCard(name="tw", points=5, input_size=40, crop=Crop(scale=1.0))
     model = load_model(export_model(wrapped, card, tmp_path / "tw.onnx"))
     got = model.run(crops.transpose(0, 2, 3, 1).astype(np.uint8))
     with torch.no_grad():
@@ -89,6 +90,6 @@ def test_tweak_small_slice(tmp_path: Path, shared_root: Path) -> None:
     cfg = load_config(None, [f"base={base}", "k=2", "epochs=1", "threads=1"], default=TweakConfig())
     run = tweak(cfg, tmp_path / "t", progress=False)
     model = load_model(run / "model.onnx")
-    assert model.card["architecture"]["tweak"]["k"] == 2
-    assert sum(model.card["training"]["cluster_sizes"]) == 152
+    assert model.card.architecture["tweak"]["k"] == 2
+    assert sum(model.card.training["cluster_sizes"]) == 152
     assert cluster_sheet(run, tmp_path / "c.png", progress=False).stat().st_size > 1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from tcnn.imaging import ImageLike, load_image
 from tcnn.schemes import to_five
 
 #: Mean 5-point shape of the MTFL training faces in their dlib HOG boxes (box = unit square),
@@ -39,18 +40,23 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def align_face(
-    image: np.ndarray, landmarks: np.ndarray, size: int = 112, margin: float = 0.0
+    image: ImageLike, landmarks: np.ndarray, size: int = 112, margin: float = 0.0
 ) -> np.ndarray:
     """Warp ``image`` so the face's landmarks match :data:`TEMPLATE`.
 
     Args:
-        image: ``[H, W, 3]`` uint8 RGB.
-        landmarks: ``[5, 2]`` or ``[68, 2]`` in image pixels.
+        image: what :meth:`tcnn.LandmarkDetector.detect` accepts: a path, a PIL image or an
+            RGB numpy array (``[H, W, 3]`` uint8).
+        landmarks: ``[5, 2]`` or ``[68, 2]`` in continuous image pixels (``Face.landmarks``).
         size: side of the output square in pixels.
         margin: extra border around the template box, as a fraction of ``size``.
 
     Returns:
-        ``[size, size, 3]`` uint8, the aligned face.
+        ``[size, size, 3]`` uint8 RGB, the aligned face.
+
+    Raises:
+        ValueError: ``landmarks`` has another shape.
+        TcnnError: the image cannot be read (see :func:`tcnn.imaging.load_image`).
     """
     pts = np.asarray(landmarks, np.float64)
     if pts.shape == (68, 2):
@@ -60,7 +66,7 @@ def align_face(
     target = (TEMPLATE * (1 - 2 * margin) + margin) * size
     # PIL's affine transform maps output pixels to input pixels: fit target -> landmarks.
     inv = similarity(target, pts)
-    out = Image.fromarray(image).transform(
+    out = Image.fromarray(load_image(image)).transform(
         (size, size),
         Image.Transform.AFFINE,
         inv.ravel().tolist(),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -31,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from tcnn.card import CARD_KEY, Crop, ModelCard
 from tcnn.errors import TcnnError
-from tcnn.models.registry import CARD_KEY
+from tcnn.outputs import atomic_path, ensure_dir
 
 #: Side of the square input crop.
 SIZE = 40
@@ -109,7 +109,10 @@ def convert_caffe(
     mean_bgr, std_bgr = _image(mean, "mean"), _image(std, "std")
     card = _card(model, mean, std, data, weights)
     onnx_bytes = _onnx(weights, mean_bgr, std_bgr, card)
-    _write(out, {out: onnx_bytes, side: (json.dumps(card, indent=2) + "\n").encode()})
+    ensure_dir(out.parent)
+    with atomic_path(out) as tmp_onnx, atomic_path(side) as tmp_card:
+        tmp_onnx.write_bytes(onnx_bytes)
+        tmp_card.write_text(card.to_json(indent=2) + "\n")
     return out
 
 
@@ -387,26 +390,6 @@ def _image(path: Path, role: str) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1)[::-1], dtype=np.float32)
 
 
-def _write(out: Path, files: dict[Path, bytes]) -> None:
-    """Write each file atomically: to a temporary file in the same folder, then rename."""
-    temps: list[Path] = []
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for path, data in files.items():
-            temps.append(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-            temps[-1].write_bytes(data)
-        for tmp, path in zip(temps, files):
-            os.replace(tmp, path)
-    except OSError as exc:
-        cause = exc.strerror or type(exc).__name__
-        if exc.filename and Path(exc.filename) != out:
-            cause += f": {exc.filename}"
-        raise TcnnError(f"{out}: cannot write ({cause})") from None
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-
-
 # ---------------------------------------------------------------- ONNX graph and card
 
 
@@ -416,42 +399,36 @@ def _card(
     std: Path,
     data: bytes,
     weights: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> dict[str, Any]:
+) -> ModelCard:
     """The tcnn model card of the converted seed model."""
-    return {
-        "name": "seed-caffe",
-        "points": 5,
-        "scheme": "5pt",
-        "input_size": SIZE,
-        "colour": "BGR",
-        "input": "float32 [N, 3, S, S] pixel values 0-255 (BGR); normalisation is inside the graph",
-        "output": "float32 [N, K, 2] (x, y) in crop units, 0 to 1 across the crop",
-        "crop": {
-            "scale": 1.0,
-            "shift_y": 0.0,
-            "rule": "dlib HOG box, no margin, resized to 40x40",
-        },
-        "detector": "dlib",
-        "mirror_average": False,
-        "offset": [0.0, 0.0],
-        "architecture": {
+    return ModelCard(
+        name="seed-caffe",
+        points=5,
+        scheme="5pt",
+        input_size=SIZE,
+        channel_order="BGR",
+        input="float32 [N, 3, S, S] pixel values 0-255 (BGR); normalisation is inside the graph",
+        crop=Crop(1.0, 0.0, "dlib HOG box, no margin, resized to 40x40"),
+        detector="dlib",
+        mirror_average=False,
+        offset=(0.0, 0.0),
+        architecture={
             "family": "vanilla-caffe",
             "points": 5,
             "input_size": SIZE,
             "channels": [spec.weight[0] for spec in _NET[:4]],
             "hidden": _NET[4].weight[0],
-            "act": "abstanh",
+            "activation": "abstanh",
         },
-        "parameters": int(sum(a.size for pair in weights.values() for a in pair)),
-        "source": {
+        parameters=int(sum(a.size for pair in weights.values() for a in pair)),
+        source={
             "caffemodel": model.name,
             "sha1": hashlib.sha1(data).hexdigest(),
             "mean": mean.name,
             "std": std.name,
         },
-        "licence": "The seed authors' released model; see its original licence.",
-        "metrics": {},
-    }
+        licence="The seed authors' released model; see its original licence.",
+    )
 
 
 class _Graph:
@@ -498,7 +475,7 @@ def _onnx(
     weights: dict[str, tuple[np.ndarray, np.ndarray]],
     mean: np.ndarray,
     std: np.ndarray,
-    card: dict[str, Any],
+    card: ModelCard,
 ) -> bytes:
     """The serialised ONNX model: ``image`` ``[N, 3, 40, 40]`` -> ``landmarks`` ``[N, 5, 2]``."""
     import onnx
@@ -520,6 +497,6 @@ def _onnx(
     )
     opsets = [helper.make_opsetid("", OPSET)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="tcnn", ir_version=8)
-    helper.set_model_props(model, {CARD_KEY: json.dumps(card)})
+    helper.set_model_props(model, {CARD_KEY: card.to_json()})
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())

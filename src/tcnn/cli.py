@@ -3,114 +3,131 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tcnn.errors import TcnnError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+if TYPE_CHECKING:
+    import numpy as np
 
-
-def iter_images(paths: Sequence[str]) -> Iterator[Path]:
-    """Files named directly, and image files found (recursively, sorted) in named folders."""
-    for p in map(Path, paths):
-        if p.is_dir():
-            yield from sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
-            yield p
+    from tcnn.outputs import DetectOutput
+    from tcnn.pipeline import FileList, Result
+    from tcnn.predictor import LandmarkDetector
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from tcnn.draw import draw_faces
-    from tcnn.imaging import load_image
-    from tcnn.outputs import ensure_dir, records_csv, records_json, save_image, write_text
+    from tcnn.outputs import DetectOutput
+    from tcnn.pipeline import Pipeline, list_images
     from tcnn.predictor import LandmarkDetector
 
-    files = list(iter_images(args.paths))
-    if not files:
-        raise TcnnError(f"no images found in {' '.join(args.paths)}")
-    out = ensure_dir(args.output)
+    listed = list_images(args.paths, exclude=Path(args.output))
+    if not listed.files:
+        others = f" ({len(listed.skipped)} file(s) that are not images)" if listed.skipped else ""
+        raise TcnnError(f"no images found in {' '.join(args.paths)}{others}")
     lm = LandmarkDetector(args.model, args.points, args.detector, args.upsample, args.threshold)
-    records, failures, empty, drawn = [], [], [], 0
-    for path in tqdm(files, desc="images", unit="img", disable=len(files) < 2 or args.quiet):
-        try:
-            rgb = load_image(path)
-            faces = lm.detect(rgb)
-            if args.draw:
-                save_image(draw_faces(rgb, faces), out / _drawn_name(path, files))
-                drawn += 1
-        except TcnnError as exc:
-            failures.append(str(exc))
-            continue
-        if not faces:
-            empty.append(str(path))
-        records += [{"file": str(path), "face": i, **f.to_dict()} for i, f in enumerate(faces)]
-    meta = {
-        "model": lm.model.card.get("name", lm.model.path.stem),
-        "points": lm.model.points,
-        "detector": args.detector,
-        "images": len(files),
-        "no_face": empty,
-        "failed": failures,
-    }
-    text = records_csv(records) if args.format == "csv" else records_json(records, **meta)
-    result = write_text(out / f"landmarks.{args.format}", text)
-    ok = len(files) - len(failures)
-    print(
-        f"{ok} image(s), {len(records)} face(s), {len(empty)} without a face: wrote {result}"
-        + (f" and {drawn} annotated image(s) in {out}" if drawn else "")
+    pipe = Pipeline(lm, workers=args.workers, keep_images=args.draw)
+    meta = _run_meta(lm, listed)
+    out = DetectOutput(
+        args.output,
+        args.format,
+        lm.model.points,
+        meta,
+        pixel_centers=args.pixel_centers,
+        draw=args.draw_format if args.draw else None,
+        draw_threads=min(2, pipe.workers),
     )
-    for line in failures:
-        print(f"failed: {line}", file=sys.stderr)
-    return 1 if failures else 0
+    code = _write_results(pipe.run(listed.files), out, len(listed.files), args.quiet)
+    _report_listing(listed)
+    return code
 
 
-def _drawn_name(path: Path, files: list[Path]) -> str:
-    same = [f for f in files if f.stem == path.stem]
-    stem = path.stem if len(same) < 2 else f"{path.stem}-{same.index(path) + 1}"
-    return f"{stem}.landmarks.png"
+def _run_meta(lm: LandmarkDetector, listed: FileList | None = None) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "model": lm.model.card.name,
+        "points": lm.model.points,
+        "detector": lm.detector_name,
+    }
+    if listed is not None:
+        meta["skipped"] = [str(f) for f in listed.skipped]
+        meta["duplicates"] = [str(f) for f in listed.duplicates]
+    return meta
+
+
+def _write_results(results: Iterable[Result], out: DetectOutput, total: int, quiet: bool) -> int:
+    """Stream ``results`` into ``out`` with a progress bar; print the summary; the exit code."""
+    from tqdm import tqdm
+
+    bar = tqdm(results, total=total, desc="images", unit="img", disable=total < 2 or quiet)
+    try:
+        with out:
+            for result in bar:
+                out.add(result)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"tcnn: interrupted: {out.summary()} (marked interrupted)", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        getattr(results, "close", lambda: None)()  # stop the pipeline's threads now
+    print(out.summary())
+    for failure in out.landmarks.failed:
+        print(f"failed: {failure['error']}", file=sys.stderr)
+    return 1 if out.landmarks.failed else 0
+
+
+def _report_listing(listed: FileList, shown: int = 5) -> None:
+    """Name the files a folder held that were not read, and the files given twice."""
+    for what, files in (
+        ("skipped (not images)", listed.skipped),
+        ("given more than once (read once)", listed.duplicates),
+    ):
+        if files:
+            names = ", ".join(str(f) for f in files[:shown])
+            more = f" and {len(files) - shown} more" if len(files) > shown else ""
+            print(f"{len(files)} file(s) {what}: {names}{more}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if args.image is None:
-        try:
-            from skimage import data
-        except ImportError:
-            raise TcnnError(
-                "the demo photo comes from scikit-image: pip install 'tcnn[demo]', "
-                "or pass your own: tcnn demo PHOTO"
-            ) from None
-        from PIL import Image
+    from tcnn.outputs import DetectOutput
+    from tcnn.pipeline import Pipeline
+    from tcnn.predictor import LandmarkDetector
 
-        from tcnn.outputs import ensure_dir, save_image
-
-        src = ensure_dir(args.output) / "astronaut.png"
-        save_image(Image.fromarray(data.astronaut()), src)
-        args.image = str(src)
-    ns = argparse.Namespace(
-        paths=[args.image],
-        output=args.output,
-        format="json",
-        draw=True,
-        model=args.model,
-        points=args.points,
-        detector="dlib",
-        upsample=None,
-        threshold=0.3,
-        quiet=True,
-    )
-    code = cmd_detect(ns)
-    result = json.loads((Path(args.output) / "landmarks.json").read_text())
-    for face in result["faces"]:
-        print(f"  face {face['face']}: box {face['box']}, {len(face['landmarks'])} landmarks")
+    photo = None if args.image else _astronaut()
+    lm = LandmarkDetector(args.model, args.points)
+    out = DetectOutput(args.output, "json", lm.model.points, _run_meta(lm), draw="png")
+    image = args.image if photo is None else str(_save_astronaut(photo, out.folder))
+    results = list(Pipeline(lm, keep_images=True).run([image]))
+    code = _write_results(iter(results), out, 1, quiet=True)
+    for i, face in enumerate(results[0].faces):
+        box = [round(v, 1) for v in face.box.as_tuple()]
+        print(f"  face {i}: box {box}, {len(face.landmarks)} landmarks")
     return code
+
+
+def _astronaut() -> np.ndarray:
+    try:
+        from skimage import data
+    except ImportError:
+        raise TcnnError(
+            "the demo photo comes from scikit-image: pip install 'tcnn[demo]', "
+            "or pass your own: tcnn demo PHOTO"
+        ) from None
+    return data.astronaut()
+
+
+def _save_astronaut(astronaut: np.ndarray, folder: Path) -> Path:
+    from PIL import Image
+
+    from tcnn.outputs import save_image
+
+    return save_image(Image.fromarray(astronaut), folder / "astronaut.png")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -161,8 +178,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tcnn.config import load_config
     from tcnn.train import train
 
-    cfg = load_config(args.config, args.set)
-    run = train(cfg, args.run_dir, resume=args.resume)
+    overrides = [*args.set, *([f"data_root={args.root}"] if args.root else [])]
+    cfg = load_config(args.config, overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.out_dir) / cfg.name
+    with _remove_if_left_empty(run_dir):
+        run = train(cfg, run_dir, resume=args.resume)
     print(f"trained {cfg.name}: {run}/model.onnx (card {run}/model.json, curve {run}/loss.png)")
     return 0
 
@@ -190,7 +210,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _need_torch()
-    from tcnn.train import finish
+    from tcnn.export import finish
 
     soft = {"hard": False, "soft": True, None: None}[args.routing]
     out = finish(
@@ -200,7 +220,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         mirror=args.mirror,
     )
     if args.name:
-        from tcnn.export import update_card
+        from tcnn.card import update_card
 
         update_card(out, name=args.name)
     print(f"wrote {out} (card {out.with_suffix('.json')})")
@@ -222,6 +242,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_convert_caffe(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise TcnnError(
+            "convert-caffe writes the model with the onnx package: pip install 'tcnn[train]'"
+        ) from None
     from tcnn.caffe import convert_caffe
 
     out = convert_caffe(args.model, args.mean, args.std, args.output)
@@ -242,6 +268,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(json.dumps(create_app(cfg).openapi(), indent=1))
         return 0
     serve(cfg, args.host, args.port, args.workers, access_log=not args.quiet)
+    return 0
+
+
+@contextlib.contextmanager
+def _remove_if_left_empty(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` if the block made it and fails leaving it empty."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from tcnn.tracking import LandmarkTracker, Smoothing
+    from tcnn.video import annotate_video, parse_source
+
+    if args.output is None and args.jsonl is None:
+        raise TcnnError("nothing to write: give -o OUT.mp4 and/or --jsonl LANDMARKS.jsonl")
+    smoothing = Smoothing(args.min_cutoff, args.beta) if args.smooth else None
+    tracker = LandmarkTracker(
+        points=args.points,
+        model=args.model,
+        face_detector=args.detector,
+        detect_every=args.detect_every,
+        max_faces=args.max_faces,
+        smoothing=smoothing,
+    )
+    source = parse_source(args.input)
+    run = annotate_video(source, tracker, args.output, args.jsonl, args.max_frames, not args.quiet)
+    fps = run.frames / run.seconds if run.seconds else 0.0
+    wrote = " and ".join(str(p) for p in run.outputs)
+    print(f"{run.frames} frame(s), {run.faces} face(s), {run.tracks} track(s), {fps:.0f} frames/s")
+    print(f"wrote {wrote}")
+    if run.error:
+        print(
+            f"tcnn: error: {run.error} (the output holds the {run.frames} frames before it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -294,7 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "detect",
         help="landmarks of every face in images and folders",
-        description="Find faces, place landmarks, write one record per face.",
+        description="Find faces, place landmarks, write one record per face to "
+        "OUTPUT/landmarks.json (or .csv) as the results come: Ctrl-C keeps every result so far "
+        "in a complete file marked interrupted. Landmarks and boxes are in continuous pixel "
+        "coordinates (pixel i covers [i, i+1)); subtract 0.5 for OpenCV/dlib pixel indices, "
+        "or pass --pixel-centers. Folders are read recursively, except the output folder; "
+        "files that are not images (videos, ...) are skipped and listed; a GIF is read as its "
+        "first frame.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("-o", "--output", default="tcnn-out", help="output folder (default tcnn-out)")
@@ -304,9 +378,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="json",
         help="landmarks file format (default json)",
     )
+    p.add_argument(
+        "--pixel-centers",
+        action="store_true",
+        help="write landmarks as OpenCV/dlib pixel indices (continuous value - 0.5)",
+    )
     p.add_argument("--draw", action="store_true", help="also write annotated images")
+    p.add_argument(
+        "--draw-format",
+        choices=("jpg", "png"),
+        default="jpg",
+        help="annotated image format (default jpg: several times faster to write than png)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="threads that read images and find faces (default: one per core, at most 4)",
+    )
     _add_model_args(p)
-    p.add_argument("--detector", default="dlib", help="face detector: dlib (HOG) or dlib-cnn")
+    p.add_argument(
+        "--detector", help="face detector: dlib (HOG) or dlib-cnn (default: the model card's)"
+    )
     p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
     p.add_argument(
         "--threshold",
@@ -332,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="mtfl-aflw, ytf68-test, 300w (all 300-W test sets), 300w-common, ...",
     )
     p.add_argument(
-        "--root", help="data folder (default $TCNN_DATA or ../shared/data; 300-W needs it)"
+        "--root",
+        help="folder holding the datasets (default $TCNN_DATA, else ../shared/data; "
+        "300-W needs it): see Datasets in the README",
     )
     p.add_argument("--detector", default="dlib", help="face detector for the boxes")
     p.add_argument("--normaliser", help="eye-centres (5 points); inter-ocular or inter-pupil (68)")
@@ -354,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a config value (repeatable)",
+    )
+    p.add_argument(
+        "--root",
+        help="folder holding the training data (same as --set data_root=; default $TCNN_DATA, "
+        "else ../shared/data): see Datasets in the README",
     )
     p.add_argument("--run-dir", help="run folder (default runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
@@ -408,6 +507,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser(
+        "video",
+        help="landmarks on every frame of a video or camera, tracked and smoothed",
+        description="Track faces through a video file or a camera: the face detector runs "
+        "every N frames (and when a track is unsure), landmarks on every frame, a One Euro "
+        "filter smooths them. Writes the annotated video and/or one JSON line per frame "
+        "(frame, time, faces with a stable id, box, landmarks in continuous pixels, detected "
+        "or tracked). Outputs appear only when finished.",
+    )
+    p.add_argument("input", metavar="INPUT", help="a video file, or a camera index (0, 1, ...)")
+    p.add_argument("-o", "--output", help="annotated video (.mp4, .mov or .mkv)")
+    p.add_argument("--jsonl", help="landmarks, one JSON line per frame")
+    _add_model_args(p)
+    p.add_argument("--detector", help="face detector name (default: the model's)")
+    p.add_argument(
+        "--smooth",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="One Euro smoothing of the landmarks (default on)",
+    )
+    p.add_argument(
+        "--min-cutoff", type=float, default=1.0, help="smoothing cutoff of a still face, Hz"
+    )
+    p.add_argument("--beta", type=float, default=40.0, help="smoothing cutoff rise per face size/s")
+    p.add_argument(
+        "--detect-every", type=int, default=10, metavar="N", help="detect faces every N frames"
+    )
+    p.add_argument("--max-faces", type=int, metavar="K", help="track at most K faces")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_video)
+
     p = sub.add_parser("models", help="list the shipped models")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_models)
@@ -444,16 +575,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (1 on a handled error, 2 on bad usage)."""
+    """Run the CLI; returns the exit code (1 on a handled error, 2 on bad usage, 130 on
+    Ctrl-C, 141 when the reader of the output went away, as in ``tcnn models | head``)."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except TcnnError as exc:
         print(f"tcnn: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("tcnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def entry() -> None:

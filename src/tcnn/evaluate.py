@@ -77,11 +77,15 @@ def evaluate(
     detector: str = "dlib",
     normaliser: str | None = None,
     progress: bool = True,
+    limit: int = 0,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` with the boxes ``detector`` finds.
 
     A 68-point model on a 5-point dataset is scored on its 5 derived points
     (:func:`tcnn.schemes.to_five`).
+
+    Args:
+        limit: read only the first ``limit`` faces of the dataset (0: all).
     """
     spec = DATASETS.get(data)
     if spec is None:
@@ -91,7 +95,7 @@ def evaluate(
         raise TcnnError(
             f"model {lm.model.path.name} has {lm.model.points} points; {data} has {spec.points}"
         )
-    samples = load_dataset(data, root, detector, progress=progress)
+    samples = load_dataset(data, root, detector, progress=progress, limit=limit)
     found = [s for s in samples if s.box is not None]
     if not found:
         raise TcnnError(f"the {detector} detector found none of the {len(samples)} faces of {data}")
@@ -109,7 +113,7 @@ def evaluate(
         f"{len(samples) - len(found)} of {len(samples)} faces missed and not scored"
     )
     return EvalResult(
-        str(lm.model.card.get("name", lm.model.path.stem)),
+        lm.model.card.name,
         data,
         norm_key,
         protocol,
@@ -129,16 +133,14 @@ def plot_ced(
     limit: float = 0.10,
 ) -> Path:
     """Plot CED curves (share of faces under each error) of several methods on one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from tcnn.metrics import auc, ced
     from tcnn.outputs import save_figure
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for label, errors in curves.items():
         x, y = ced(errors, limit)
         ax.plot(

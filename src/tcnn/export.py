@@ -1,10 +1,13 @@
-"""ONNX export with a parity check, and the model card embedded in the file."""
+"""Export of a run: the network wrapped for inference, ONNX with a parity check, its card.
+
+:func:`finish` turns a run's checkpoint into ``model.onnx`` (called at the end of training and
+tweaking, and by ``tcnn export``); :func:`export_model` writes any network with a
+:class:`~tcnn.card.ModelCard` embedded.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,9 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from tcnn.card import CARD_KEY, Crop, ModelCard, write_card
 from tcnn.config import TrainConfig
+from tcnn.data.augment import CropSet
+from tcnn.data.training import box_relation, prepare, training_samples
 from tcnn.errors import TcnnError
-from tcnn.models.registry import CARD_KEY
+from tcnn.models.vanilla import InferenceNet, predict_crops
+from tcnn.outputs import atomic_path
+from tcnn.runs import config_of, load_checkpoint
 from tcnn.schemes import scheme_for
 
 LICENCE = {
@@ -41,53 +49,47 @@ def model_card(
     offset: tuple[float, float],
     epochs: int,
     name: str,
-) -> dict[str, Any]:
+) -> ModelCard:
     """Everything needed to run the model correctly, and where it came from.
 
     Args:
         net: a VanillaCNN or a TweakedCNN (its ``tweak`` arguments go into the card).
+        data: what :func:`tcnn.data.training.prepare` recorded about the training faces (with
+            ``box_from_landmarks``).
+        offset: the label offset inside the graph, in crop units.
     """
     family = cfg.data.split("-")[0]
     arch: dict[str, Any] = {"family": "vanilla", **net.arch.to_dict()}
     if hasattr(net, "tweak"):
         arch = {**arch, "family": "tweaked", "tweak": dataclasses.asdict(net.tweak)}
-    return {
-        "name": name,
-        "points": net.arch.points,
-        "scheme": scheme_for(net.arch.points).name,
-        "input_size": net.arch.input_size,
-        "colour": "RGB",
-        "input": "float32 [N, 3, S, S] pixel values 0-255; normalisation is inside the graph",
-        "output": "float32 [N, K, 2] (x, y) in crop units, 0 to 1 across the crop",
-        "crop": {
-            "scale": cfg.crop_scale,
-            "shift_y": cfg.crop_shift_y,
-            "rule": "face box scaled about its centre, resized to S x S",
-        },
-        "detector": cfg.detector,
-        "boxes": f"training crops from the {cfg.detector} detector's boxes on the training "
+    info = {k: v for k, v in data.items() if k != "box_from_landmarks"}
+    relation = data.get("box_from_landmarks")
+    saved = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "data_root"}
+    return ModelCard(
+        name=name,
+        points=net.arch.points,
+        scheme=scheme_for(net.arch.points).name,
+        input_size=net.arch.input_size,
+        channel_order="RGB",
+        crop=Crop(cfg.crop_scale, cfg.crop_shift_y),
+        detector=cfg.detector,
+        boxes=f"training crops from the {cfg.detector} detector's boxes on the training "
         "images (faces it missed: a box placed from the landmarks by the median relation), "
         "jittered in position, scale and aspect",
-        "coordinates": "continuous pixel coordinates (pixel i covers [i, i+1)); "
+        coordinates="continuous pixel coordinates (pixel i covers [i, i+1)); "
         + CONVENTIONS.get(family, "labels as given"),
-        "mirror_average": cfg.mirror_average,
-        "offset": [round(v, 6) for v in offset],
-        "architecture": arch,
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "training": {
-            "data": cfg.data,
-            **data,
-            "epochs": epochs,
-            "seed": cfg.seed,
-            "config": {k: v for k, v in vars(cfg).items() if k != "data_root"},
-        },
-        "licence": LICENCE.get(family, "see the training data's licence"),
-        "metrics": {},
-    }
+        mirror_average=cfg.mirror_average,
+        offset=(round(offset[0], 6), round(offset[1], 6)),
+        box_from_landmarks=tuple(relation) if relation is not None else None,
+        architecture=arch,
+        parameters=sum(p.numel() for p in net.parameters()),
+        training={"data": cfg.data, **info, "epochs": epochs, "seed": cfg.seed, "config": saved},
+        licence=LICENCE.get(family, "see the training data's licence"),
+    )
 
 
 def export_model(
-    net: torch.nn.Module, card: dict[str, Any], path: str | Path, check: bool = True
+    net: torch.nn.Module, card: ModelCard, path: str | Path, check: bool = True
 ) -> Path:
     """Export ``net`` (``[N, 3, S, S] -> [N, K, 2]``) to ONNX with ``card`` embedded.
 
@@ -97,42 +99,32 @@ def export_model(
     import onnx
 
     path = Path(path)
-    s = card["input_size"]
+    s = card.input_size
     net = net.eval()
-    tmp = path.with_name(path.name + ".tmp")
     example = torch.rand(2, 3, s, s) * 255
-    with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (example,),
-            str(tmp),
-            input_names=["image"],
-            output_names=["landmarks"],
-            dynamic_axes={"image": {0: "batch"}, "landmarks": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    model = onnx.load(str(tmp))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, json.dumps(card)
-    onnx.save(model, str(tmp))
-    if check:
-        err = parity(net, tmp, s)
-        if err > 1e-4:
-            tmp.unlink()
-            raise TcnnError(f"{path}: ONNX output differs from PyTorch by {err:.2e}")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():  # the TorchScript exporter announces its deprecation
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net,
+                (example,),
+                str(tmp),
+                input_names=["image"],
+                output_names=["landmarks"],
+                dynamic_axes={"image": {0: "batch"}, "landmarks": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        model = onnx.load(str(tmp))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = CARD_KEY, card.to_json()
+        onnx.save(model, str(tmp))
+        if check:
+            err = parity(net, tmp, s)
+            if err > 1e-4:
+                raise TcnnError(f"{path}: ONNX output differs from PyTorch by {err:.2e}")
     write_card(card, path)
     return path
-
-
-def write_card(card: dict[str, Any], onnx_path: Path) -> None:
-    """Write the human-readable card beside the ONNX file."""
-    side = onnx_path.with_suffix(".json")
-    tmp = side.with_name(side.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, side)
 
 
 def parity(net: torch.nn.Module, onnx_path: str | Path, size: int, n: int = 8) -> float:
@@ -147,19 +139,68 @@ def parity(net: torch.nn.Module, onnx_path: str | Path, size: int, n: int = 8) -
     return float(np.abs(ref - got).max())
 
 
-def update_card(onnx_path: str | Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into the card embedded in ``onnx_path`` and its ``.json`` (atomic)."""
-    import onnx
+def label_offset(net: torch.nn.Module, crops: CropSet) -> tuple[float, float]:
+    """Mean ``(target - prediction)`` on un-augmented training crops, in crop units.
 
-    path = Path(onnx_path)
-    model = onnx.load(str(path))
-    entry = next((p for p in model.metadata_props if p.key == CARD_KEY), None)
-    if entry is None:
-        raise TcnnError(f"{path}: ONNX model without a tcnn model card")
-    card = {**json.loads(entry.value), **fields}
-    entry.value = json.dumps(card)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
-    write_card(card, path)
-    return card
+    With mirror augmentation a network cannot learn a constant horizontal label offset (the
+    mirror flips it); this measures it on training faces so it can be added back.
+
+    Args:
+        net: an :class:`InferenceNet` with zero offset (output in 0-1 crop units).
+    """
+    pred = predict_crops(net, crops.centre())
+    d = (crops.points + 0.5 - pred).reshape(-1, 2).mean(0)
+    return float(d[0]), float(d[1])
+
+
+def graph_offset(
+    cfg: TrainConfig,
+    net: torch.nn.Module,
+    perm: list[int] | None,
+    train_set: CropSet | None,
+    progress: bool = True,
+) -> tuple[float, float]:
+    """The offset the exported graph adds to every point (crop units): the one place it is set.
+
+    ``cfg.correct_offset``: the labels' mean offset measured on the training faces
+    (:func:`label_offset`); otherwise none.
+    """
+    if not cfg.correct_offset:
+        return 0.0, 0.0
+    if train_set is None:
+        train_set = prepare(cfg, progress)[0]
+    return label_offset(InferenceNet(net, perm, (0.0, 0.0)).eval(), train_set)
+
+
+def finish(
+    run: Path,
+    progress: bool = True,
+    train_set: CropSet | None = None,
+    out: Path | None = None,
+    soft: bool | None = None,
+    mirror: bool | None = None,
+) -> Path:
+    """Wrap a run's trained network for inference, export ONNX and write the model card.
+
+    Args:
+        train_set: the run's training crops, if at hand (else cut again when needed).
+        out: the ONNX path (default ``run/model.onnx``).
+        soft: override a Tweaked CNN's routing for this export (hard or soft).
+        mirror: override the config's mirror averaging for this export.
+    """
+    net, state = load_checkpoint(run)
+    cfg = config_of(state)
+    if mirror is not None:
+        cfg = dataclasses.replace(cfg, mirror_average=mirror)
+    if soft is not None and state.get("kind") == "tweaked":
+        net.tweak = dataclasses.replace(net.tweak, soft=soft)
+    scheme = scheme_for(net.arch.points)
+    perm = scheme.flip_permutation().tolist() if cfg.mirror_average else None
+    offset = graph_offset(cfg, net, perm, train_set, progress)
+    wrapped = InferenceNet(net, perm, offset).eval()
+    data = dict(state["data"])
+    if "box_from_landmarks" not in data:  # a run saved before the card recorded it
+        data["box_from_landmarks"] = list(box_relation(training_samples(cfg, progress)))
+    name = state.get("tweak_config", {}).get("name") or cfg.name
+    card = model_card(cfg, net, data, offset, state["epoch"], name)
+    return export_model(wrapped, card, out or run / "model.onnx")

@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tcnn.codec import crop_region
 from tcnn.errors import TcnnError
 from tcnn.types import Box
+
+__all__ = ["ImageLike", "crop_region", "crop_resize", "load_image"]
 
 ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -100,20 +103,6 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
         alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
         arr = (arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
     return np.ascontiguousarray(arr)
-
-
-def crop_region(box: Box, scale: float = 1.0, shift_y: float = 0.0) -> Box:
-    """The image region a model sees for a face box.
-
-    Args:
-        box: the face box in pixels.
-        scale: region size relative to the box (1.0 = the box itself).
-        shift_y: downward shift of the region centre, as a fraction of the box height.
-    """
-    cx, cy = box.center
-    cy += shift_y * box.height
-    hw, hh = box.width * scale / 2, box.height * scale / 2
-    return Box(cx - hw, cy - hh, cx + hw, cy + hh)
 
 
 def crop_resize(image: np.ndarray, region: Box, size: int) -> np.ndarray:

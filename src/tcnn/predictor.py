@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from tcnn.codec import CropRule, from_crop
 from tcnn.detect import DETECTORS, MAX_DETECT_PIXELS, FaceDetector, make_detector
 from tcnn.errors import TcnnError
-from tcnn.imaging import ImageLike, crop_region, crop_resize, load_image
+from tcnn.imaging import ImageLike, crop_resize, load_image
 from tcnn.models.registry import Model, load_model
 from tcnn.types import Box, Face
 
@@ -62,7 +63,7 @@ class LandmarkDetector:
         if not np.isfinite(threshold):
             raise TcnnError(f"threshold {threshold}: must be a finite number")
         self.model: Model = load_model(model, points, threads)
-        self.detector_name: str = detector or str(self.model.card.get("detector", "dlib"))
+        self.detector_name: str = detector or self.model.card.detector
         self.upsample = upsample
         self.threshold = threshold
         self._local = threading.local()
@@ -137,7 +138,8 @@ class LandmarkDetector:
             ``[N, K, 2]`` float32 in image pixels.
         """
         m = self.model
-        regions = [crop_region(b, m.crop_scale, m.crop_shift_y) for _, b in items]
+        rule = CropRule(m.crop_scale, m.crop_shift_y)
+        regions = [rule.region(b) for _, b in items]
         crops = [(img, r) for (img, _), r in zip(items, regions)]
         if len(items) <= CHUNK:
             units = m.run(self._crops(crops))
@@ -150,9 +152,7 @@ class LandmarkDetector:
                 for i in range(0, len(crops), CHUNK)
             ]
             units = np.concatenate([r.result() for r in runs])
-        origin = np.array([[r.left, r.top] for r in regions], np.float32)[:, None]
-        size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
-        return (units * size + origin).astype(np.float32)
+        return from_crop(units, regions)
 
     def _crops(self, pairs: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
         """``[N, S, S, 3]`` uint8 crops of ``(image, region)`` pairs."""

@@ -23,23 +23,15 @@ import torch
 
 from tcnn.config import TweakConfig, to_toml
 from tcnn.data.augment import CropSet
+from tcnn.data.training import prepare
 from tcnn.errors import TcnnError
-from tcnn.models.tweaked import MixtureRouter, TweakArch, TweakedCNN
-from tcnn.models.vanilla import VanillaCNN
+from tcnn.export import finish
+from tcnn.models.tweaked import TweakArch, TweakedCNN, make_router
+from tcnn.models.vanilla import VanillaCNN, predict_crops
+from tcnn.outputs import write_text
+from tcnn.runs import config_of, load_checkpoint, start_run
 from tcnn.schemes import scheme_for
-from tcnn.train import (
-    Loop,
-    augment_of,
-    config_of,
-    face_errors,
-    finish,
-    fit,
-    load_checkpoint,
-    predict_crops,
-    prepare,
-    seed_everything,
-    start_run,
-)
+from tcnn.train import Loop, face_errors, fit, seed_everything
 
 
 def base_features(base: VanillaCNN, crops: CropSet) -> np.ndarray:
@@ -80,16 +72,6 @@ def fit_router(features: np.ndarray, cfg: TweakConfig) -> dict[str, np.ndarray]:
     ).fit(x)
     arrays.update(weights=gmm.weights_, means=gmm.means_, prec_chol=gmm.precisions_cholesky_)
     return arrays
-
-
-def make_router(arrays: dict[str, np.ndarray]) -> MixtureRouter:
-    return MixtureRouter(
-        arrays["weights"],
-        arrays["means"],
-        arrays["prec_chol"],
-        arrays.get("pca_mean"),
-        arrays.get("pca_components"),
-    )
 
 
 def clusters_of(net: TweakedCNN, crops: CropSet) -> np.ndarray:
@@ -137,17 +119,8 @@ def tweak(
     clusters = clusters_of(net, train_set)
     info = {**info, "cluster_sizes": np.bincount(clusters, minlength=cfg.k).tolist()}
     weights = balance_weights(clusters, cfg.k, cfg.balance) if cfg.balance else None
-    (run / "config.toml").write_text(to_toml(cfg))
-    loop = Loop(
-        name,
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.lr,
-        cfg.min_lr,
-        cfg.weight_decay,
-        augment_of(bcfg),
-        scheme_for(base.arch.points),
-    )
+    write_text(run / "config.toml", to_toml(cfg))
+    loop = Loop(name, cfg.optim, bcfg.augment, scheme_for(base.arch.points))
     state: dict[str, Any] = {
         "kind": "tweaked",
         "arch": base.arch.to_dict(),
@@ -196,10 +169,7 @@ def cluster_table(run: str | Path, progress: bool = True) -> dict[str, Any]:
 
 def cluster_sheet(run: str | Path, out: str | Path, progress: bool = True) -> Path:
     """The paper's picture: each cluster's mean face with its size and validation error."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from tcnn.outputs import save_figure
 
@@ -207,7 +177,8 @@ def cluster_sheet(run: str | Path, out: str | Path, progress: bool = True) -> Pa
     k = len(t["sizes"])
     cols = min(k, 8)
     rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 2.15 * rows), squeeze=False)
+    fig = Figure(figsize=(1.6 * cols, 2.15 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for c, ax in enumerate(axes.flat):
         ax.axis("off")
         if c >= k:

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from tcnn.codec import CropRule, crop_region, to_crop
+from tcnn.config import Augment
 from tcnn.data.datasets import Sample
-from tcnn.imaging import crop_region, crop_resize, load_image
-from tcnn.types import Box
+from tcnn.imaging import crop_resize, load_image
 
 
 @dataclass
@@ -44,13 +45,6 @@ class CropSet:
         return self.images[:, :, s : 3 * s, s : 3 * s].float()
 
 
-def to_crop_units(points: np.ndarray, region: Box) -> np.ndarray:
-    """Pixel landmarks ``[..., K, 2]`` to centred crop units of ``region``."""
-    lt = np.array([region.left, region.top], np.float32)
-    wh = np.array([region.width, region.height], np.float32)
-    return (points - lt) / wh - 0.5
-
-
 def make_crops(
     samples: Sequence[Sample], size: int, scale: float, shift_y: float, progress: bool = True
 ) -> CropSet:
@@ -58,30 +52,18 @@ def make_crops(
     images = np.zeros((len(samples), 2 * size, 2 * size, 3), np.uint8)
     points = np.zeros((len(samples), len(samples[0].landmarks), 2), np.float32)
     cache: dict[str, np.ndarray] = {}
+    rule = CropRule(scale, shift_y)
     for i, s in enumerate(tqdm(samples, desc="cutting crops", disable=not progress, unit="face")):
         assert s.box is not None
         key = str(s.path)
         if key not in cache:
             cache = {key: load_image(s.path)}
-        region = crop_region(s.box, scale, shift_y)
+        region = rule.region(s.box)
         images[i] = crop_resize(cache[key], crop_region(region, 2.0), 2 * size)
-        points[i] = to_crop_units(s.landmarks, region)
+        points[i] = to_crop(s.landmarks, region) - 0.5
     return CropSet(
         torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(points)
     )
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Random jitter ranges (uniform unless stated)."""
-
-    rotate_deg: float = 15.0
-    scale: float = 0.1
-    shift: float = 0.08
-    aspect: float = 0.05
-    mirror: bool = True
-    colour: float = 0.3
-    gray: float = 0.1
 
 
 def augment_batch(
@@ -108,8 +90,8 @@ def augment_batch(
         return torch.rand(b, generator=generator) * (hi - lo) + lo
 
     angle = u(-aug.rotate_deg, aug.rotate_deg) * (math.pi / 180)
-    scale = 1.0 + u(-aug.scale, aug.scale)
-    aspect = 1.0 + u(-aug.aspect, aug.aspect)
+    scale = 1.0 + u(-aug.scale_jitter, aug.scale_jitter)
+    aspect = 1.0 + u(-aug.aspect_jitter, aug.aspect_jitter)
     sx, sy = scale * aspect, scale / aspect
     flip = (
         (torch.rand(b, generator=generator) < 0.5)
@@ -122,7 +104,8 @@ def augment_batch(
     a = torch.zeros(b, 2, 2)
     a[:, 0, 0], a[:, 0, 1] = 0.5 * sx * cos * fx, -0.5 * sy * sin
     a[:, 1, 0], a[:, 1, 1] = 0.5 * sx * sin * fx, 0.5 * sy * cos
-    t = torch.stack([u(-aug.shift, aug.shift), u(-aug.shift, aug.shift)], dim=1)
+    shift = aug.shift_jitter
+    t = torch.stack([u(-shift, shift), u(-shift, shift)], dim=1)
     grid = F.affine_grid(
         torch.cat([a, t[:, :, None]], dim=2), [b, 3, size, size], align_corners=False
     )
@@ -140,10 +123,10 @@ def augment_batch(
 
 
 def _colour(x: torch.Tensor, aug: Augment, generator: torch.Generator | None) -> torch.Tensor:
-    if aug.colour <= 0 and aug.gray <= 0:
+    if aug.colour_jitter <= 0 and aug.gray <= 0:
         return x
     b = x.shape[0]
-    r = lambda: (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * aug.colour  # noqa: E731
+    r = lambda: (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * aug.colour_jitter  # noqa: E731
     gray = x.mean(dim=1, keepdim=True)
     sat = (1 + r()).clamp(min=0)
     to_gray = torch.rand(b, 1, 1, 1, generator=generator) < aug.gray

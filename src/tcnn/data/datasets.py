@@ -17,10 +17,15 @@ from tcnn.data.formats import Annotation, read_300w, read_mtfl, read_ytf68
 from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
+from tcnn.outputs import write_text
 from tcnn.types import Box
 
-#: Where named datasets are read from when no root is given: ``$TCNN_DATA`` or ../shared/data.
-DEFAULT_ROOT = Path(os.environ.get("TCNN_DATA", "../shared/data"))
+
+def default_root() -> Path:
+    """Where named datasets are read from when no root is given: ``$TCNN_DATA`` or
+    ``../shared/data`` (read at each call, so setting ``$TCNN_DATA`` later takes effect)."""
+    return Path(os.environ.get("TCNN_DATA") or "../shared/data")
+
 
 _300W_TRAIN = ("lfpw/trainset", "helen/trainset", "afw")
 _300W_COMMON = ("lfpw/testset", "helen/testset")
@@ -33,14 +38,14 @@ class DatasetSpec:
 
     Attributes:
         upsample: how many times dlib doubles the image when finding the faces.
-        default_root: ``None`` when the user must give ``--root``.
+        needs_root: the user must give ``--root`` (no default folder).
     """
 
     name: str
     points: int
     read: Callable[[Path], list[Annotation]]
     upsample: int
-    default_root: Path | None = DEFAULT_ROOT
+    needs_root: bool = False
     description: str = ""
 
 
@@ -80,7 +85,7 @@ DATASETS = {
             68,
             lambda r: read_300w(r, _300W_TRAIN),
             1,
-            None,
+            True,
             "300-W training set (LFPW train, HELEN train, AFW), 3,148 faces",
         ),
         DatasetSpec(
@@ -88,7 +93,7 @@ DATASETS = {
             68,
             lambda r: read_300w(r, _300W_COMMON),
             1,
-            None,
+            True,
             "300-W common test set (LFPW test, HELEN test), 554 faces",
         ),
         DatasetSpec(
@@ -96,7 +101,7 @@ DATASETS = {
             68,
             lambda r: read_300w(r, _300W_CHALLENGING),
             1,
-            None,
+            True,
             "300-W challenging test set (iBUG), 135 faces",
         ),
         DatasetSpec(
@@ -104,7 +109,7 @@ DATASETS = {
             68,
             lambda r: read_300w(r, _300W_COMMON + _300W_CHALLENGING),
             1,
-            None,
+            True,
             "300-W full test set, 689 faces",
         ),
     )
@@ -138,12 +143,15 @@ def load_dataset(
     except KeyError:
         raise TcnnError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})") from None
     if root is None:
-        if spec.default_root is None:
+        if spec.needs_root:
             raise TcnnError(f"dataset {name!r} needs --root (the folder that holds it)")
-        root = spec.default_root
+        root = default_root()
     root = Path(root)
     if not root.is_dir():
-        raise TcnnError(f"{root}: data folder not found (pass --root)")
+        raise TcnnError(
+            f"dataset {name!r}: data folder {root} not found; pass --root FOLDER, the folder "
+            "that holds it (or set TCNN_DATA); see 'Datasets' in the README for where to get it"
+        )
     annotations = spec.read(root)
     if limit:
         annotations = annotations[:limit]
@@ -222,9 +230,7 @@ def find_boxes(
             )
         detections = dict(zip(paths, results))
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps(detections))
-        os.replace(tmp, cache)
+        write_text(cache, json.dumps(detections))
     out = []
     for a in annotations:
         dets = [(Box(*b), s) for b, s in detections[str(a.path)]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from tcnn.card import CARD_KEY, ModelCard
 from tcnn.errors import TcnnError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
-CARD_KEY = "tcnn_card"
 
 #: The model each scheme uses when none is named.
 DEFAULTS = {5: "vanilla5", 68: "vanilla68"}
@@ -23,14 +22,15 @@ def list_models() -> list[dict[str, Any]]:
     """The shipped models: name, points, file size and measured metrics from each card."""
     out = []
     for path in sorted(WEIGHTS.glob("*.onnx")):
-        card = json.loads(path.with_suffix(".json").read_text())
+        side = path.with_suffix(".json")
+        card = ModelCard.from_json(side.read_text(), str(side))
         out.append(
             {
                 "name": path.stem,
-                "points": card["points"],
-                "default": DEFAULTS.get(card["points"]) == path.stem,
+                "points": card.points,
+                "default": DEFAULTS.get(card.points) == path.stem,
                 "size_kb": round(path.stat().st_size / 1024),
-                "metrics": card.get("metrics", {}),
+                "metrics": card.metrics,
             }
         )
     return out
@@ -41,30 +41,30 @@ class Model:
     """A loaded landmark model: an ONNX Runtime session and its card.
 
     Attributes:
-        card: the model card (input size, crop rule, colour order, scheme, metrics ...).
+        card: the model card (input size, crop rule, channel order, scheme, metrics ...).
     """
 
     path: Path
-    card: dict[str, Any]
+    card: ModelCard
     session: Any
     threads: int | None = None
     _bulk: Any = None
 
     @property
     def points(self) -> int:
-        return int(self.card["points"])
+        return self.card.points
 
     @property
     def input_size(self) -> int:
-        return int(self.card["input_size"])
+        return self.card.input_size
 
     @property
     def crop_scale(self) -> float:
-        return float(self.card["crop"]["scale"])
+        return self.card.crop.scale
 
     @property
     def crop_shift_y(self) -> float:
-        return float(self.card["crop"].get("shift_y", 0.0))
+        return self.card.crop.shift_y
 
     def run(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
@@ -75,7 +75,7 @@ class Model:
                 take the CPU from the cropping; for single faces spinning is faster).
         """
         x = crops.astype(np.float32).transpose(0, 3, 1, 2)
-        if self.card.get("colour", "RGB") == "BGR":
+        if self.card.channel_order == "BGR":
             x = x[:, ::-1]
         x = np.ascontiguousarray(x)
         if bulk and self._bulk is None:
@@ -125,13 +125,7 @@ def load_model(
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
         raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
-    try:
-        card = json.loads(meta[CARD_KEY])
-    except json.JSONDecodeError:
-        raise TcnnError(f"{path}: its model card is not valid JSON") from None
-    for key in ("points", "input_size", "crop"):
-        if key not in card:
-            raise TcnnError(f"{path}: its model card lacks {key!r}")
+    card = ModelCard.from_json(meta[CARD_KEY], str(path))
     return Model(path, card, session, threads)
 
 

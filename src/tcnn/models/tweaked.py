@@ -90,6 +90,22 @@ class MixtureRouter(nn.Module):
         return torch.softmax(log_p, dim=1)
 
 
+def make_router(arrays: dict[str, np.ndarray]) -> MixtureRouter:
+    """The router of a fitted mixture's arrays, as saved in a Tweaked CNN's checkpoint.
+
+    Args:
+        arrays: ``weights [K]``, ``means [K, D]``, ``prec_chol`` (``[K, D]`` or
+            ``[K, D, D]``) and optionally ``pca_mean [F]``, ``pca_components [D, F]``.
+    """
+    return MixtureRouter(
+        arrays["weights"],
+        arrays["means"],
+        arrays["prec_chol"],
+        arrays.get("pca_mean"),
+        arrays.get("pca_components"),
+    )
+
+
 def split_trunk(base: VanillaCNN) -> tuple[nn.Module, nn.Module]:
     """The trunk up to and including Pool3, and Conv4 (with activation and flatten)."""
     pools = [i for i, m in enumerate(base.trunk) if isinstance(m, nn.MaxPool2d)]

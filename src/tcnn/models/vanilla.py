@@ -22,7 +22,7 @@ class VanillaArch:
         input_size: side of the square input crop in pixels.
         channels: filters of Conv1-Conv4.
         hidden: width of FC5.
-        act: ``"abstanh"`` (the seed: abs(tanh), no normalisation) or ``"bnrelu"``
+        activation: ``"abstanh"`` (the seed: abs(tanh), no normalisation) or ``"bnrelu"``
             (BatchNorm then ReLU after every convolution and FC5).
     """
 
@@ -30,7 +30,7 @@ class VanillaArch:
     input_size: int = 40
     channels: tuple[int, int, int, int] = (16, 48, 64, 64)
     hidden: int = 100
-    act: str = "abstanh"
+    activation: str = "abstanh"
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -39,7 +39,10 @@ class VanillaArch:
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> VanillaArch:
+        """Read :meth:`to_dict` (also checkpoints saved when ``activation`` was ``act``)."""
         d = dict(d)
+        if "act" in d:
+            d["activation"] = d.pop("act")
         d["channels"] = tuple(d["channels"])  # type: ignore[arg-type]
         return cls(**d)  # type: ignore[arg-type]
 
@@ -52,11 +55,11 @@ class AbsTanh(nn.Module):
 
 
 def _act(arch: VanillaArch, channels: int, conv: bool) -> list[nn.Module]:
-    if arch.act == "abstanh":
+    if arch.activation == "abstanh":
         return [AbsTanh()]
-    if arch.act == "bnrelu":
+    if arch.activation == "bnrelu":
         return [nn.BatchNorm2d(channels) if conv else nn.BatchNorm1d(channels), nn.ReLU()]
-    raise ValueError(f"unknown activation {arch.act!r} (abstanh or bnrelu)")
+    raise ValueError(f"unknown activation {arch.activation!r} (abstanh or bnrelu)")
 
 
 class VanillaCNN(nn.Module):
@@ -140,3 +143,17 @@ class InferenceNet(nn.Module):
         both = self.net(torch.cat([x, torch.flip(x, dims=[3])], dim=0))
         y, m = both[:n], both[n:][:, self.perm]
         return (y + m * self.sign) / 2 + self.offset
+
+
+@torch.no_grad()
+def predict_crops(net: nn.Module, crops: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Run ``net`` over ``[N, 3, S, S]`` inputs ``batch`` at a time, in eval mode.
+
+    Returns whatever ``net`` returns, concatenated over the batches (``[N, ...]``); the
+    network's training mode is restored afterwards.
+    """
+    was = net.training
+    net.eval()
+    out = torch.cat([net(crops[i : i + batch]) for i in range(0, len(crops), batch)])
+    net.train(was)
+    return out

@@ -30,8 +30,10 @@ from starlette.requests import ClientDisconnect
 
 from tcnn import __version__
 from tcnn.align import TEMPLATE, align_face
+from tcnn.card import ModelCard
 from tcnn.errors import TcnnError
 from tcnn.models.registry import WEIGHTS, list_models
+from tcnn.outputs import COORDINATES
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import schema
 from tcnn.serve.engine import ApiError, Choice, Engine, choose, decode_base64, decode_image
@@ -44,12 +46,6 @@ log = logging.getLogger("tcnn.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 ENV = "TCNN_SERVE_CONFIG"
 _ENUM: dict[str, Any] = {"enum": [5, 68]}
-
-#: How every answer describes its coordinates.
-COORDINATES = (
-    "continuous pixels: pixel i covers [i, i + 1), so the centre of the top-left pixel is "
-    "(0.5, 0.5); subtract 0.5 for OpenCV/dlib pixel indices"
-)
 
 
 @dataclass(frozen=True)
@@ -102,11 +98,10 @@ class Detection:
     def answer(self) -> dict[str, Any]:
         """The JSON reply: per face the same record as ``tcnn detect`` (without the file)."""
         h, w = self.rgb.shape[:2]
-        card = self.detector.model.card
         return {
             "image": {"width": w, "height": h},
             "coordinates": COORDINATES,
-            "model": str(card.get("name", self.detector.model.path.stem)),
+            "model": self.detector.model.card.name,
             "points": self.detector.model.points,
             "detector": None if self.boxes_given else self.detector.detector_name,
             "faces": [{"face": i, **f.to_dict()} for i, f in enumerate(self.faces)],
@@ -352,8 +347,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _card(name: str) -> dict[str, Any]:
-    card: dict[str, Any] = json.loads((WEIGHTS / f"{name}.json").read_text())
-    return card
+    side = WEIGHTS / f"{name}.json"
+    return ModelCard.from_json(side.read_text(), str(side)).to_dict()
 
 
 def _resident_bytes() -> int:

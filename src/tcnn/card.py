@@ -1,0 +1,281 @@
+"""The model card: one typed, frozen description of a model, embedded in its ONNX file.
+
+A card holds everything needed to run a model correctly (input size, crop rule, channel
+order, landmark scheme, label offset, the detector whose boxes it was trained on) and where it
+came from (architecture, training data and recipe, measured metrics). It is written in one
+place (:meth:`ModelCard.to_dict`, by :mod:`tcnn.export` and :mod:`tcnn.caffe`) and read in
+one place (:meth:`ModelCard.from_dict`, by :mod:`tcnn.models.registry`), stored as JSON under
+the ONNX metadata key ``tcnn_card`` and, for people, in ``<model>.json`` beside the file.
+
+Torch-free; writing a card into an ONNX file (:func:`update_card`) needs the ``onnx`` package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tcnn.errors import TcnnError
+
+#: The ONNX metadata key that holds the card's JSON.
+CARD_KEY = "tcnn_card"
+
+INPUT = "float32 [N, 3, S, S] pixel values 0-255; normalisation is inside the graph"
+OUTPUT = "float32 [N, K, 2] (x, y) in crop units, 0 to 1 across the crop"
+
+#: Keys of cards written before this version, and the field each is now.
+_RENAMED = {"colour": "channel_order"}
+
+
+@dataclass(frozen=True)
+class Crop:
+    """How the model's input crop is cut from a face box.
+
+    Attributes:
+        scale: the crop's side over the box's side (the box is scaled about its centre).
+        shift_y: the crop centre's downward shift, in box heights.
+        rule: the rule in words.
+    """
+
+    scale: float
+    shift_y: float = 0.0
+    rule: str = "face box scaled about its centre, resized to S x S"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCard:
+    """Everything needed to run a model correctly, and where it came from.
+
+    Built with keyword arguments; ``name``, ``points``, ``input_size`` and ``crop`` are
+    required. The ``dict`` fields are plain JSON data: treat them as read-only (use
+    :meth:`replace`).
+
+    Attributes:
+        name: the model's name.
+        points: landmarks per face (5 or 68).
+        scheme: the landmark scheme's name (:func:`tcnn.schemes.scheme_for`); ``"5pt"`` or
+            ``"68pt"`` from ``points`` when not given.
+        input_size: side ``S`` of the square input crop in pixels.
+        channel_order: ``"RGB"`` or ``"BGR"``: the order the graph expects its input channels
+            in (the runtime reorders RGB crops for a BGR model). Cards before this version
+            called it ``colour``.
+        input, output: the graph's input and output in words.
+        crop: how the crop is cut from the face box.
+        detector: the face detector whose boxes the model was trained on (the default at
+            inference).
+        boxes: how the training boxes were made, in words.
+        coordinates: the coordinate convention of the training labels, in words.
+        mirror_average: whether the graph averages in the prediction on the mirrored crop.
+        offset: ``(dx, dy)`` in crop units added to every point inside the graph (the labels'
+            mean offset learned on the training faces; informational, already applied).
+        box_from_landmarks: ``(dx, dy, size)``: the median relation of the detector's face box
+            to the landmarks on the training faces, as :meth:`tcnn.types.Box.landmark_relation`
+            measures it; :meth:`tcnn.types.Box.from_landmarks` turns landmarks into the box
+            the detector would give (video tracking). ``None`` when not measured.
+        architecture: the network's arguments (``family``, ``channels``, ``activation``, ...).
+        parameters: number of weights.
+        training: where the weights came from: ``data``, face counts, ``epochs``, ``seed``,
+            and ``config`` (the training config as saved; older cards use older key names).
+        source: for converted models, the files they were converted from.
+        licence: the terms of the weights.
+        metrics: measured results (the benchmarks write ``benchmark``, ``protocol``,
+            ``headline``, ``mean``, ``failure_10``, ...); free-form numbers and text.
+        extra: keys this version does not know, kept so that rewriting a card loses nothing.
+    """
+
+    name: str
+    points: int
+    scheme: str = ""
+    input_size: int
+    channel_order: str = "RGB"
+    input: str = INPUT
+    output: str = OUTPUT
+    crop: Crop
+    detector: str = "dlib"
+    boxes: str = ""
+    coordinates: str = ""
+    mirror_average: bool = False
+    offset: tuple[float, float] = (0.0, 0.0)
+    box_from_landmarks: tuple[float, float, float] | None = None
+    architecture: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] | None = None
+    licence: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.scheme:
+            object.__setattr__(self, "scheme", f"{self.points}pt")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise TcnnError(f"model card channel_order: {self.channel_order!r} is not RGB or BGR")
+        if self.points <= 0 or self.input_size <= 0 or self.crop.scale <= 0:
+            raise TcnnError("model card: points, input_size and crop.scale must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as JSON-ready data (tuples as lists, unknown keys last)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Crop):
+                value = dataclasses.asdict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "model card") -> ModelCard:
+        """Read a card written by :meth:`to_dict` (or by an earlier version of tcnn).
+
+        Args:
+            source: what the card came from (a file name), for error messages.
+
+        Raises:
+            TcnnError: a required field (``name``, ``points``, ``input_size``, ``crop``) is
+                missing, or a field has the wrong type; one line naming the field.
+        """
+        if not isinstance(data, dict):
+            raise TcnnError(f"{source}: the model card is not a JSON object")
+        data = {_RENAMED.get(k, k): v for k, v in data.items()}
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise TcnnError(f"{source}: the model card lacks {f.name!r}")
+                continue
+            values[f.name] = _typed(data[f.name], hints[f.name], f.name, source)
+        extra = {k: v for k, v in data.items() if k not in known}
+        try:
+            return cls(**values, extra=extra)
+        except TcnnError as exc:
+            raise TcnnError(f"{source}: {exc}") from None
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model card") -> ModelCard:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise TcnnError(f"{source}: its model card is not valid JSON") from None
+        return cls.from_dict(data, source)
+
+    def replace(self, **changes: Any) -> ModelCard:
+        """A copy with ``changes`` (field names; checked like :meth:`from_dict`)."""
+        return ModelCard.from_dict({**self.to_dict(), **changes}, self.name)
+
+
+def _typed(value: Any, kind: Any, key: str, source: str) -> Any:
+    """``value`` checked against the field type ``kind`` (JSON lists become tuples)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
+    name = kind.__name__ if isinstance(kind, type) else str(kind)
+    bad = TcnnError(f"{source}: model card field {key!r}: {value!r:.60} is not a valid {name}")
+    if kind is Crop:
+        if not isinstance(value, dict):
+            raise bad
+        hints = typing.get_type_hints(Crop)
+        names = {f.name for f in fields(Crop)}
+        if "scale" not in value:
+            raise TcnnError(f"{source}: the model card lacks 'crop.scale'")
+        return Crop(
+            **{k: _typed(v, hints[k], f"crop.{k}", source) for k, v in value.items() if k in names}
+        )
+    if origin is tuple:
+        size = len(typing.get_args(kind))
+        if not isinstance(value, (list, tuple)) or len(value) != size:
+            raise bad
+        return tuple(_typed(v, float, key, source) for v in value)
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"card field {key}: unsupported type {kind}")  # a bug here, not bad input
+
+
+def write_card(card: ModelCard, onnx_path: str | Path) -> Path:
+    """Write the human-readable card ``<stem>.json`` beside ``onnx_path`` (atomically)."""
+    from tcnn.outputs import write_text
+
+    return write_text(Path(onnx_path).with_suffix(".json"), card.to_json(indent=2) + "\n")
+
+
+def read_card(onnx_path: str | Path) -> ModelCard:
+    """The card embedded in an ONNX file (needs ``onnx``)."""
+    path = Path(onnx_path)
+    entry = _card_entry(_load_onnx(path), path)
+    return ModelCard.from_json(entry.value, str(path))
+
+
+def update_card(onnx_path: str | Path, **changes: Any) -> ModelCard:
+    """Change fields of the card embedded in ``onnx_path`` and of its ``.json``.
+
+    Only the ONNX file's metadata changes; the graph and weights are written back as they were.
+    Both files are written atomically.
+
+    Args:
+        changes: card fields, e.g. ``metrics={...}`` or ``name="..."``.
+    """
+    from tcnn.outputs import atomic_path
+
+    path = Path(onnx_path)
+    model = _load_onnx(path)
+    entry = _card_entry(model, path)
+    card = ModelCard.from_json(entry.value, str(path)).replace(**changes)
+    entry.value = card.to_json()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+    write_card(card, path)
+    return card
+
+
+def _load_onnx(path: Path) -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise TcnnError("writing model cards needs onnx: pip install onnx") from None
+    if not path.is_file():
+        raise TcnnError(f"{path}: no such model file")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises protobuf's DecodeError and others
+        raise TcnnError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
+
+
+def _card_entry(model: Any, path: Path) -> Any:
+    entry = next((p for p in model.metadata_props if p.key == CARD_KEY), None)
+    if entry is None:
+        raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
+    return entry

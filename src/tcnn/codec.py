@@ -1,0 +1,103 @@
+"""Face box -> crop region, and points between image pixels and crop units: the one place.
+
+Training (:func:`tcnn.data.augment.make_crops`), inference
+(:meth:`tcnn.predictor.LandmarkDetector.landmarks_batch`) and evaluation (which predicts through
+the latter) all convert with these functions, so they cannot disagree.
+
+Conventions:
+    * Image points are continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``, so the
+      centre of the top-left pixel is ``(0.5, 0.5)``. Subtract 0.5 for OpenCV/dlib indices.
+    * A crop region is a :class:`~tcnn.types.Box` in the same coordinates; the model sees it
+      resized to ``S x S`` (:func:`tcnn.imaging.crop_resize`, which samples in the same
+      convention: output pixel ``j`` covers ``[j, j + 1) * width / S`` of the region).
+    * Crop units run from 0 to 1 across the region: ``(0, 0)`` is the region's top-left corner,
+      ``(1, 1)`` its bottom-right corner, and crop pixel ``j``'s centre is ``(j + 0.5) / S``.
+      The networks output crop units; training targets are crop units minus 0.5 (centred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tcnn.types import Box
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """How a model's crop region follows from a face box (a model card's ``crop`` entry).
+
+    Attributes:
+        scale: region side relative to the box side (1.0: the box itself), about its centre.
+        shift_y: downward shift of the region centre, as a fraction of the box height.
+    """
+
+    scale: float = 1.0
+    shift_y: float = 0.0
+
+    @classmethod
+    def from_card(cls, crop: Mapping[str, Any]) -> CropRule:
+        """The rule of a model card's ``crop`` entry (``{"scale": ..., "shift_y": ...}``)."""
+        return cls(float(crop["scale"]), float(crop.get("shift_y", 0.0)))
+
+    def region(self, box: Box) -> Box:
+        """The image region the model sees for ``box``, in continuous pixels."""
+        return crop_region(box, self.scale, self.shift_y)
+
+
+def crop_region(box: Box, scale: float = 1.0, shift_y: float = 0.0) -> Box:
+    """The image region a model sees for a face box.
+
+    Args:
+        box: the face box in continuous pixels.
+        scale: region size relative to the box (1.0 = the box itself).
+        shift_y: downward shift of the region centre, as a fraction of the box height.
+    """
+    cx, cy = box.center
+    cy += shift_y * box.height
+    hw, hh = box.width * scale / 2, box.height * scale / 2
+    return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+def _origin_size(regions: Box | Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
+    """Regions' top-left corners and sizes, float32, shaped to broadcast over points."""
+    if isinstance(regions, Box):
+        return (
+            np.array([regions.left, regions.top], np.float32),
+            np.array([regions.width, regions.height], np.float32),
+        )
+    origin = np.array([[r.left, r.top] for r in regions], np.float32).reshape(-1, 1, 2)
+    size = np.array([[r.width, r.height] for r in regions], np.float32).reshape(-1, 1, 2)
+    return origin, size
+
+
+def to_crop(points: np.ndarray, regions: Box | Sequence[Box]) -> np.ndarray:
+    """Image points to crop units of their regions.
+
+    Args:
+        points: ``[K, 2]`` continuous pixels with one region, or ``[N, K, 2]`` with N regions.
+        regions: a :class:`Box`, or one per face.
+
+    Returns:
+        Crop units (0-1 across each region), the shape of ``points``.
+    """
+    origin, size = _origin_size(regions)
+    out: np.ndarray = (points - origin) / size
+    return out
+
+
+def from_crop(units: np.ndarray, regions: Box | Sequence[Box]) -> np.ndarray:
+    """Crop units back to image points: the inverse of :func:`to_crop`.
+
+    Args:
+        units: ``[K, 2]`` crop units with one region, or ``[N, K, 2]`` with N regions.
+        regions: a :class:`Box`, or one per face.
+
+    Returns:
+        float32 continuous pixel coordinates, the shape of ``units``.
+    """
+    origin, size = _origin_size(regions)
+    return np.asarray(units * size + origin, dtype=np.float32)

@@ -1,0 +1,89 @@
+"""The training faces of a config: dataset, boxes for faces the detector missed, base crops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tcnn.config import TrainConfig
+from tcnn.data.augment import CropSet, make_crops
+from tcnn.data.datasets import Sample, load_dataset
+from tcnn.errors import TcnnError
+from tcnn.types import Box
+
+
+def box_relation(samples: Sequence[Sample]) -> tuple[float, float, float]:
+    """The median ``(dx, dy, size)`` relation of the detector's boxes to the landmarks.
+
+    Measured on the samples the detector found (:meth:`tcnn.types.Box.landmark_relation`);
+    :meth:`tcnn.types.Box.from_landmarks` inverts it. A model card's ``box_from_landmarks``.
+
+    Raises:
+        TcnnError: the detector found none of the faces.
+    """
+    rel = [s.box.landmark_relation(s.landmarks) for s in samples if s.box is not None]
+    if not rel:
+        raise TcnnError("the face detector found none of the training faces")
+    dx, dy, size = np.median(np.asarray(rel), axis=0)
+    return round(float(dx), 6), round(float(dy), 6), round(float(size), 6)
+
+
+def fill_missing_boxes(samples: Sequence[Sample], mode: str) -> list[Sample]:
+    """Give faces the detector missed a box derived from their landmarks, or drop them.
+
+    The box is placed relative to the landmarks' bounding box by the median relation measured
+    on the faces the detector found (:func:`box_relation`), so it follows the detector's
+    convention.
+
+    Args:
+        mode: ``"landmarks"`` (place a box) or ``"drop"`` (leave the face out).
+    """
+    found = [s for s in samples if s.box is not None]
+    if mode == "drop" or len(found) == len(samples):
+        return found
+    if mode != "landmarks":
+        raise TcnnError(f"config missed: {mode!r} is not 'landmarks' or 'drop'")
+    rel = box_relation(found)
+    out = []
+    for s in samples:
+        if s.box is None:
+            s = Sample(s.path, s.landmarks, Box.from_landmarks(s.landmarks, rel), np.nan)
+        out.append(s)
+    return out
+
+
+def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
+    """The faces of ``cfg.data`` (first ``cfg.limit``) with ``cfg.detector``'s boxes (cached)."""
+    return load_dataset(cfg.data, cfg.data_root or None, cfg.detector, progress, cfg.limit)
+
+
+def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, dict[str, Any]]:
+    """Load the training faces, split off validation faces, cut base crops.
+
+    Returns:
+        The training and validation crops, and what the run's card records about them: face
+        counts, the faces the detector missed, and ``box_from_landmarks`` (measured on the
+        training faces the detector found, :func:`box_relation`).
+    """
+    samples = training_samples(cfg, progress)
+    missed = sum(s.box is None for s in samples)
+    relation = box_relation(samples)
+    samples = fill_missing_boxes(samples, cfg.missed)
+    order = np.random.default_rng(cfg.seed).permutation(len(samples))
+    n_val = max(1, int(len(samples) * cfg.val_fraction))
+    val = [samples[i] for i in order[:n_val]]
+    train = [samples[i] for i in order[n_val:]]
+    kw: dict[str, Any] = dict(
+        size=cfg.input_size, scale=cfg.crop_scale, shift_y=cfg.crop_shift_y, progress=progress
+    )
+    info = {
+        "faces": len(samples),
+        "train_faces": len(train),
+        "val_faces": len(val),
+        "detector_missed": missed,
+        "missed_boxes": cfg.missed,
+        "box_from_landmarks": list(relation),
+    }
+    return make_crops(train, **kw), make_crops(val, **kw), info

@@ -1,0 +1,495 @@
+"""Landmarks through a video: faces tracked from frame to frame, ids kept, points smoothed.
+
+:class:`LandmarkTracker` runs the face detector only now and then. On the other frames each
+face's box comes from its own landmarks on the previous frame (the box the detector would draw
+around a face with those landmarks, moved on by the face's recent motion), so a frame costs one
+landmark-network batch instead of a detection. The detector runs
+
+- every ``detect_every`` frames (new faces are found at most that many frames after they appear,
+  and tracks the detector no longer finds end),
+- on any frame where a track's confidence drops below ``min_confidence`` or a track is hidden,
+- on every frame while no face is tracked.
+
+A detection that matches a confident track confirms it (the tracked landmarks are kept: they
+are steadier than ones placed from a fresh detector box); one that matches an unsure or hidden
+track re-anchors it on the detector's box.
+
+**Track confidence** is the agreement between where a track's motion said the face would be and
+where its landmarks put it: the smaller of the IoU of the predicted box (last frame's centre
+moved by the recent motion, same size) with the box from this frame's landmarks, and of the
+crop's box with that box. It is near 1 while the face moves smoothly, and drops when the crop
+slips off the face, the face is occluded or jumps, or its size changes suddenly (the issue's
+"change of box size" rule, generalised to position).
+
+**Hidden faces**: an unsure track the detector does not find (an occluded face, say) is hidden:
+not reported, it moves on with its last sure motion for up to ``max_hidden`` frames, and keeps
+its id if the detector finds a face there. A confident track the detector misses while another
+face overlaps it is kept (partly hidden faces are hard to detect); otherwise it ends after
+``max_missed`` detection frames without its face.
+
+**Ids** are assigned on detection frames by greedy best-IoU matching of detections to the tracks'
+current boxes (IoU at least ``match_iou``). Tracks follow their own face between detections, so
+two faces that cross keep their ids as long as each track stays on its face; when two visible
+tracks collapse onto one face, the one whose motion agrees less with its prediction ends.
+
+**Smoothing** is a One Euro filter (Casiez et al., CHI 2012) per landmark: a low-pass whose
+cutoff rises with speed, so a still face is steady and a fast one is not dragged behind.
+
+Coordinates are continuous pixels: pixel ``i`` covers ``[i, i + 1)``, so the centre of the
+top-left pixel is ``(0.5, 0.5)``. Subtract 0.5 for OpenCV/dlib pixel indices.
+
+Example:
+    >>> tracker = LandmarkTracker(points=5)
+    >>> for t, frame in enumerate(frames):  # [H, W, 3] uint8 RGB arrays
+    ...     for face in tracker.update(frame, t / 30):
+    ...         print(face.track_id, face.landmarks.shape)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tcnn.errors import TcnnError
+from tcnn.imaging import load_image
+from tcnn.predictor import LandmarkDetector
+from tcnn.schemes import scheme_for
+from tcnn.types import Box, Face
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """One Euro filter settings.
+
+    Attributes:
+        min_cutoff: cutoff frequency (Hz) of a still landmark; lower is steadier.
+        beta: how fast the cutoff rises with speed, per (face size per second): at a speed of
+            ``v`` face sizes per second the cutoff is ``min_cutoff + beta * v`` Hz. Speeds are
+            in face sizes (the landmarks' extent), so the setting does not depend on resolution.
+        d_cutoff: cutoff frequency (Hz) of the speed estimate.
+    """
+
+    min_cutoff: float = 1.0
+    beta: float = 40.0
+    d_cutoff: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
+            raise TcnnError(f"smoothing {self}: cutoffs must be positive and beta not negative")
+
+
+def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+    """Exponential smoothing factor of a first-order low-pass at ``cutoff`` Hz, step ``dt`` s."""
+    tau = 1.0 / (2.0 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuroFilter:
+    """A One Euro filter over ``[K, 2]`` points; per point, the cutoff follows that point's speed.
+
+    Args:
+        params: the filter settings.
+    """
+
+    def __init__(self, params: Smoothing) -> None:
+        self.params = params
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._t = 0.0
+
+    def __call__(self, x: np.ndarray, t: float, scale: float) -> np.ndarray:
+        """Filter points ``x`` (``[K, 2]`` pixels) seen at time ``t`` (s).
+
+        Args:
+            scale: the face size in pixels, the unit of speed for ``beta``.
+        """
+        x = np.asarray(x, np.float64)
+        if self._x is None or self._dx is None or t <= self._t:
+            if self._x is None or self._dx is None:
+                self._x, self._dx = x.copy(), np.zeros_like(x)
+                self._t = t
+                return x.astype(np.float32)
+            t = self._t + 1.0 / 30.0  # repeated or backwards time: assume one frame at 30/s
+        dt = t - self._t
+        p = self.params
+        dx = (x - self._x) / dt
+        self._dx = self._dx + _alpha(p.d_cutoff, dt) * (dx - self._dx)
+        speed = np.linalg.norm(self._dx, axis=1, keepdims=True) / max(scale, 1e-6)
+        a = _alpha(p.min_cutoff + p.beta * speed, dt)
+        self._x = self._x + a * (x - self._x)
+        self._t = t
+        return self._x.astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class TrackedFace(Face):
+    """A face in one video frame.
+
+    Attributes:
+        box: the box the landmarks were placed from (the detector's, or one from the landmarks
+            of the previous frame).
+        score: the detector's score on the track's latest detection.
+        landmarks: ``[K, 2]`` float32, smoothed when the tracker smooths; continuous pixels.
+        track_id: stable while the face stays visible; a face that is lost and found again
+            gets a new id.
+        detected: the detector found this face on this frame (else it was tracked).
+        confidence: the track confidence (see the module docs), 0 to 1.
+        raw_landmarks: ``[K, 2]`` the network's landmarks before smoothing.
+    """
+
+    track_id: int = 0
+    detected: bool = False
+    confidence: float = 1.0
+    raw_landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self, pixel_centers: bool = False) -> dict[str, object]:
+        """``id``, ``detected``, ``confidence``, then :meth:`Face.to_dict`'s fields."""
+        return {
+            "id": self.track_id,
+            "detected": self.detected,
+            "confidence": round(float(self.confidence), 3),
+            **super().to_dict(pixel_centers),
+        }
+
+
+@dataclass
+class _Track:
+    id: int
+    raw: np.ndarray  # [K, 2] latest network landmarks
+    box: Box  # the box they were placed from
+    relation: np.ndarray  # (dx, dy, size): box from (upright) landmarks
+    score: float
+    smoother: OneEuroFilter | None
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (cx, cy, size) / frame
+    state: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (cx, cy, size)
+    confidence: float = 1.0
+    detections: int = 1
+    missed: int = 0
+    hidden: int = 0  # frames since the face was last seen (0: visible)
+    sure: tuple[int, np.ndarray, np.ndarray] | None = None  # (frame, state, velocity)
+
+
+#: Smallest face box a track keeps, pixels.
+MIN_SIZE = 8.0
+#: Confidence at which a track's motion is trusted for coasting when the face is hidden.
+SURE = 0.9
+
+
+def _predict(tr: _Track) -> np.ndarray:
+    """The track's box on the next frame: its centre moved on by its recent motion, its size
+    kept (a sudden change of size then lowers the confidence)."""
+    return tr.state + tr.velocity * np.array([1.0, 1.0, 0.0])
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    w = min(a.right, b.right) - max(a.left, b.left)
+    h = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / (a.width * a.height + b.width * b.height - inter))
+
+
+def _box(state: np.ndarray) -> Box:
+    cx, cy, s = (float(v) for v in state)
+    return Box(cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2)
+
+
+class LandmarkTracker:
+    """Landmarks on every frame of a video, with stable face ids and smoothing.
+
+    A tracker holds one video's state: use one per stream (and :meth:`reset` between videos);
+    it is not meant to be shared between threads.
+
+    Args:
+        detector: the landmark detector to use (default: built from ``model``, ``points`` and
+            ``face_detector``, with one ONNX Runtime thread: the tracker runs small batches).
+        points: 5 or 68, when neither ``detector`` nor ``model`` is given.
+        model: a shipped model name or ``.onnx`` path.
+        face_detector: face detector name (see :mod:`tcnn.detect`), or ``None`` for the model's.
+        detect_every: run the face detector at least every this many frames (1: every frame).
+        max_faces: track at most this many faces (the best-scoring new ones); ``None``: all.
+        smoothing: One Euro settings, or ``None`` for the raw network landmarks.
+        min_confidence: a track below this confidence makes the detector run on the frame.
+        match_iou: least IoU between a detection and a track's box to be the same face.
+        max_missed: a track ends after this many detection frames in a row without its face.
+        max_hidden: a face that is lost (low confidence and not detected: occluded, say) is
+            kept hidden, moving on its last sure motion, for up to this many frames; found
+            again near there by the detector, it keeps its id.
+        relation: ``(dx, dy, size)`` box-from-landmarks relation (see
+            :meth:`tcnn.types.Box.from_landmarks`); ``None`` takes the model card's
+            ``box_from_landmarks`` when it has one, else measures it per track from the
+            detector's boxes and the model's landmarks on them (the mean over the track's
+            detections), which keeps tracked boxes in the detector's convention.
+        fps: frame rate assumed when :meth:`update` gets no time.
+    """
+
+    def __init__(
+        self,
+        detector: LandmarkDetector | None = None,
+        points: int = 5,
+        model: str | None = None,
+        face_detector: str | None = None,
+        detect_every: int = 10,
+        max_faces: int | None = None,
+        smoothing: Smoothing | None = Smoothing(),
+        min_confidence: float = 0.7,
+        match_iou: float = 0.3,
+        max_missed: int = 2,
+        max_hidden: int = 30,
+        relation: Sequence[float] | None = None,
+        fps: float = 30.0,
+    ) -> None:
+        if detect_every < 1:
+            raise TcnnError(f"detect_every {detect_every}: must be at least 1")
+        if max_faces is not None and max_faces < 1:
+            raise TcnnError(f"max_faces {max_faces}: must be at least 1")
+        if not 0 < match_iou < 1 or not 0 <= min_confidence <= 1:
+            raise TcnnError("match_iou must be in (0, 1) and min_confidence in [0, 1]")
+        if max_missed < 1 or fps <= 0:
+            raise TcnnError("max_missed must be at least 1 and fps positive")
+        # One face a call: ONNX Runtime's spinning worker threads only cost time here.
+        self.detector = detector or LandmarkDetector(model, points, face_detector, threads=1)
+        self.detect_every = detect_every
+        self.max_faces = max_faces
+        self.smoothing = smoothing
+        self.min_confidence = min_confidence
+        self.match_iou = match_iou
+        self.max_missed = max_missed
+        self.max_hidden = max_hidden
+        self.fps = fps
+        measured = self.detector.model.card.box_from_landmarks
+        fixed = relation if relation is not None else measured
+        self.relation = np.asarray(fixed, np.float64) if fixed is not None else None
+        if self.relation is not None and self.relation.shape != (3,):
+            raise TcnnError(f"relation {fixed}: expected (dx, dy, size)")
+        scheme = scheme_for(self.detector.model.points)
+        self._eyes = scheme.normalisers[scheme.default_normaliser]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks (a new video); ids start from 0 again."""
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._frame = 0
+        self._since_detect = 0
+
+    # -- geometry -------------------------------------------------------------------------
+
+    def _roll(self, pts: np.ndarray) -> float:
+        """The face's in-plane angle (radians) from its eye line."""
+        (a, b) = self._eyes
+        left, right = pts[list(a)].mean(0), pts[list(b)].mean(0)
+        return math.atan2(float(right[1] - left[1]), float(right[0] - left[0]))
+
+    def _upright(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Points turned upright about their centroid: ``(points, centroid, angle)``."""
+        angle, c = self._roll(pts), pts.mean(0)
+        cos, sin = math.cos(-angle), math.sin(-angle)
+        rot = np.array([[cos, -sin], [sin, cos]])
+        return (pts - c) @ rot.T + c, c, angle
+
+    def _state(self, pts: np.ndarray, relation: np.ndarray) -> np.ndarray:
+        """``(cx, cy, size)`` of the box for landmarks ``pts``, rotation-invariant."""
+        up, c, angle = self._upright(pts.astype(np.float64))
+        b = Box.from_landmarks(up, relation)
+        off = np.array(b.center) - c
+        cos, sin = math.cos(angle), math.sin(angle)
+        centre = c + np.array([cos * off[0] - sin * off[1], sin * off[0] + cos * off[1]])
+        return np.array([centre[0], centre[1], b.width])
+
+    def _relation(self, box: Box, pts: np.ndarray) -> np.ndarray:
+        """The relation of a detector box to the landmarks placed from it (upright frame)."""
+        up, c, angle = self._upright(pts.astype(np.float64))
+        off = np.array(box.center) - c
+        cos, sin = math.cos(-angle), math.sin(-angle)
+        centre = c + np.array([cos * off[0] - sin * off[1], sin * off[0] + cos * off[1]])
+        s = (box.width + box.height) / 2
+        upright_box = Box(
+            centre[0] - s / 2, centre[1] - s / 2, centre[0] + s / 2, centre[1] + s / 2
+        )
+        return np.array(upright_box.landmark_relation(up))
+
+    # -- the per-frame step ---------------------------------------------------------------
+
+    def update(self, frame: np.ndarray, time: float | None = None) -> list[TrackedFace]:
+        """Faces in the next frame of the video.
+
+        Args:
+            frame: ``[H, W, 3]`` uint8 RGB (or anything :func:`tcnn.imaging.load_image` takes).
+            time: the frame's time in seconds (default: frame number / ``fps``).
+
+        Returns:
+            One :class:`TrackedFace` per visible tracked face, oldest track first; empty when
+            none.
+        """
+        rgb = load_image(frame)
+        t = time if time is not None else self._frame / self.fps
+        h, w = rgb.shape[:2]
+        self._track(rgb, w, h)
+        detected: set[int] = set()
+        self._since_detect += 1
+        unsure = any(tr.hidden or tr.confidence < self.min_confidence for tr in self._tracks)
+        if not self._tracks or unsure or self._since_detect >= self.detect_every:
+            detected = self._detect(rgb)
+            self._since_detect = 0
+        self._frame += 1
+        return [self._output(tr, t, tr.id in detected) for tr in self._tracks if not tr.hidden]
+
+    def _track(self, rgb: np.ndarray, w: int, h: int) -> None:
+        """Move every track to this frame: predict its box, place landmarks, score agreement.
+
+        Hidden tracks (faces not seen lately) coast on their last sure motion.
+        """
+        for tr in self._tracks:
+            if tr.hidden:
+                tr.hidden += 1
+                tr.state = tr.state + tr.velocity
+        seen = [tr for tr in self._tracks if not tr.hidden]
+        if seen:
+            predicted = [_predict(tr) for tr in seen]
+            boxes = [_box(p) for p in predicted]
+            pts = self.detector.landmarks(rgb, boxes)
+            states = [self._state(p, self._rel(tr)) for p, tr in zip(pts, seen)]
+            # The crop slipped (fast motion): place the landmarks again from where they landed.
+            again = [
+                i
+                for i, (b, st) in enumerate(zip(boxes, states))
+                if st[2] >= MIN_SIZE and iou(b, _box(st)) < 0.9
+            ]
+            if again:
+                redo = self.detector.landmarks(rgb, [_box(states[i]) for i in again])
+                for i, p in zip(again, redo):
+                    boxes[i], pts[i] = _box(states[i]), p
+                    states[i] = self._state(p, self._rel(seen[i]))
+            for tr, box, p, st, pred in zip(seen, boxes, pts, states, predicted):
+                # Agreement of motion (predicted vs found) and of crop and landmarks.
+                tr.confidence = min(iou(_box(pred), _box(st)), iou(box, _box(st)))
+                tr.velocity = 0.5 * tr.velocity + 0.5 * (st - tr.state)
+                tr.raw, tr.box, tr.state = p, box, st
+                if tr.confidence >= SURE:
+                    tr.sure = (self._frame, st, tr.velocity)
+        self._drop_duplicates()
+        frame_box = Box(0, 0, w, h)
+        self._tracks = [
+            tr
+            for tr in self._tracks
+            if tr.state[2] >= MIN_SIZE
+            and _inside(_box(tr.state), frame_box) >= 0.5
+            and tr.hidden <= self.max_hidden
+        ]
+
+    def _rel(self, tr: _Track) -> np.ndarray:
+        return self.relation if self.relation is not None else tr.relation
+
+    def _drop_duplicates(self) -> None:
+        """Of two tracks on one face, keep the one whose motion agrees with its prediction."""
+        order = sorted((tr for tr in self._tracks if not tr.hidden), key=lambda tr: -tr.confidence)
+        kept: list[_Track] = []
+        for tr in order:
+            if all(iou(_box(tr.state), _box(k.state)) < 0.5 for k in kept):
+                kept.append(tr)
+        self._tracks = [tr for tr in self._tracks if tr.hidden or tr in kept]
+
+    def _detect(self, rgb: np.ndarray) -> set[int]:
+        """Run the detector: confirm, re-anchor or end tracks, start new ones; ids detected."""
+        found = self.detector.find_faces(rgb)
+        pairs = sorted(
+            (
+                (iou(_box(tr.state), b), ti, di)
+                for ti, tr in enumerate(self._tracks)
+                for di, (b, _) in enumerate(found)
+            ),
+            reverse=True,
+        )
+        track_of: dict[int, int] = {}
+        used: set[int] = set()
+        for overlap, ti, di in pairs:
+            if overlap < self.match_iou or ti in track_of or di in used:
+                continue
+            track_of[ti] = di
+            used.add(di)
+        reanchor = list(track_of.items())
+        for ti, tr in enumerate(self._tracks):
+            if ti in track_of or tr.hidden:
+                continue
+            if tr.confidence < self.min_confidence:
+                self._hide(tr)
+            elif not self._overlapped(tr):  # a face partly hidden by another is hard to detect
+                tr.missed += 1
+        kept = [
+            tr
+            for ti, tr in enumerate(self._tracks)
+            if ti in track_of or tr.hidden or tr.missed < self.max_missed
+        ]
+        new = [
+            di
+            for di, (b, _) in enumerate(found)
+            if di not in used and all(iou(b, _box(tr.state)) < self.match_iou for tr in kept)
+        ]
+        if self.max_faces is not None:
+            new = new[: max(0, self.max_faces - len(kept))]
+        boxes = [found[di][0] for _, di in reanchor] + [found[di][0] for di in new]
+        pts = self.detector.landmarks(rgb, boxes) if boxes else np.zeros((0, 0, 2))
+        for k, (ti, di) in enumerate(reanchor):
+            tr = self._tracks[ti]
+            box, score = found[di]
+            tr.detections += 1
+            tr.missed, tr.score = 0, score
+            rel = self._relation(box, pts[k])
+            tr.relation = tr.relation + (rel - tr.relation) / tr.detections
+            if not tr.hidden and tr.confidence >= self.min_confidence:
+                continue  # confirmed: keep the tracked landmarks (steadier than a fresh box)
+            tr.raw, tr.box = pts[k], box
+            state = self._state(pts[k], self._rel(tr))
+            if tr.hidden:
+                tr.smoother = self._smoother()
+            elif tr.confidence < self.min_confidence:
+                tr.velocity = np.zeros(3)
+            tr.state, tr.hidden, tr.confidence = state, 0, 1.0
+            tr.sure = (self._frame, state, tr.velocity)
+        detected = {self._tracks[ti].id for ti in track_of}
+        for k, di in enumerate(new, start=len(reanchor)):
+            box, score = found[di]
+            rel = self._relation(box, pts[k])
+            tr = _Track(self._next_id, pts[k], box, rel, score, self._smoother())
+            tr.state = self._state(pts[k], self._rel(tr))
+            self._next_id += 1
+            kept.append(tr)
+            detected.add(tr.id)
+        self._tracks = kept
+        return detected
+
+    def _overlapped(self, tr: _Track) -> bool:
+        """Whether another visible track's box overlaps this one's."""
+        box = _box(tr.state)
+        return any(
+            o is not tr and not o.hidden and iou(box, _box(o.state)) > 0 for o in self._tracks
+        )
+
+    def _hide(self, tr: _Track) -> None:
+        """The face is not seen (occluded, or the crop lost it): coast on its last sure motion."""
+        frame, state, velocity = tr.sure if tr.sure else (self._frame, tr.state, np.zeros(3))
+        velocity = velocity * np.array([1.0, 1.0, 0.0])
+        tr.hidden, tr.state, tr.velocity = 1, state + velocity * (self._frame - frame), velocity
+
+    def _smoother(self) -> OneEuroFilter | None:
+        return OneEuroFilter(self.smoothing) if self.smoothing is not None else None
+
+    def _output(self, tr: _Track, t: float, detected: bool) -> TrackedFace:
+        raw = tr.raw.astype(np.float32)
+        pts = raw
+        if tr.smoother is not None:
+            pts = tr.smoother(raw, t, float(tr.state[2]))
+        return TrackedFace(tr.box, tr.score, pts, tr.id, detected, tr.confidence, raw)
+
+
+def _inside(box: Box, frame: Box) -> float:
+    """The fraction of ``box``'s area inside ``frame``."""
+    w = min(box.right, frame.right) - max(box.left, frame.left)
+    h = min(box.bottom, frame.bottom) - max(box.top, frame.top)
+    return max(0.0, w) * max(0.0, h) / (box.width * box.height)

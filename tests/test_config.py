@@ -1,0 +1,72 @@
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from tcnn.config import Augment, Optim, TrainConfig, TweakConfig, load_config, to_toml
+from tcnn.errors import TcnnError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_tables_dotted_keys_and_shorthand(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('activation = "bnrelu"\n[optim]\nlr = 0.01\n[augment]\ncolour_jitter = 0.2\n')
+    cfg = load_config(f, ["optim.epochs=3", "mirror=false", "batch_size=16"])
+    assert cfg.activation == "bnrelu"
+    assert cfg.optim == Optim(epochs=3, batch_size=16, lr=0.01)
+    assert cfg.augment == Augment(mirror=False, colour_jitter=0.2)
+    # Tweaking shares the optimiser settings, with its own defaults.
+    tw = load_config(None, ["lr=1e-5"], default=TweakConfig())
+    assert tw.optim == Optim(epochs=30, lr=1e-5)
+    with pytest.raises(TcnnError, match=r"unknown key 'augment\.lr'"):
+        load_config(None, ["augment.lr=1"])
+    with pytest.raises(TcnnError, match="unknown key 'rotate_deg'"):
+        load_config(None, ["rotate_deg=1"], default=TweakConfig())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "new"),
+    [
+        ("arch", '"abstanh"', "activation"),
+        ("colour", "0.2", "colour_jitter"),
+        ("augment.colour", "0.2", "colour_jitter"),
+    ],
+)
+def test_renamed_keys_name_the_new_one(tmp_path: Path, key: str, value: str, new: str) -> None:
+    f = tmp_path / "old.toml"
+    f.write_text(f"{key} = {value}\n")
+    with pytest.raises(TcnnError, match=re.escape(f"{f}: config {key}: renamed to '{new}'")):
+        load_config(f)
+    with pytest.raises(TcnnError, match=re.escape(f"config {key}: renamed to '{new}'")):
+        load_config(None, [f"{key}=1"])
+
+
+def test_toml_round_trip_and_saved_configs() -> None:
+    cfg = load_config(ROOT / "configs" / "vanilla68.toml", ["threads=1"])
+    assert (cfg.activation, cfg.optim.epochs, cfg.optim.weight_decay) == ("bnrelu", 160, 1e-4)
+    assert load_config(None, [], default=TrainConfig()) == TrainConfig()
+    text = to_toml(cfg)
+    assert "[optim]" in text and "[augment]" in text
+    again = TrainConfig.from_saved(tomllib.loads(text))
+    assert again == cfg
+    assert TrainConfig.from_saved(dataclasses.asdict(cfg)) == cfg
+    # A checkpoint saved before the tables and renames (flat keys, arch, colour) still loads.
+    old = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("optim", "augment")}
+    old = {**old, "arch": old.pop("activation"), "lr": 0.002, "epochs": 160, "colour": 0.3}
+    legacy = TrainConfig.from_saved(old)
+    assert legacy.activation == "bnrelu" and legacy.augment.colour_jitter == 0.3
+    assert legacy.optim.lr == 0.002 and legacy.optim.epochs == 160
+
+
+def test_shipped_cards_configs_still_read() -> None:
+    import json
+
+    from tcnn.models.registry import WEIGHTS
+
+    for side in sorted(WEIGHTS.glob("*.json")):
+        saved = json.loads(side.read_text())["training"]["config"]
+        cfg = TrainConfig.from_saved(saved)
+        assert cfg.data == saved["data"] and cfg.optim.epochs == saved["epochs"]
