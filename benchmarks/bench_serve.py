@@ -290,6 +290,12 @@ def serve_section(rec: dict[str, Any], fz: dict[str, Any] | None) -> str:
             f"Schemathesis ({fz['schemathesis_version']}, `benchmarks/fuzz_serve.py`): "
             f"{cases.get('generated', '?')} generated requests, server answers by status "
             f"{fz['server_answers_by_status']}: {fz['server_5xx']} with a 5xx."
+            + (
+                " Schemathesis stopped its coverage phase on one operation with an internal "
+                "error of its own (Hypothesis, client side; in the result file)."
+                if fz.get("schemathesis_errors")
+                else ""
+            )
         )
     return "\n".join(lines)
 
