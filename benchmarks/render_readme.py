@@ -218,6 +218,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             out[key] = tweak_table(result)
         elif key == "protocols":
             out[key] = protocols_table(result)
+        elif key == "serve":
+            from bench_serve import serve_section
+
+            out[key] = serve_section(result, results.get("serve_fuzz"))
     makers: dict[str, Callable[[dict[str, dict[str, Any]]], str]] = {
         "summary": summary,
         "label_note": label_note,

@@ -268,6 +268,22 @@ def cmd_convert_caffe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from tcnn.serve import ServeConfig, create_app, serve
+    except ImportError:
+        raise TcnnError("the web service needs its extra: pip install 'tcnn[serve]'") from None
+    if args.workers < 1:
+        raise TcnnError(f"--workers {args.workers}: must be at least 1")
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    cfg = ServeConfig(args.max_upload_mb, int(args.max_pixels), threads, args.queue)
+    if args.openapi:
+        print(json.dumps(create_app(cfg).openapi(), indent=1))
+        return 0
+    serve(cfg, args.host, args.port, args.workers, access_log=not args.quiet)
+    return 0
+
+
 @contextlib.contextmanager
 def _remove_if_left_empty(folder: Path) -> Iterator[None]:
     """Remove ``folder`` if the block made it and fails leaving it empty."""
@@ -578,6 +594,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--std", required=True, help="trainSTD.png")
     p.add_argument("-o", "--output", default="seed.onnx", help="output .onnx (default seed.onnx)")
     p.set_defaults(func=cmd_convert_caffe)
+
+    p = sub.add_parser(
+        "serve",
+        help="web service and a page to try it (needs tcnn[serve])",
+        description="Landmarks over HTTP (POST /v1/landmarks, /v1/align; GET /v1/models, "
+        "/healthz, /metrics, /openapi.json) and a page at / to try them in a browser.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="processes, each loads the models")
+    p.add_argument("--threads", type=int, help="inference threads per worker (default cores/N)")
+    p.add_argument("--queue", type=int, default=32, help="waiting requests before 503 (32)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload (10 MB)")
+    p.add_argument("--max-pixels", type=float, default=40e6, help="largest image (40e6 pixels)")
+    p.add_argument("--openapi", action="store_true", help="print the OpenAPI schema and exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no access log")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

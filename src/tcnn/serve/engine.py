@@ -1,0 +1,252 @@
+"""The service's work outside HTTP: checked image decoding, detectors, a bounded worker pool.
+
+Nothing here knows about FastAPI; every failure a client caused is an :class:`ApiError` with an
+HTTP status and a one-line message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from tcnn.detect import DETECTORS
+from tcnn.errors import TcnnError
+from tcnn.imaging import load_image
+from tcnn.models.registry import DEFAULTS, list_models
+from tcnn.predictor import LandmarkDetector
+
+T = TypeVar("T")
+
+#: Image formats accepted (PIL's names; MPO is how PIL names many phone JPEGs).
+FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"})
+
+#: Most face boxes one request may pass.
+MAX_BOXES = 256
+
+
+class ApiError(Exception):
+    """A client-caused failure: its HTTP status, a one-line message and extra headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """An uploaded file as ``[H, W, 3]`` uint8 RGB, its size checked before it is decoded.
+
+    PIL reads only the header in ``Image.open``, so a small file that would decode to a huge
+    image (a decompression bomb) is refused before any pixel memory is allocated.
+
+    Raises:
+        ApiError: 400 (empty, not an image, truncated), 415 (a format not accepted),
+            413 (more than ``max_pixels`` pixels).
+    """
+    if not data:
+        raise ApiError(400, "image: the upload is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(413, f"image: too many pixels (limit {max_pixels / 1e6:g} MP)") from None
+    except UnidentifiedImageError:
+        raise ApiError(
+            400, f"image: not an image file ({len(data)} bytes, unknown format)"
+        ) from None
+    with img:
+        if img.format not in FORMATS:
+            accepted = ", ".join(sorted(FORMATS - {"MPO"}))
+            raise ApiError(415, f"image: format {img.format} is not accepted ({accepted})")
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ApiError(
+                413,
+                f"image: {w}x{h} is {w * h / 1e6:.1f} megapixels; the limit is "
+                f"{max_pixels / 1e6:g}",
+            )
+        if w == 0 or h == 0:
+            raise ApiError(400, f"image: zero size ({w}x{h})")
+        try:
+            img.load()
+            return load_image(img)
+        except (OSError, SyntaxError, ValueError, TcnnError) as exc:
+            raise ApiError(400, f"image: truncated or corrupt {img.format} ({exc})") from None
+
+
+def decode_base64(text: object) -> bytes:
+    """The bytes of a JSON body's ``image``: base64, optionally as a ``data:`` URL."""
+    if not isinstance(text, str):
+        raise ApiError(422, "image: expected a base64 string")
+    if text.startswith("data:"):
+        _, _, text = text.partition(",")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "image: not valid base64") from None
+
+
+def parse_boxes(text: str | None) -> list[list[float]] | None:
+    """The ``boxes`` query value: a JSON list of ``[left, top, right, bottom]`` in pixels."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ApiError(422, "boxes: not valid JSON (want [[left, top, right, bottom]])") from None
+    if not isinstance(value, list) or not all(isinstance(b, list) for b in value):
+        raise ApiError(422, "boxes: expected a list of [left, top, right, bottom] lists")
+    if len(value) > MAX_BOXES:
+        raise ApiError(422, f"boxes: {len(value)} boxes; at most {MAX_BOXES}")
+    for b in value:
+        if len(b) != 4 or not all(_is_number(v) for v in b):
+            raise ApiError(422, f"boxes: {json.dumps(b)[:80]} is not 4 numbers")
+    return [[float(v) for v in b] for b in value]
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which detector a request asked for: a shipped model name and a face detector (or None)."""
+
+    model: str
+    detector: str | None
+
+
+def choose(model: str | None, points: int | None, detector: str | None) -> Choice:
+    """Check a request's ``model``, ``points`` and ``detector`` against what is shipped.
+
+    Only shipped model names are accepted: a client never names a file on the server.
+    """
+    shipped = {m["name"]: int(m["points"]) for m in list_models()}
+    if points is not None and points not in DEFAULTS:
+        raise ApiError(422, f"points: {points}; must be 5 or 68")
+    if model is None:
+        model = DEFAULTS[points or 5]
+    elif model not in shipped:
+        raise ApiError(422, f"model: unknown {model!r} (shipped: {', '.join(sorted(shipped))})")
+    if points is not None and shipped[model] != points:
+        raise ApiError(422, f"points: model {model} has {shipped[model]} points, not {points}")
+    if detector is not None and detector not in DETECTORS:
+        known = ", ".join(sorted(DETECTORS))
+        raise ApiError(422, f"detector: unknown {detector!r} (known: {known})")
+    return Choice(model, detector)
+
+
+@dataclass
+class Engine:
+    """Landmark detectors loaded once per process, and the pool that runs them.
+
+    At most ``threads`` jobs run at once and ``queue`` more wait; beyond that :meth:`run`
+    answers 503 at once instead of growing a backlog.
+
+    Args:
+        threads: worker threads running inference.
+        queue: jobs that may wait for a thread.
+        ort_threads: ONNX Runtime threads per detector (requests are the parallelism).
+    """
+
+    threads: int = 2
+    queue: int = 32
+    ort_threads: int = 1
+    _detectors: dict[Choice, LandmarkDetector] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or self.queue < 0:
+            raise TcnnError(f"threads {self.threads} / queue {self.queue}: need >= 1 / >= 0")
+        self.pool: ThreadPoolExecutor | None = None
+        self.open()
+        self.slots = threading.BoundedSemaphore(self.threads + self.queue)
+        self.busy = 0
+        self.rejected = 0
+        self._count = threading.Lock()
+
+    def detector(self, choice: Choice) -> LandmarkDetector:
+        """The detector for ``choice``, loaded on first use (once, under a lock)."""
+        with self._lock:
+            det = self._detectors.get(choice)
+            if det is None:
+                det = LandmarkDetector(
+                    choice.model, detector=choice.detector, threads=self.ort_threads
+                )
+                self._detectors[choice] = det
+            return det
+
+    @property
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return [f"{c.model}/{d.detector_name}" for c, d in self._detectors.items()]
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a pool thread; 503 with ``Retry-After`` when the queue is full.
+
+        The slot is released when the job ends, not when the caller stops waiting, so a
+        client that hangs up cannot make room for more jobs than there are slots.
+        """
+        if not self.slots.acquire(blocking=False):
+            self.rejected += 1
+            raise ApiError(
+                503,
+                f"busy: {self.threads + self.queue} requests running or queued; retry shortly",
+                {"Retry-After": "1"},
+            )
+        with self._count:
+            self.busy += 1
+        try:
+            if self.pool is None:
+                raise ApiError(503, "the server is shutting down", {"Retry-After": "1"})
+            future = self.pool.submit(fn, *args)
+        except (RuntimeError, ApiError):
+            self._done(None)
+            raise
+        future.add_done_callback(self._done)
+        return await asyncio.wrap_future(future)
+
+    def _done(self, _: object) -> None:
+        with self._count:
+            self.busy -= 1
+        self.slots.release()
+
+    def warm(self, choices: Sequence[Choice]) -> None:
+        """Load these detectors and build each pool thread's face detector (a blank image)."""
+        blank = np.zeros((64, 64, 3), np.uint8)
+        for c in choices:
+            det = self.detector(c)
+            barrier = threading.Barrier(self.threads, timeout=60)  # one task on every thread
+
+            def build(_: int, d: LandmarkDetector = det, b: threading.Barrier = barrier) -> None:
+                d.detect(blank)
+                b.wait()
+
+            self.open()
+            assert self.pool is not None
+            list(self.pool.map(build, range(self.threads)))
+
+    def open(self) -> None:
+        """Start the pool (again, after :meth:`close`); its threads start on first use."""
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tcnn-serve")
+
+    def close(self) -> None:
+        """Stop taking jobs; running ones finish, queued ones are dropped."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None

@@ -1,0 +1,394 @@
+"""The web service: answers, every limit and bad input of issue 11, metrics, the schema."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient
+
+from serve_live import live_server
+from tcnn.predictor import LandmarkDetector
+from tcnn.serve import COORDINATES, ServeConfig, create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMITS = ServeConfig(max_upload_mb=1.0, max_pixels=4_000_000, threads=2, queue=2)
+
+
+def _png(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of ``width x height`` black pixels: tiny on disk, huge decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    row = b"\0" * (1 + (width + 7) // 8)
+    z = zlib.compressobj(9)
+    block = row * 256
+    idat = b"".join(z.compress(block) for _ in range(height // 256)) + z.compress(
+        row * (height % 256)
+    )
+    idat += z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(LIMITS)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo(astronaut: np.ndarray) -> bytes:
+    return _png(astronaut)
+
+
+def post(client: TestClient, data: bytes, query: str = "", path: str = "/v1/landmarks"):  # type: ignore[no-untyped-def]
+    return client.post(f"{path}?{query}", files={"image": ("photo.png", data, "image/png")})
+
+
+def same(a: dict, b: dict) -> bool:  # type: ignore[type-arg]
+    """Two answers equal but for their timings."""
+    return {**a, "timings_ms": None} == {**b, "timings_ms": None}
+
+
+def test_landmarks_match_the_library(
+    client: TestClient, photo: bytes, astronaut: np.ndarray
+) -> None:
+    r = post(client, photo)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    expected = [f.to_dict() for f in LandmarkDetector().detect(astronaut)]
+    assert [{k: v for k, v in f.items() if k != "face"} for f in answer["faces"]] == expected
+    assert len(expected) == 1 and answer["faces"][0]["face"] == 0
+    assert answer["image"] == {"width": 512, "height": 512}
+    assert answer["coordinates"] == COORDINATES and "[i, i+1)" in COORDINATES
+    assert (answer["model"], answer["points"], answer["detector"]) == ("vanilla5", 5, "dlib")
+    assert set(answer["timings_ms"]) == {"decode", "landmarks"}
+
+
+def test_json_base64_body_gives_the_same_answer(client: TestClient, photo: bytes) -> None:
+    a = post(client, photo).json()
+    b64 = base64.b64encode(photo).decode()
+    b = client.post("/v1/landmarks", json={"image": b64}).json()
+    c = client.post("/v1/landmarks", json={"image": f"data:image/png;base64,{b64}"}).json()
+    assert same(a, b) and same(a, c)
+
+
+def test_68_points_other_model_and_formats(client: TestClient, astronaut: np.ndarray) -> None:
+    a = post(client, _png(astronaut), "points=68").json()
+    assert a["points"] == 68 and a["model"] == "vanilla68" and len(a["faces"][0]["landmarks"]) == 68
+    for fmt in ("JPEG", "WEBP", "BMP", "TIFF"):
+        r = post(client, _png(astronaut, fmt), "model=vanilla5-fast")
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1, (fmt, r.text)
+
+
+def test_given_boxes_skip_detection(client: TestClient, photo: bytes) -> None:
+    r = post(client, photo, "boxes=[[150, 40, 290, 180], [0, 0, 100, 100]]")
+    faces = r.json()["faces"]
+    assert r.json()["detector"] is None
+    assert [f["box"] for f in faces] == [[150, 40, 290, 180], [0, 0, 100, 100]]
+    assert all(f["score"] is None for f in faces)
+
+
+def test_draw_returns_the_annotated_png(
+    client: TestClient, photo: bytes, astronaut: np.ndarray
+) -> None:
+    r = post(client, photo, "draw=true")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    drawn = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+    assert drawn.shape == astronaut.shape and (drawn != astronaut).any()
+
+
+def test_align_zip_and_json(client: TestClient, photo: bytes) -> None:
+    r = post(client, photo, "size=96", "/v1/align")
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert sorted(z.namelist()) == ["face_00.png", "landmarks.json"]
+        assert Image.open(io.BytesIO(z.read("face_00.png"))).size == (96, 96)
+        assert json.loads(z.read("landmarks.json"))["size"] == 96
+    j = post(client, photo, "format=json&margin=0.1", "/v1/align").json()
+    crop = Image.open(io.BytesIO(base64.b64decode(j["faces"][0]["png"])))
+    assert crop.size == (112, 112) and j["margin"] == 0.1 and len(j["template"]) == 5
+
+
+def test_models_health_and_metrics(client: TestClient, photo: bytes) -> None:
+    models = client.get("/v1/models").json()
+    assert {m["name"] for m in models} >= {"vanilla5", "vanilla68"}
+    assert all(m["card"]["points"] == m["points"] for m in models)
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and "vanilla5/dlib" in health["loaded"]
+
+    def faces_total() -> float:
+        text = client.get("/metrics").text
+        return float(
+            next(ln.split()[1] for ln in text.splitlines() if ln.startswith("tcnn_faces_total"))
+        )
+
+    before = faces_total()
+    post(client, photo)
+    text = client.get("/metrics").text
+    assert faces_total() == before + 1
+    assert 'tcnn_http_requests_total{route="/v1/landmarks",method="POST",status="200"}' in text
+    assert 'tcnn_http_request_duration_seconds_bucket{route="/v1/landmarks",le="+Inf"}' in text
+    assert "# TYPE tcnn_http_request_duration_seconds histogram" in text
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "cause"),
+    [
+        ("points=7", 422, "points"),
+        ("points=68&model=vanilla5", 422, "vanilla5 has 5 points"),
+        ("model=../../etc/passwd", 422, "unknown"),
+        ("detector=haar", 422, "detector: unknown 'haar'"),
+        ("boxes=[1,2,3,4]", 422, "boxes"),
+        ("boxes=[[1,2,3]]", 422, "not 4 numbers"),
+        ("boxes=[[1,2,3,%22a%22]]", 422, "not 4 numbers"),
+        ("boxes=nope", 422, "not valid JSON"),
+        ("boxes=[[5000,5000,5100,5100]]", 422, "outside the 512x512 image"),
+        ("boxes=[[10,10,5,5]]", 422, "zero size"),
+        ("size=5", 422, "size"),
+    ],
+)
+def test_bad_parameters(
+    client: TestClient, photo: bytes, query: str, status: int, cause: str
+) -> None:
+    path = "/v1/align" if query.startswith("size") else "/v1/landmarks"
+    r = post(client, photo, query, path)
+    assert r.status_code == status, r.text
+    assert cause in r.json()["error"]
+
+
+def test_bad_uploads(client: TestClient, photo: bytes, astronaut: np.ndarray) -> None:
+    cases = [
+        (post(client, b"not an image at all"), 400, "not an image"),
+        (post(client, b""), 400, "empty"),
+        (post(client, photo[: len(photo) // 2]), 400, "truncated"),
+        (post(client, _png(astronaut, "GIF")), 415, "GIF"),
+        (
+            client.post("/v1/landmarks", content=b"x", headers={"content-type": "text/plain"}),
+            415,
+            "text/plain",
+        ),
+        (client.post("/v1/landmarks", files={"photo": ("a.png", photo)}), 422, "'image'"),
+        (client.post("/v1/landmarks", data={"image": "text"}, files={"x": b"1"}), 422, "'image'"),
+        (client.post("/v1/landmarks", data={"image": "text"}), 415, "x-www-form-urlencoded"),
+        (client.post("/v1/landmarks", json={"image": "%%%"}), 400, "base64"),
+        (client.post("/v1/landmarks", json={"picture": "AAAA"}), 422, "JSON body"),
+        (client.post("/v1/landmarks", json={"image": 5}), 422, "base64 string"),
+        (
+            client.post(
+                "/v1/landmarks", content=b"{", headers={"content-type": "application/json"}
+            ),
+            400,
+            "JSON",
+        ),
+    ]
+    for r, status, cause in cases:
+        assert r.status_code == status, (cause, r.text)
+        assert cause in r.json()["error"], r.text
+
+
+def test_oversize_upload_413(client: TestClient) -> None:
+    big = b"\0" * (LIMITS.max_body_bytes + 1)
+    r = post(client, big)
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    # A body under the body limit but an image over the upload limit (base64 allows 4/3).
+    r = client.post("/v1/landmarks", json={"image": base64.b64encode(b"\0" * 1_040_000).decode()})
+    assert r.status_code == 413 and "1040000 bytes" in r.json()["error"]
+
+
+def test_decompression_bombs_413_with_bounded_memory(tmp_path: Path) -> None:
+    """In a fresh process, so that its peak memory measures these requests alone."""
+    (tmp_path / "huge.png").write_bytes(png_bomb(30000, 30000))  # PIL's own bomb limit
+    (tmp_path / "big.png").write_bytes(png_bomb(3000, 3000))  # over max_pixels only
+    assert (tmp_path / "huge.png").stat().st_size < 200_000
+    code = f"""
+import json, resource, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from tcnn.serve import ServeConfig, create_app
+with TestClient(create_app(ServeConfig(max_pixels=4_000_000, threads=1, preload=False))) as c:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = []
+    for name in ("huge.png", "big.png"):
+        r = c.post("/v1/landmarks", files={{"image": Path({str(tmp_path)!r}, name).read_bytes()}})
+        out.append([r.status_code, r.json()["error"]])
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(json.dumps({{"answers": out, "grew_kb": grew}}))
+"""
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    (s1, e1), (s2, e2) = report["answers"]
+    assert s1 == 413 and "too many pixels" in e1
+    assert s2 == 413 and "3000x3000" in e2
+    assert report["grew_kb"] < 50_000  # decoding either would take over 100 MB
+
+
+def test_busy_pool_answers_503_with_retry_after(photo: bytes) -> None:
+    with TestClient(create_app(ServeConfig(threads=1, queue=1, preload=False))) as c:
+        engine = c.app.state.engine  # type: ignore[attr-defined]
+        taken = [engine.slots.acquire(blocking=False) for _ in range(2)]
+        assert all(taken)
+        r = post(c, photo)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert "busy" in r.json()["error"]
+        engine.slots.release()
+        assert post(c, photo).status_code == 200
+        assert "tcnn_rejected_total 1" in c.get("/metrics").text
+
+
+def test_internal_errors_reach_no_client_as_tracebacks(
+    photo: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(ServeConfig(threads=1, preload=False))
+
+    def broken(choice: object) -> None:
+        raise RuntimeError("secret internals")
+
+    app.state.engine.detector = broken
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = post(c, photo)
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error (the server log has the details)"}
+    assert "RuntimeError: secret internals" in caplog.text  # the log says what happened
+    with TestClient(app) as c:
+        post(c, b"plain text")
+    assert "400 POST /v1/landmarks: image: not an image file" in caplog.text
+
+
+def test_a_thousand_bad_requests_then_a_good_one(client: TestClient, photo: bytes) -> None:
+    bad = [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n", photo[:100]]
+    codes = {post(client, bad[i % 4]).status_code for i in range(1000)}
+    assert codes == {400}
+    assert post(client, photo).status_code == 200
+    assert client.get("/healthz").json()["busy"] == 0
+
+
+def _raw(url: str, head: bytes, body: bytes = b"") -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=20)
+    s.sendall(head + body)
+    return s
+
+
+def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
+    app = create_app(LIMITS)
+    with live_server(app) as url:
+        # Content-Length over the limit: 413 comes back although no body byte was sent.
+        s = _raw(
+            url,
+            b"POST /v1/landmarks HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"multipart/form-data; boundary=b\r\nContent-Length: 50000000\r\n\r\n",
+        )
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+        s.close()
+        # Chunked, no length: 413 once the streamed bytes pass the limit, the rest never sent.
+        s = _raw(
+            url,
+            b"POST /v1/landmarks HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        piece = b"A" * 65536
+        for _ in range(LIMITS.max_body_bytes // len(piece) + 2):
+            s.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+        s.close()
+        # Clients that hang up mid-upload.
+        for _ in range(20):
+            s = _raw(
+                url,
+                b"POST /v1/landmarks HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                b"application/json\r\nContent-Length: 900000\r\n\r\n",
+                b'{"image": "AAAA',
+            )
+            s.close()
+        import httpx
+
+        r = httpx.post(f"{url}/v1/landmarks", files={"image": photo}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["faces"]) == 1
+        assert httpx.get(f"{url}/healthz").json()["busy"] == 0
+
+
+def test_openapi_schema_is_committed() -> None:
+    committed = json.loads((ROOT / "src/tcnn/serve/openapi.json").read_text())
+    app = create_app(ServeConfig(preload=False))
+    assert app.openapi() == committed, (
+        "the API changed: tcnn serve --openapi > src/tcnn/serve/openapi.json"
+    )
+    with TestClient(app) as c:
+        assert c.get("/openapi.json").json() == committed
+
+
+def test_page_is_served_with_nothing_from_elsewhere(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    for text in (
+        page.text,
+        client.get("/static/app.js").text,
+        client.get("/static/style.css").text,
+    ):
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+
+
+def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    from tcnn.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.workers, args.max_upload_mb, args.max_pixels) == (
+        "127.0.0.1",
+        8000,
+        1,
+        10.0,
+        40e6,
+    )
+    assert main(["serve", "--openapi"]) == 0
+    assert json.loads(capsys.readouterr().out)["paths"].keys() >= {"/v1/landmarks", "/v1/align"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "cause"),
+    [
+        (["--workers", "0"], "--workers 0"),
+        (["--max-upload-mb", "0"], "must be positive"),
+        (["--queue", "-1"], "queue -1"),
+    ],
+)
+def test_cli_serve_bad_settings(
+    argv: list[str], cause: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tcnn.cli import main
+
+    assert main(["serve", *argv, "--openapi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tcnn: error: ") and cause in err and "Traceback" not in err
