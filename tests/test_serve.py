@@ -86,7 +86,7 @@ def test_landmarks_match_the_library(
     assert len(expected) == 1 and answer["faces"][0]["face"] == 0
     assert answer["image"] == {"width": 512, "height": 512}
     assert answer["coordinates"] == COORDINATES and "[i, i+1)" in COORDINATES
-    assert (answer["model"], answer["points"], answer["detector"]) == ("vanilla5", 5, "dlib")
+    assert (answer["model"], answer["points"], answer["detector"]) == ("vanilla5", 5, "retinaface")
     assert set(answer["timings_ms"]) == {"decode", "landmarks"}
 
 
@@ -140,7 +140,7 @@ def test_models_health_and_metrics(client: TestClient, photo: bytes) -> None:
     assert {m["name"] for m in models} >= {"vanilla5", "vanilla68"}
     assert all(m["card"]["points"] == m["points"] for m in models)
     health = client.get("/healthz").json()
-    assert health["status"] == "ok" and "vanilla5/dlib" in health["loaded"]
+    assert health["status"] == "ok" and "vanilla5/retinaface" in health["loaded"]
 
     def faces_total() -> float:
         text = client.get("/metrics").text
