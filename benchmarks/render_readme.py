@@ -228,6 +228,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             out[key] = tweak_table(result)
         elif key == "protocols":
             out[key] = protocols_table(result)
+        elif key == "video":
+            from video_section import video_section
+
+            out[key] = video_section(result)
         elif key == "serve":
             from bench_serve import serve_section
 
