@@ -38,6 +38,22 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def check_file(path: str | os.PathLike[str], kind: str) -> Path:
+    """``path`` as a :class:`Path` once it names a non-empty file; one-line errors otherwise.
+
+    Args:
+        kind: what the file should be, for the message (``"an image"``, ``"a video"``).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TcnnError(f"{path}: no such file")
+    if path.is_dir():
+        raise TcnnError(f"{path}: is a folder, not {kind}")
+    if path.stat().st_size == 0:
+        raise TcnnError(f"{path}: empty file")
+    return path
+
+
 def load_image(image: ImageLike) -> np.ndarray:
     """Load an image as ``[H, W, 3]`` uint8 RGB.
 
@@ -55,13 +71,7 @@ def load_image(image: ImageLike) -> np.ndarray:
     if isinstance(image, Image.Image):
         _check_size(image.size, "image")
         return _to_rgb(_upright(image))
-    path = Path(image)
-    if not path.exists():
-        raise TcnnError(f"{path}: no such file")
-    if path.is_dir():
-        raise TcnnError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise TcnnError(f"{path}: empty file")
+    path = check_file(image, "an image")
     try:
         with Image.open(path) as img:
             _check_size(img.size, str(path))

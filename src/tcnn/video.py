@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from tcnn.errors import TcnnError
+from tcnn.imaging import check_file
 
 if TYPE_CHECKING:
     from tcnn.tracking import LandmarkTracker, TrackedFace
@@ -101,15 +102,9 @@ class VideoReader:
             self.camera = True
             self._container = _open_camera(av, source)
         else:
-            path = Path(source)
-            self.name = str(path)
+            self.name = str(source)
             self.camera = False
-            if not path.exists():
-                raise TcnnError(f"{path}: no such file")
-            if path.is_dir():
-                raise TcnnError(f"{path}: is a folder, not a video")
-            if path.stat().st_size == 0:
-                raise TcnnError(f"{path}: empty file")
+            path = check_file(source, "a video")
             try:
                 self._container = av.open(str(path))
             except (av.error.FFmpegError, OSError, ValueError) as exc:
