@@ -176,8 +176,7 @@ def load_dataset(
         annotations = annotations[:limit]
     boxes = find_boxes(annotations, detector, spec.upsample, progress=progress)
     return [
-        Sample(a.path, a.landmarks, b, s, a.flags, a.group)
-        for a, (b, s) in zip(annotations, boxes)
+        Sample(a.path, a.landmarks, b, s, a.flags, a.group) for a, (b, s) in zip(annotations, boxes)
     ]
 
 

@@ -18,7 +18,6 @@ import numpy as np
 from tcnn.errors import TcnnError
 from tcnn.types import Box
 
-
 #: Occlusion flags of aflw68 (MERL-RAV's classes): a point's location is known and scored
 #: (``VISIBLE``), estimated by the annotator and scored (``OCCLUDED``: hair, hand, glasses), or
 #: hidden by the face itself, with no location (``SELF_OCCLUDED``: ``NaN``, never scored).
