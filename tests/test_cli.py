@@ -234,3 +234,25 @@ def test_evaluate_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     code, _, err = run(capsys, "evaluate", "--data", "300w-full", "--root", str(tmp_path))
     assert code == 1
     assert_one_line_error(err, "no such folder")
+
+
+def test_evaluate_aflw68_small_limit(shared_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "evaluate", "--data", "aflw68", "--model", "vanilla68", "--limit", "12", "-q"
+    )
+    assert code == 0
+    assert "mean of 36-41 to mean of 42-47 of the labels" in out  # the protocol is said
+    assert "self-occluded ones skipped" in out and "by part" in out and "by group" in out
+    code, out, _ = run(
+        capsys, "evaluate", "--data", "aflw68", "--limit", "12", "--format", "json", "-q"
+    )
+    result = json.loads(out)
+    assert code == 0
+    assert result["model"] == "vanilla68" and result["normaliser"] == "inter-pupil"
+    assert result["faces"] + result["missed"] == 12 and result["faces"] > 0
+    assert 0 < result["mean"] < 40
+    assert set(result["by_region"]) == {"jaw", "brows", "nose", "eyes", "mouth"}
+    assert sum(g["faces"] for g in result["by_group"].values()) == result["faces"]
+    code, _, err = run(capsys, "evaluate", "--data", "aflw68", "--limit", "-1")
+    assert code == 1
+    assert_one_line_error(err, "--limit -1")

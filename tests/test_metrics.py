@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from tcnn.metrics import auc, ced, failure_rate, nme, normalising_distance, summarise
+from tcnn.metrics import (
+    auc,
+    ced,
+    failure_rate,
+    nme,
+    normalising_distance,
+    region_errors,
+    summarise,
+)
 from tcnn.schemes import FIVE, SIXTY_EIGHT
 
 
@@ -46,3 +54,45 @@ def test_summarise_keys() -> None:
     assert s["mean"] == pytest.approx(0.16 / 3)
     assert s["median"] == pytest.approx(0.03)
     assert s["failure_10"] == pytest.approx(1 / 3)
+
+
+def _face68() -> np.ndarray:
+    """One 68-point face: eye centres (3, 0) and (17, 0), 14 px apart; other points spread."""
+    gt = np.zeros((1, 68, 2), np.float32)
+    gt[0, :, 0] = np.arange(68)
+    gt[0, 36:42] = [[0, 0], [2, -1], [4, -1], [6, 0], [4, 1], [2, 1]]
+    gt[0, 42:48] = [[14, 0], [16, -1], [18, -1], [20, 0], [18, 1], [16, 1]]
+    return gt
+
+
+def test_nme_skips_points_without_location() -> None:
+    gt = _face68()
+    pred = gt.copy()
+    pred[0, 0] += [7, 0]  # jaw: 7 px off = 0.5 eye distances
+    pred[0, 60] += [0, 28]  # inner lip: 28 px off = 2 eye distances
+    norm = normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")
+    assert norm.tolist() == [14.0]
+    assert nme(pred, gt, norm)[0] == pytest.approx((0.5 + 2) / 68)
+    hidden = gt.copy()
+    hidden[0, 60] = np.nan  # self-occluded: not scored, the mean is over 67 points
+    assert nme(pred, hidden, norm)[0] == pytest.approx(0.5 / 67)
+    mask = np.ones((1, 68), bool)
+    mask[0, 0] = False  # an explicit mask leaves out point 0 as well
+    assert nme(pred, hidden, norm, mask)[0] == pytest.approx(0.0)
+    regions = region_errors(pred, hidden, norm, SIXTY_EIGHT.regions)
+    assert regions["jaw"][0] == pytest.approx(0.5 / 17)
+    assert regions["mouth"][0] == pytest.approx(0.0)  # 19 scored mouth points, all exact
+    assert regions["eyes"][0] == pytest.approx(0.0)
+    none = hidden.copy()
+    none[0, 17:27] = np.nan  # a face with no scored brow point
+    assert np.isnan(region_errors(pred, none, norm, SIXTY_EIGHT.regions)["brows"][0])
+
+
+def test_normaliser_over_located_points() -> None:
+    gt = _face68()
+    gt[0, 47] = np.nan  # (16, 1) unlocated: the right eye centre is the mean of 5 points
+    right = np.array([[14, 0], [16, -1], [18, -1], [20, 0], [18, 1]]).mean(axis=0)
+    expected = np.linalg.norm(right - [3, 0])
+    assert normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")[0] == pytest.approx(expected)
+    gt[0, 42:48] = np.nan
+    assert np.isnan(normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")[0])

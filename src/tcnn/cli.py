@@ -165,8 +165,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         return 0
 
+    if args.limit < 0:
+        raise TcnnError(f"--limit {args.limit}: must be 0 (all faces) or more")
     res = evaluate(
-        args.model, args.data, args.root, args.detector, args.normaliser, progress=not args.quiet
+        args.model,
+        args.data,
+        args.root,
+        args.detector,
+        args.normaliser,
+        progress=not args.quiet,
+        limit=args.limit,
     )
     summary = res.summary()
     if args.ced:
@@ -175,12 +183,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(summary, indent=1))
         return 0
-    print(f"{summary['model']} on {args.data} ({summary['normaliser']} normalisation)")
+    print(
+        f"{summary['model']} on {args.data} ({summary['normaliser']} normalisation: "
+        f"{summary['normaliser_points']} of the labels)"
+    )
     print(f"  faces evaluated  {summary['faces']}   missed by the detector {summary['missed']}")
     print(f"  mean error       {summary['mean']:.2f}%   median {summary['median']:.2f}%")
     print(f"  failures > 8%    {summary['failure_8']:.2f}%   > 10% {summary['failure_10']:.2f}%")
     print(f"  AUC at 10%       {summary['auc_10']:.2f}")
     print(f"  boxes            {summary['protocol']}")
+    if "scoring" in summary:
+        print(f"  scoring          {summary['scoring']}")
+    if "by_region" in summary:
+        parts = ", ".join(f"{k} {v:.2f}%" for k, v in summary["by_region"].items())
+        print(f"  by part          {parts}")
+    if "by_group" in summary:
+        groups = ", ".join(
+            f"{k} {v['mean']:.2f}% ({v['faces']})" for k, v in summary["by_group"].items()
+        )
+        print(f"  by group         {groups}")
     if args.ced:
         print(f"  CED curve        {args.ced}")
     return 0
@@ -461,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data",
         required=True,
-        help="mtfl-aflw, ytf68-test, 300w (all 300-W test sets), 300w-common, ...",
+        help="mtfl-aflw, aflw68, ytf68-test, 300w (all 300-W test sets), 300w-common, ...",
     )
     p.add_argument(
         "--root",
@@ -469,9 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
         "300-W needs it): see Datasets in the README",
     )
     p.add_argument("--detector", help="face detector for the boxes (default: the model card's)")
-    p.add_argument("--normaliser", help="eye-centres (5 points); inter-ocular or inter-pupil (68)")
+    p.add_argument(
+        "--normaliser",
+        help="eye-centres (5 points); inter-ocular or inter-pupil (68); default: the "
+        "dataset's (inter-pupil, the eye centres, for aflw68; inter-ocular for other 68)",
+    )
     p.add_argument("--ced", help="write the CED curve to this PNG")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--limit", type=int, default=0, help="read only the first N faces (0: all; not 300w)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 

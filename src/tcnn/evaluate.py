@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,9 @@ from tqdm import tqdm
 from tcnn.data.datasets import DATASETS, Sample, load_dataset
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
-from tcnn.metrics import nme, normalising_distance, summarise
+from tcnn.metrics import nme, normalising_distance, region_errors, summarise
 from tcnn.predictor import LandmarkDetector
-from tcnn.schemes import SIXTY_EIGHT, scheme_for, to_five
+from tcnn.schemes import SIXTY_EIGHT, Scheme, scheme_for, to_five
 
 
 @dataclass
@@ -28,6 +28,9 @@ class EvalResult:
         errors: ``[N]`` per-face normalised errors (fractions) of the faces evaluated.
         pred, gt: ``[N, K, 2]`` in pixels.
         missed: faces the detector did not find (not evaluated, counted here).
+        scoring: which points were scored, when not all (the dataset's protocol).
+        groups: ``[N]`` each face's group (aflw68: pose), empty when the dataset has none.
+        regions: region name -> ``[N]`` errors over its points, for datasets with groups.
     """
 
     model: str
@@ -39,19 +42,49 @@ class EvalResult:
     gt: np.ndarray
     missed: int
     seconds: float
+    scoring: str = ""
+    groups: list[str] = field(default_factory=list)
+    regions: dict[str, np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         s = summarise(self.errors)
-        return {
+        out: dict[str, Any] = {
             "model": self.model,
             "data": self.data,
             "normaliser": self.normaliser,
+            "normaliser_points": normaliser_points(scheme_for(self.gt.shape[1]), self.normaliser),
             "faces": len(self.errors),
             "missed": self.missed,
             "protocol": self.protocol,
             **{k: round(100 * v, 3) for k, v in s.items()},
             "seconds": round(self.seconds, 2),
         }
+        if self.scoring:
+            out["scoring"] = self.scoring
+        if self.regions:
+            out["by_region"] = {
+                k: round(100 * float(np.nanmean(v)), 3) for k, v in self.regions.items()
+            }
+        if self.groups:
+            groups = np.array(self.groups)
+            out["by_group"] = {
+                g: {
+                    "faces": int((groups == g).sum()),
+                    "mean": round(100 * float(self.errors[groups == g].mean()), 3),
+                }
+                for g in dict.fromkeys(self.groups)
+            }
+        return out
+
+
+def normaliser_points(scheme: Scheme, key: str) -> str:
+    """The points a normaliser measures between, in words: ``"mean of 36-41 to mean of 42-47"``."""
+
+    def side(idx: tuple[int, ...]) -> str:
+        return str(idx[0]) if len(idx) == 1 else f"mean of {idx[0]}-{idx[-1]}"
+
+    a, b = scheme.normalisers[key]
+    return f"{side(a)} to {side(b)}"
 
 
 def predict_samples(
@@ -88,7 +121,8 @@ def evaluate(
     ``detector=None`` uses the detector of the model card (the boxes it was trained on).
 
     A 68-point model on a 5-point dataset is scored on its 5 derived points
-    (:func:`tcnn.schemes.to_five`).
+    (:func:`tcnn.schemes.to_five`). Ground-truth points without a location (``NaN``: aflw68's
+    self-occluded points) are not scored; the dataset's normaliser is used unless one is named.
 
     Args:
         limit: read only the first ``limit`` faces of the dataset (0: all).
@@ -113,12 +147,19 @@ def evaluate(
         pred = to_five(pred)
     gt = np.stack([s.landmarks for s in found])
     scheme = scheme_for(spec.points)
-    norm_key = normaliser or scheme.default_normaliser
-    errors = nme(pred, gt, normalising_distance(gt, scheme, norm_key))
+    norm_key = normaliser or spec.normaliser or scheme.default_normaliser
+    norm = normalising_distance(gt, scheme, norm_key)
+    errors = nme(pred, gt, norm)
     protocol = (
         f"boxes from the {detector} detector (upsample {spec.upsample}); "
         f"{len(samples) - len(found)} of {len(samples)} faces missed and not scored"
     )
+    scoring = ""
+    if spec.scoring:
+        located = int(np.isfinite(gt).all(axis=-1).sum())
+        scoring = f"{spec.scoring} ({located:,} of {gt.shape[0] * gt.shape[1]:,} points scored)"
+    groups = [s.group for s in found] if any(s.group for s in found) else []
+    regions = region_errors(pred, gt, norm, scheme.regions) if groups else {}
     return EvalResult(
         lm.model.card.name,
         data,
@@ -129,6 +170,9 @@ def evaluate(
         gt,
         len(samples) - len(found),
         seconds,
+        scoring,
+        groups,
+        regions,
     )
 
 

@@ -6,7 +6,7 @@ cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class Scheme:
             two ends of the normalising distance.
         default_normaliser: the key of ``normalisers`` used when none is named.
         parts: point index runs joined by lines when drawing; ``closed`` runs form loops.
+        regions: named groups of points whose errors are reported apart (jaw, eyes, ...).
     """
 
     name: str
@@ -31,6 +32,7 @@ class Scheme:
     normalisers: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
     default_normaliser: str
     parts: tuple[tuple[tuple[int, ...], bool], ...] = ()
+    regions: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def num_points(self) -> int:
@@ -93,6 +95,13 @@ SIXTY_EIGHT = Scheme(
         (_range(48, 60), True),
         (_range(60, 68), True),
     ),
+    regions={
+        "jaw": _range(0, 17),
+        "brows": _range(17, 27),
+        "nose": _range(27, 36),
+        "eyes": _range(36, 48),
+        "mouth": _range(48, 68),
+    },
 )
 
 SCHEMES = {5: FIVE, 68: SIXTY_EIGHT}

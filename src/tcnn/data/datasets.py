@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tcnn.data.formats import Annotation, read_300w, read_mtfl, read_ytf68
+from tcnn.data.formats import Annotation, read_300w, read_aflw68, read_mtfl, read_ytf68
 from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
@@ -39,6 +39,9 @@ class DatasetSpec:
     Attributes:
         upsample: how many times dlib doubles the image when finding the faces.
         needs_root: the user must give ``--root`` (no default folder).
+        normaliser: the protocol's normaliser (a key of the scheme's ``normalisers``);
+            ``None``: the scheme's default.
+        scoring: which points are scored, when not all of them (said with every result).
     """
 
     name: str
@@ -47,6 +50,8 @@ class DatasetSpec:
     upsample: int
     needs_root: bool = False
     description: str = ""
+    normaliser: str | None = None
+    scoring: str = ""
 
 
 DATASETS = {
@@ -79,6 +84,15 @@ DATASETS = {
             lambda r: read_ytf68(r / "ytf68/test_landmarks68.csv"),
             1,
             description="ytf68 test set, 770 faces",
+        ),
+        DatasetSpec(
+            "aflw68",
+            68,
+            lambda r: read_aflw68(r / "aflw68/test_landmarks68.csv", r / "mtfl"),
+            2,
+            description="MTFL AFLW test faces with MERL-RAV's 68 points, 1,031 faces",
+            normaliser="inter-pupil",
+            scoring="visible and externally occluded points scored, self-occluded ones skipped",
         ),
         DatasetSpec(
             "300w-train",
@@ -118,12 +132,17 @@ DATASETS = {
 
 @dataclass(frozen=True, eq=False)
 class Sample:
-    """An annotation with the face box a detector gave for it (``None`` when it was missed)."""
+    """An annotation with the face box a detector gave for it (``None`` when it was missed).
+
+    ``flags`` and ``group`` are the annotation's (:class:`~tcnn.data.formats.Annotation`).
+    """
 
     path: Path
     landmarks: np.ndarray
     box: Box | None
     score: float
+    flags: np.ndarray | None = None
+    group: str = ""
 
 
 def load_dataset(
@@ -156,7 +175,9 @@ def load_dataset(
     if limit:
         annotations = annotations[:limit]
     boxes = find_boxes(annotations, detector, spec.upsample, progress=progress)
-    return [Sample(a.path, a.landmarks, b, s) for a, (b, s) in zip(annotations, boxes)]
+    return [
+        Sample(a.path, a.landmarks, b, s, a.flags, a.group) for a, (b, s) in zip(annotations, boxes)
+    ]
 
 
 def match_box(
@@ -164,9 +185,10 @@ def match_box(
 ) -> tuple[Box | None, float]:
     """The detection that holds the face: it contains the landmarks' centroid, nearest centre.
 
+    The centroid is of the located points (``NaN`` points, without a location, are left out).
     Returns ``(None, nan)`` when no detection contains the centroid (a missed face).
     """
-    cx, cy = landmarks.mean(axis=0)
+    cx, cy = np.nanmean(landmarks, axis=0)
     best: tuple[Box | None, float] = (None, float("nan"))
     best_d = np.inf
     for box, score in detections:

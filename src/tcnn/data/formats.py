@@ -1,10 +1,11 @@
-"""Readers for landmark annotation files: MTFL lists, iBUG ``.pts`` and the ytf68 CSV.
+"""Readers for landmark annotation files: MTFL lists, iBUG ``.pts``, the ytf68 and aflw68 CSVs.
 
 Every dataset reader returns :class:`Annotation` records with landmarks ``[K, 2]`` float32 in
 continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``, so its centre is ``i + 0.5``.
 Each reader converts from its file's convention, stated in its docstring; predictions are
 made and scored in the same coordinates, so every method compared is converted once, the
-same way.
+same way. A point without a location (aflw68's self-occluded points) is ``NaN``; metrics
+skip such points (:func:`tcnn.metrics.nme`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,27 @@ import numpy as np
 from tcnn.errors import TcnnError
 from tcnn.types import Box
 
+#: Occlusion flags of aflw68 (MERL-RAV's classes): a point's location is known and scored
+#: (``VISIBLE``), estimated by the annotator and scored (``OCCLUDED``: hair, hand, glasses), or
+#: hidden by the face itself, with no location (``SELF_OCCLUDED``: ``NaN``, never scored).
+VISIBLE, OCCLUDED, SELF_OCCLUDED = 0, 1, 2
+
 
 @dataclass(frozen=True, eq=False)
 class Annotation:
-    """One annotated face: image path, ``[K, 2]`` landmarks, and the dataset's box if any."""
+    """One annotated face: image path, ``[K, 2]`` landmarks, and the dataset's box if any.
+
+    Attributes:
+        flags: ``[K]`` int8 occlusion flags (``VISIBLE``, ``OCCLUDED``, ``SELF_OCCLUDED``) when
+            the dataset has them, else ``None``.
+        group: the dataset's group of the face (aflw68: its pose group), else ``""``.
+    """
 
     path: Path
     landmarks: np.ndarray
     box: Box | None = None
+    flags: np.ndarray | None = None
+    group: str = ""
 
 
 def _numbers(fields: list[str], where: str) -> list[float]:
@@ -103,6 +117,55 @@ def read_ytf68(csv_file: str | Path, root: str | Path | None = None) -> list[Ann
             )
         pts = np.asarray(_numbers(fields[1:], where), np.float32).reshape(68, 2) + 0.5
         out.append(Annotation(root / fields[0], pts))
+    return out
+
+
+#: aflw68's pose groups (MERL-RAV's).
+POSE_GROUPS = ("frontal", "lefthalf", "righthalf")
+
+
+def read_aflw68(csv_file: str | Path, root: str | Path | None = None) -> list[Annotation]:
+    """Read the aflw68 CSV: ``image,pose,residual,x0,y0,...,x67,y67,f0,...,f67`` per line.
+
+    ``image`` is relative to ``root`` (default: the ``mtfl`` folder beside the CSV's folder);
+    ``pose`` becomes the annotation's ``group`` and ``f0..f67`` its ``flags``. A self-occluded
+    point (flag 2) has empty coordinates and is read as ``NaN``; every other point must have both.
+
+    Convention: the values are continuous pixel coordinates of the 80x80 crop already (pixel
+    ``i`` covers ``[i, i + 1)``), so they are read as they are.
+    """
+    csv_file = Path(csv_file)
+    root = Path(root) if root is not None else csv_file.parent.parent / "mtfl"
+    out = []
+    for n, line in enumerate(_lines(csv_file), 1):
+        fields = line.split(",")
+        where = f"{csv_file}:{n}"
+        if len(fields) != 3 + 136 + 68:
+            raise TcnnError(
+                f"{where}: expected image, pose, residual, 136 coordinates and 68 flags, "
+                f"got {len(fields)} fields"
+            )
+        if fields[1] not in POSE_GROUPS:
+            raise TcnnError(f"{where}: unknown pose group {fields[1]!r}")
+        values = _numbers(fields[139:], where)
+        if not set(values) <= {VISIBLE, OCCLUDED, SELF_OCCLUDED}:
+            raise TcnnError(f"{where}: occlusion flags must be 0, 1 or 2")
+        flags = np.asarray(values, np.int8)
+        coords = fields[3:139]
+        empty = np.array([v.strip() == "" for v in coords]).reshape(68, 2)
+        hidden = flags == SELF_OCCLUDED
+        if not (empty == hidden[:, None]).all():
+            bad = int(np.flatnonzero((empty != hidden[:, None]).any(axis=1))[0])
+            raise TcnnError(
+                f"{where}: point {bad} has flag {flags[bad]} but "
+                f"{'no' if empty[bad].any() else 'a'} location (only self-occluded points, "
+                "flag 2, have none)"
+            )
+        xy = _numbers([v if v.strip() else "nan" for v in coords], where)
+        pts = np.asarray(xy, np.float32).reshape(68, 2)
+        if not np.isfinite(pts[~hidden]).all():
+            raise TcnnError(f"{where}: a located point has a non-finite coordinate")
+        out.append(Annotation(root / fields[0], pts, flags=flags, group=fields[1]))
     return out
 
 
