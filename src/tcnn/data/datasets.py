@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tcnn.data.formats import Annotation, read_300w, read_mtfl, read_ytf68
+from tcnn.data import pseudo
+from tcnn.data.formats import Annotation, read_300w, read_mtfl, read_pseudo68, read_ytf68
 from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
@@ -74,6 +75,20 @@ DATASETS = {
             description="ytf68 training set, 3,531 faces",
         ),
         DatasetSpec(
+            "mtfl-train-dlib68",
+            68,
+            lambda r: _pseudo68(r, "mtfl-train-dlib68"),
+            2,
+            description="MTFL training faces with dlib 68-point pseudo-labels (made on first use)",
+        ),
+        DatasetSpec(
+            "utkface-dlib68",
+            68,
+            lambda r: _pseudo68(r, "utkface-dlib68"),
+            1,
+            description="UTKFace crop_part1 with dlib 68-point pseudo-labels (made on first use)",
+        ),
+        DatasetSpec(
             "ytf68-test",
             68,
             lambda r: read_ytf68(r / "ytf68/test_landmarks68.csv"),
@@ -116,6 +131,28 @@ DATASETS = {
 }
 
 
+def _pseudo68(root: Path, name: str) -> list[Annotation]:
+    """The pseudo-labelled faces of ``name``: the cached file, made first if missing."""
+    return read_pseudo68(pseudo.pseudo_dataset(name, root), root)
+
+
+def dataset_names(data: str) -> list[str]:
+    """The datasets ``data`` names: one name, or several joined by ``+``."""
+    names = [n.strip() for n in data.split("+")]
+    for n in names:
+        if n not in DATASETS:
+            raise TcnnError(f"unknown dataset {n!r} (known: {', '.join(DATASETS)})")
+    return names
+
+
+def dataset_points(data: str) -> int:
+    """The landmark count of ``data`` (every dataset of a ``+`` union must agree)."""
+    points = {DATASETS[n].points for n in dataset_names(data)}
+    if len(points) > 1:
+        raise TcnnError(f"datasets {data!r} mix landmark schemes ({sorted(points)} points)")
+    return points.pop()
+
+
 @dataclass(frozen=True, eq=False)
 class Sample:
     """An annotation with the face box a detector gave for it (``None`` when it was missed)."""
@@ -136,12 +173,15 @@ def load_dataset(
     """Read the dataset ``name`` and find each face's box with ``detector`` (cached on disk).
 
     Args:
-        limit: keep only the first ``limit`` faces (0: all).
+        name: a dataset, or several joined by ``+`` (``"ytf68-train+utkface-dlib68"``): read
+            one after the other, each with its own boxes, concatenated in that order.
+        limit: keep only the first ``limit`` faces of each dataset (0: all).
     """
-    try:
-        spec = DATASETS[name]
-    except KeyError:
-        raise TcnnError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})") from None
+    names = dataset_names(name)
+    dataset_points(name)
+    if len(names) > 1:
+        return [s for n in names for s in load_dataset(n, root, detector, progress, limit)]
+    spec = DATASETS[name]
     if root is None:
         if spec.needs_root:
             raise TcnnError(f"dataset {name!r} needs --root (the folder that holds it)")
