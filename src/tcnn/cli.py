@@ -207,7 +207,7 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else default_root()
     if not root.is_dir():
         raise TcnnError(f"data folder {root} not found; pass --root FOLDER (or set TCNN_DATA)")
-    thresholds = Thresholds(args.max_flip, args.max_human)
+    thresholds = Thresholds(args.max_flip, args.max_flip_retina, args.max_human)
     for name in args.datasets:
         result = make_pseudo(name, root, thresholds, not args.quiet, args.workers)
         print("\n".join(describe(result)))
@@ -536,6 +536,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.05,
         help="most disagreement between direct and mirrored answers, over the eye distance "
         "(default 0.05)",
+    )
+    p.add_argument(
+        "--max-flip-retina",
+        type=float,
+        default=0.03,
+        help="the same for faces HOG missed, boxed by RetinaFace (default 0.03)",
     )
     p.add_argument(
         "--max-human",
