@@ -221,6 +221,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from tcnn.data.datasets import default_root
+    from tcnn.data.pseudo import Thresholds, cache_file, describe, make_pseudo
+
+    root = Path(args.root) if args.root else default_root()
+    if not root.is_dir():
+        raise TcnnError(f"data folder {root} not found; pass --root FOLDER (or set TCNN_DATA)")
+    thresholds = Thresholds(args.max_flip, args.max_flip_retina, args.max_human)
+    for name in args.datasets:
+        result = make_pseudo(name, root, thresholds, not args.quiet, args.workers)
+        print("\n".join(describe(result)))
+        print(f"  wrote {cache_file(name)}")
+    return 0
+
+
 def cmd_tweak(args: argparse.Namespace) -> int:
     _need_torch()
     from tcnn.config import TweakConfig, load_config
@@ -525,6 +540,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="run folder (default runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "pseudo-label",
+        help="68-point training labels from dlib's predictor, filtered",
+        description="Run dlib's 68-point predictor (trained on iBUG 300-W: no commercial use) "
+        "on MTFL's training faces or UTKFace, directly and mirrored, and write the faces that "
+        "pass the filters to the data cache (continuous pixels), where the datasets "
+        "mtfl-train-dlib68 and utkface-dlib68 read them. The teacher's answers are cached, so "
+        "a second run with other thresholds only filters. Reports the filters' distributions.",
+    )
+    p.add_argument(
+        "datasets",
+        nargs="+",
+        choices=("mtfl-train-dlib68", "utkface-dlib68"),
+        metavar="DATASET",
+        help="mtfl-train-dlib68 and/or utkface-dlib68",
+    )
+    p.add_argument("--root", help="folder holding mtfl/ and utkface/ (default ../shared/data)")
+    p.add_argument(
+        "--max-flip",
+        type=float,
+        default=0.05,
+        help="most disagreement between direct and mirrored answers, over the eye distance "
+        "(default 0.05)",
+    )
+    p.add_argument(
+        "--max-flip-retina",
+        type=float,
+        default=0.03,
+        help="the same for faces HOG missed, boxed by RetinaFace (default 0.03)",
+    )
+    p.add_argument(
+        "--max-human",
+        type=float,
+        default=0.10,
+        help="most 5-point error against MTFL's human points, over their eye distance "
+        "(default 0.10)",
+    )
+    p.add_argument("--workers", type=int, help="processes (default: one per core, at most 4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_pseudo_label)
 
     p = sub.add_parser(
         "tweak",

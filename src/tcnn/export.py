@@ -31,6 +31,9 @@ LICENCE = {
     "ytf68": "Trained on ytf68 (YouTube Faces frames, Udacity 2018, MIT licence); the YouTube "
     "Faces images are for research use.",
     "300w": "Trained on 300-W: research use only, by the terms of the 300-W datasets.",
+    "utkface": "Trained on UTKFace (crop_part1): non-commercial research use only.",
+    "dlib68": "68-point pseudo-labels from dlib's shape_predictor_68_face_landmarks, trained "
+    "on iBUG 300-W, whose licence excludes commercial use.",
 }
 
 
@@ -39,7 +42,20 @@ CONVENTIONS = {
     "AFLW test rows value - 0.5 (1-based)",
     "ytf68": "ytf68 labels read as 0-based pixel positions: continuous = value + 0.5",
     "300w": "300-W .pts labels are 1-based: continuous = value - 0.5",
+    "dlib68": "dlib 68-point pseudo-labels stored in continuous pixel coordinates "
+    "(tcnn.data.pseudo: (p + 0.5) / upscale of dlib's pixel indices)",
 }
+
+
+def data_notes(data: str, table: dict[str, str], default: str, sep: str) -> str:
+    """``table``'s words for every dataset of ``data`` (``+``-joined) and its labels' source."""
+    keys: list[str] = []
+    for part in data.split("+"):
+        for key in (part.strip().split("-")[0], "dlib68" if part.endswith("-dlib68") else ""):
+            if key and key not in keys:
+                keys.append(key)
+    notes = [table[k] for k in keys if k in table]
+    return sep.join(notes) if notes else default
 
 
 def label_rule_note(cfg: TrainConfig) -> str:
@@ -70,7 +86,6 @@ def model_card(
             ``box_from_landmarks``).
         offset: the label offset inside the graph, in crop units.
     """
-    family = cfg.data.split("-")[0]
     arch: dict[str, Any] = {"family": "vanilla", **net.arch.to_dict()}
     if hasattr(net, "tweak"):
         arch = {**arch, "family": "tweaked", "tweak": dataclasses.asdict(net.tweak)}
@@ -89,7 +104,7 @@ def model_card(
         "images (faces it missed: a box placed from the landmarks by the median relation), "
         "jittered in position, scale and aspect",
         coordinates="continuous pixel coordinates (pixel i covers [i, i+1)); "
-        + CONVENTIONS.get(family, "labels as given")
+        + data_notes(cfg.data, CONVENTIONS, "labels as given", "; ")
         + label_rule_note(cfg),
         mirror_average=cfg.mirror_average,
         offset=(round(offset[0], 6), round(offset[1], 6)),
@@ -97,7 +112,7 @@ def model_card(
         architecture=arch,
         parameters=sum(p.numel() for p in net.parameters()),
         training={"data": cfg.data, **info, "epochs": epochs, "seed": cfg.seed, "config": saved},
-        licence=LICENCE.get(family, "see the training data's licence"),
+        licence=data_notes(cfg.data, LICENCE, "see the training data's licence", " "),
     )
 
 

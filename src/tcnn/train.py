@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from tcnn.config import Augment, Optim, TrainConfig, to_toml
 from tcnn.data.augment import CropSet, augment_batch
-from tcnn.data.datasets import DATASETS
+from tcnn.data.datasets import dataset_points
 from tcnn.data.training import prepare
 from tcnn.errors import TcnnError
 from tcnn.export import finish
@@ -52,7 +52,7 @@ def normalised_loss(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) ->
 
 def arch_of(cfg: TrainConfig) -> VanillaArch:
     return VanillaArch(
-        points=DATASETS[cfg.data].points if cfg.data in DATASETS else 5,
+        points=dataset_points(cfg.data),
         input_size=cfg.input_size,
         channels=cfg.channels,
         hidden=cfg.hidden,

@@ -7,13 +7,22 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from tcnn.data.formats import Annotation, read_300w, read_aflw68, read_mtfl, read_ytf68
+from tcnn.data import pseudo
+from tcnn.data.fusion import fuse_five
+from tcnn.data.formats import (
+    Annotation,
+    read_300w,
+    read_aflw68,
+    read_mtfl,
+    read_pseudo68,
+    read_ytf68,
+)
 from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
@@ -79,6 +88,27 @@ DATASETS = {
             description="ytf68 training set, 3,531 faces",
         ),
         DatasetSpec(
+            "mtfl-train-dlib68",
+            68,
+            lambda r: _pseudo68(r, "mtfl-train-dlib68"),
+            2,
+            description="MTFL training faces with dlib 68-point pseudo-labels (made on first use)",
+        ),
+        DatasetSpec(
+            "mtfl-train-fused68",
+            68,
+            lambda r: _fused68(r),
+            2,
+            description="mtfl-train-dlib68 moved onto MTFL's human 5 points (label fusion)",
+        ),
+        DatasetSpec(
+            "utkface-dlib68",
+            68,
+            lambda r: _pseudo68(r, "utkface-dlib68"),
+            1,
+            description="UTKFace crop_part1 with dlib 68-point pseudo-labels (made on first use)",
+        ),
+        DatasetSpec(
             "ytf68-test",
             68,
             lambda r: read_ytf68(r / "ytf68/test_landmarks68.csv"),
@@ -130,6 +160,44 @@ DATASETS = {
 }
 
 
+def _pseudo68(root: Path, name: str) -> list[Annotation]:
+    """The pseudo-labelled faces of ``name``: the cached file, made first if missing."""
+    return read_pseudo68(pseudo.pseudo_dataset(name, root), root)
+
+
+# MTFL's training labels sit this far right of / below the image features (px; the label-
+# convention rule measured by benchmarks/label_rule.py with the first mirror-trained vanilla5).
+MTFL_LABEL_SHIFT = -0.3267
+
+
+def _fused68(root: Path) -> list[Annotation]:
+    """MTFL training faces: dlib's pseudo-labels moved onto the human 5 points
+    (:func:`tcnn.data.fusion.fuse_five`), the human points corrected by the label rule first."""
+    human = {a.path: a.landmarks for a in read_mtfl(root / "mtfl/train_landmarks5_bbox.txt")}
+    out = []
+    for a in _pseudo68(root, "mtfl-train-dlib68"):
+        five = human[a.path] - MTFL_LABEL_SHIFT
+        out.append(replace(a, landmarks=fuse_five(a.landmarks, five)))
+    return out
+
+
+def dataset_names(data: str) -> list[str]:
+    """The datasets ``data`` names: one name, or several joined by ``+``."""
+    names = [n.strip() for n in data.split("+")]
+    for n in names:
+        if n not in DATASETS:
+            raise TcnnError(f"unknown dataset {n!r} (known: {', '.join(DATASETS)})")
+    return names
+
+
+def dataset_points(data: str) -> int:
+    """The landmark count of ``data`` (every dataset of a ``+`` union must agree)."""
+    points = {DATASETS[n].points for n in dataset_names(data)}
+    if len(points) > 1:
+        raise TcnnError(f"datasets {data!r} mix landmark schemes ({sorted(points)} points)")
+    return points.pop()
+
+
 @dataclass(frozen=True, eq=False)
 class Sample:
     """An annotation with the face box a detector gave for it (``None`` when it was missed).
@@ -155,12 +223,15 @@ def load_dataset(
     """Read the dataset ``name`` and find each face's box with ``detector`` (cached on disk).
 
     Args:
-        limit: keep only the first ``limit`` faces (0: all).
+        name: a dataset, or several joined by ``+`` (``"ytf68-train+utkface-dlib68"``): read
+            one after the other, each with its own boxes, concatenated in that order.
+        limit: keep only the first ``limit`` faces of each dataset (0: all).
     """
-    try:
-        spec = DATASETS[name]
-    except KeyError:
-        raise TcnnError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})") from None
+    names = dataset_names(name)
+    dataset_points(name)
+    if len(names) > 1:
+        return [s for n in names for s in load_dataset(n, root, detector, progress, limit)]
+    spec = DATASETS[name]
     if root is None:
         if spec.needs_root:
             raise TcnnError(f"dataset {name!r} needs --root (the folder that holds it)")

@@ -105,7 +105,28 @@ def read_ytf68(csv_file: str | Path, root: str | Path | None = None) -> list[Ann
     Convention: the file's values are taken as 0-based pixel positions (as dlib's predictions
     are), so the continuous position is ``value + 0.5``.
     """
+    return _read_csv68(Path(csv_file), root, 0.5)
+
+
+#: First line of a CSV in the ytf68 layout that holds continuous pixel coordinates.
+CONTINUOUS_HEADER = "# tcnn pseudo-labels: coordinates: continuous pixels (pixel i covers [i, i+1))"
+
+
+def read_pseudo68(csv_file: str | Path, root: str | Path | None = None) -> list[Annotation]:
+    """Read a pseudo-label CSV (:mod:`tcnn.data.pseudo`): the ytf68 layout, paths relative to
+    ``root`` (default: the file's folder), values already in continuous pixel coordinates.
+
+    Its first line must be :data:`CONTINUOUS_HEADER`, so a ytf68 file (0-based values) is
+    never read as continuous by mistake.
+    """
     csv_file = Path(csv_file)
+    text = _lines(csv_file, comments=False)
+    if not text or text[0] != CONTINUOUS_HEADER:
+        raise TcnnError(f"{csv_file}: not a tcnn pseudo-label file (first line is not its header)")
+    return _read_csv68(csv_file, root, 0.0)
+
+
+def _read_csv68(csv_file: Path, root: str | Path | None, offset: float) -> list[Annotation]:
     root = Path(root) if root is not None else csv_file.parent
     out = []
     for n, line in enumerate(_lines(csv_file), 1):
@@ -115,7 +136,7 @@ def read_ytf68(csv_file: str | Path, root: str | Path | None = None) -> list[Ann
             raise TcnnError(
                 f"{where}: expected a path and 136 coordinates, got {len(fields)} fields"
             )
-        pts = np.asarray(_numbers(fields[1:], where), np.float32).reshape(68, 2) + 0.5
+        pts = np.asarray(_numbers(fields[1:], where), np.float32).reshape(68, 2) + offset
         out.append(Annotation(root / fields[0], pts))
     return out
 
