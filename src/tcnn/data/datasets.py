@@ -14,7 +14,6 @@ import numpy as np
 from tqdm import tqdm
 
 from tcnn.data import pseudo
-from tcnn.data.fusion import fuse_five
 from tcnn.data.formats import (
     Annotation,
     read_300w,
@@ -23,6 +22,7 @@ from tcnn.data.formats import (
     read_pseudo68,
     read_ytf68,
 )
+from tcnn.data.fusion import fuse_five
 from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
