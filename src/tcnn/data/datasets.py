@@ -165,18 +165,13 @@ def _pseudo68(root: Path, name: str) -> list[Annotation]:
     return read_pseudo68(pseudo.pseudo_dataset(name, root), root)
 
 
-# MTFL's training labels sit this far right of / below the image features (px; the label-
-# convention rule measured by benchmarks/label_rule.py with the first mirror-trained vanilla5).
-MTFL_LABEL_SHIFT = -0.3267
-
-
 def _fused68(root: Path) -> list[Annotation]:
     """MTFL training faces: dlib's pseudo-labels moved onto the human 5 points
     (:func:`tcnn.data.fusion.fuse_five`), the human points corrected by the label rule first."""
     human = {a.path: a.landmarks for a in read_mtfl(root / "mtfl/train_landmarks5_bbox.txt")}
     out = []
     for a in _pseudo68(root, "mtfl-train-dlib68"):
-        five = human[a.path] - MTFL_LABEL_SHIFT
+        five = human[a.path] - pseudo.MTFL_SHIFT
         out.append(replace(a, landmarks=fuse_five(a.landmarks, five)))
     return out
 
