@@ -185,6 +185,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N faces (0: all)")
     ap.add_argument("--out", default="aflw68", help="result name under benchmarks/results")
     args = ap.parse_args()
+    if not args.out or any(c in args.out for c in "/\\."):
+        ap.error(f"--out {args.out!r}: give a plain name (no folder, no extension)")
 
     names = args.models or [m["name"] for m in list_models() if m["points"] == 68]
     methods = [tcnn_method(n) for n in names] + [dlib_method()]
