@@ -7,12 +7,15 @@ horizontal residual (label - prediction), in training-image pixels, is the label
 ``d`` that the rule removes from both axes of the training labels (``label_shift = d`` in a
 training config). Training faces only; no test face is read.
 
-Run: ``python benchmarks/label_rule.py [vanilla5 ...]`` (writes benchmarks/results/label_rule.json).
+Run: ``python benchmarks/label_rule.py [vanilla5 ...]`` (writes benchmarks/results/label_rule.json;
+naming models re-measures those rows and keeps the others).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +60,14 @@ def main() -> None:
     ap.add_argument("models", nargs="*", help="models to measure (default: all of RUNS)")
     names = ap.parse_args().models
     rows = [measure(m, d) for m, d in RUNS if not names or m in names]
-    write_result("label_rule", {"machine": machine(), "rows": rows})
+    kept = [r for r in previous_rows() if r["model"] not in {r["model"] for r in rows}]
+    write_result("label_rule", {"machine": machine(), "rows": kept + rows})
+
+
+def previous_rows() -> list[dict[str, object]]:
+    """The committed rows (a run naming some models keeps the others' rows)."""
+    path = Path(__file__).parent / "results" / "label_rule.json"
+    return list(json.loads(path.read_text())["rows"]) if path.exists() else []
 
 
 if __name__ == "__main__":

@@ -129,3 +129,18 @@ def test_label_shift_moves_training_labels_on_both_axes(shared_root: Path) -> No
     for a, b in zip(plain, moved):
         np.testing.assert_allclose(b.landmarks - a.landmarks, 0.3267, atol=1e-5)
         assert a.box == b.box
+
+
+def test_label_shift_per_source_of_a_union(shared_root: Path) -> None:
+    import numpy as np
+
+    from tcnn.data.training import training_samples
+
+    base = [f"data_root={shared_root}", "limit=3", "data=mtfl-train+mtfl-train", "detector=dlib"]
+    plain = training_samples(load_config(None, base), progress=False)
+    moved = training_samples(load_config(None, [*base, "label_shift=0.5,-0.25"]), progress=False)
+    assert len(plain) == len(moved) == 6
+    deltas = [float((b.landmarks - a.landmarks).mean()) for a, b in zip(plain, moved)]
+    np.testing.assert_allclose(deltas, [-0.5] * 3 + [0.25] * 3, atol=1e-5)
+    with pytest.raises(TcnnError, match=r"label_shift: 3 values for 2 datasets"):
+        training_samples(load_config(None, [*base, "label_shift=1,2,3"]), progress=False)

@@ -84,8 +84,9 @@ class TrainConfig:
     mirror_average: bool = True
     correct_offset: bool = True  # learn the labels' mean offset on the training faces
     # the label-convention rule (tcnn.convention): training labels moved by -label_shift px
-    # on both axes before training; measured by `benchmarks/label_rule.py` on training faces
-    label_shift: float = 0.0
+    # on both axes before training; measured by `benchmarks/label_rule.py` on training faces.
+    # One value for every source, or one per source of a "+" union, in its order.
+    label_shift: tuple[float, ...] = (0.0,)
     # start from the weights of a tcnn ONNX model of the same architecture (a shipped name or a
     # path; its input standardisation too) instead of a random initialisation
     init: str = ""

@@ -18,6 +18,7 @@ import torch
 from tcnn.card import CARD_KEY, Crop, ModelCard, write_card
 from tcnn.config import TrainConfig
 from tcnn.data.augment import CropSet
+from tcnn.data.datasets import dataset_names
 from tcnn.data.training import box_relation, prepare, training_samples
 from tcnn.errors import TcnnError
 from tcnn.models.vanilla import InferenceNet, predict_crops
@@ -60,11 +61,18 @@ def data_notes(data: str, table: dict[str, str], default: str, sep: str) -> str:
 
 def label_rule_note(cfg: TrainConfig) -> str:
     """The card's words for the label-convention rule applied to a run (if any)."""
-    if not cfg.label_shift:
+    if not any(cfg.label_shift):
         return ""
+    names = dataset_names(cfg.data)
+    if len(cfg.label_shift) == 1:
+        d = cfg.label_shift[0]
+        moved = f"by {-d:+.4f} px on both axes, taking off d = {d:+.4f} px"
+    else:
+        moved = "on both axes, per source, " + ", ".join(
+            f"{n} by {-d:+.4f} px (d = {d:+.4f})" for n, d in zip(names, cfg.label_shift)
+        )
     return (
-        f"; label-convention rule (tcnn.convention): the training labels were moved by "
-        f"{-cfg.label_shift:+.4f} px on both axes, taking off d = {cfg.label_shift:+.4f} px, "
+        f"; label-convention rule (tcnn.convention): the training labels were moved {moved}, "
         "the mean horizontal residual (label - prediction) of a mirror-trained network on its "
         "training faces; nothing is added back at export"
     )

@@ -10,7 +10,7 @@ import numpy as np
 from tcnn.config import TrainConfig
 from tcnn.convention import shift_labels
 from tcnn.data.augment import CropSet, make_crops
-from tcnn.data.datasets import Sample, load_dataset
+from tcnn.data.datasets import Sample, dataset_names, load_dataset
 from tcnn.errors import TcnnError
 from tcnn.types import Box
 
@@ -59,10 +59,23 @@ def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
     """The faces of ``cfg.data`` (first ``cfg.limit``) with ``cfg.detector``'s boxes (cached).
 
     The labels are moved by ``-cfg.label_shift`` px on both axes (the label-convention rule,
-    :mod:`tcnn.convention`).
+    :mod:`tcnn.convention`): one shift for every source, or one per source of a ``+`` union.
     """
-    samples = load_dataset(cfg.data, cfg.data_root or None, cfg.detector, progress, cfg.limit)
-    return shift_labels(samples, cfg.label_shift)
+    names = dataset_names(cfg.data)
+    shifts = cfg.label_shift or (0.0,)
+    if len(shifts) == 1:
+        shifts = shifts * len(names)
+    if len(shifts) != len(names):
+        raise TcnnError(
+            f"label_shift: {len(cfg.label_shift)} values for {len(names)} datasets in "
+            f"{cfg.data!r}; give one value, or one per dataset"
+        )
+    root = cfg.data_root or None
+    return [
+        s
+        for name, shift in zip(names, shifts)
+        for s in shift_labels(load_dataset(name, root, cfg.detector, progress, cfg.limit), shift)
+    ]
 
 
 def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, dict[str, Any]]:
