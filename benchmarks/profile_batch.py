@@ -1,9 +1,10 @@
 """Where one batch worker's time goes: start-up, then decode, detection, landmarks and writing.
 
-Runs the stages of one worker in this process, one after the other on one thread (a worker's
-threads overlap them; here they are timed apart): importing the libraries, loading the models
-(landmark network, RetinaFace), then for each file decoding it, finding its faces and placing
-the landmarks (in batches of ``Pipeline``'s 64 faces), and writing the rows as a part file.
+Start-up, in a fresh interpreter as a spawned worker: the interpreter, the imports, loading the
+models (landmark network, RetinaFace); and a whole one-file, one-worker ``tcnn batch`` job.
+Then the per-file stages of one worker in this process, one after the other on one thread (a
+worker's threads overlap them; here they are timed apart): decoding each file, finding its
+faces, placing the landmarks (in batches of ``Pipeline``'s 64 faces), writing the part file.
 Prints a table; ``--out FILE`` also writes it as JSON. A profile, not a benchmark: its seconds
 are those of a single thread, on whatever else the machine is doing (the load is printed).
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,27 +30,52 @@ def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def startup(threads: int) -> dict[str, float]:
+    """Seconds of a worker's start-up stages, in a fresh interpreter (as a spawned worker)."""
+    code = f"""
+import json, sys, time
+t = {{}}
+t0 = time.perf_counter()
+import numpy as np
+from tcnn.batch import Options, PartWorker
+t["import"] = time.perf_counter() - t0
+t0 = time.perf_counter()
+worker = PartWorker(Options(threads={threads}), ".")
+t["load landmark model"] = time.perf_counter() - t0
+t0 = time.perf_counter()
+worker.pipeline.detector.find_faces(np.zeros((64, 64, 3), np.uint8))
+t["load RetinaFace"] = time.perf_counter() - t0
+print(json.dumps(t))
+"""
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    total = time.perf_counter() - t0
+    stages: dict[str, float] = json.loads(done.stdout)
+    return {"interpreter": total - sum(stages.values()), **stages}
+
+
+def job_startup(file: str) -> float:
+    """Wall seconds of ``tcnn batch`` on one file with one worker: a job's fixed cost."""
+    with tempfile.TemporaryDirectory(prefix="profile-batch-") as out:
+        cmd = [sys.executable, "-m", "tcnn", "batch", "-q", file, "-o", f"{out}/o"]
+        t0 = time.perf_counter()
+        subprocess.run([*cmd, "--workers", "1"], capture_output=True, check=True)
+        return time.perf_counter() - t0
+
+
 def profile(files: list[str], threads: int) -> dict[str, Any]:
     """Seconds per stage for ``files`` on one worker with ``threads`` ONNX Runtime threads."""
-    t: dict[str, float] = {}
-    t0 = time.perf_counter()
     import numpy as np
-    import onnxruntime  # noqa: F401
-    import pyarrow  # noqa: F401
-    from PIL import Image  # noqa: F401
 
-    from tcnn.batch import Options, PartWorker
+    from tcnn.batch import Options, PartWorker, write_part
     from tcnn.imaging import load_image
 
-    t["import"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t = startup(threads)
+    t["whole job on 1 file"] = job_startup(files[0])
     with tempfile.TemporaryDirectory(prefix="profile-batch-") as out:
         worker = PartWorker(Options(threads=threads), out)
         lm = worker.pipeline.detector
-        t["load landmark model"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        lm.find_faces(np.zeros((64, 64, 3), np.uint8))  # builds this thread's RetinaFace
-        t["load RetinaFace"] = time.perf_counter() - t0
+        lm.find_faces(np.zeros((64, 64, 3), np.uint8))
         decode = detect = marks = 0.0
         found: list[Any] = []
         faces = 0
@@ -62,15 +89,14 @@ def profile(files: list[str], threads: int) -> dict[str, Any]:
             found += [(rgb, b) for b, _ in boxes]
             if len(found) >= 64 or path == files[-1]:
                 t0 = time.perf_counter()
-                lm.landmarks_batch(found) if found else None
+                if found:
+                    lm.landmarks_batch(found)
                 marks += time.perf_counter() - t0
                 faces += len(found)
                 found = []
         t.update({"decode": decode, "detect faces": detect, "landmarks": marks})
         entries = [(i, p, os.path.abspath(p)) for i, p in enumerate(files)]
         table = worker.rows(entries)  # the whole pipeline once more, for the rows to write
-        from tcnn.batch import write_part
-
         t0 = time.perf_counter()
         write_part(Path(out), 0, table)
         t["write part"] = time.perf_counter() - t0
