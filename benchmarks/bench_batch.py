@@ -135,10 +135,10 @@ def sorted_rows(out: Path) -> pa.Table:
 def memory_profile(samples: list[tuple[float, float]]) -> dict[str, Any]:
     """Peak RSS in each fifth of the run (after the first 10 s of start-up)."""
     steady = [(t, m) for t, m in samples if t > 10] or samples
-    end = steady[-1][0]
+    begin, span = steady[0][0], steady[-1][0] - steady[0][0]
+    edges = [begin + i * span / 5 for i in range(6)]
     fifths = [
-        max((m for t, m in steady if i * end / 5 <= t <= (i + 1) * end / 5), default=0.0)
-        for i in range(5)
+        max((m for t, m in steady if edges[i] <= t <= edges[i + 1]), default=0.0) for i in range(5)
     ]
     return {"peak_mb_by_fifth": [round(m, 1) for m in fifths], "peak_mb": round(max(fifths), 1)}
 
