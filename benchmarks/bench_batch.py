@@ -8,7 +8,8 @@ one core (``tcnn.batch.Options.threads``). Besides the wall-time files/s (start-
 each local run reports its steady files/s from the part files' completion times: the files of
 the parts finished after each worker's first one, over the time from then to the last part.
 
-    nice -n 19 python benchmarks/bench_batch.py            # writes results/batch.json
+    python benchmarks/bench_batch.py     # on an idle machine (3 to 4 min): results/batch.json
+    python benchmarks/render_readme.py   # then the README's batch numbers
     python benchmarks/bench_batch.py --files 200 --workers 1,2 --no-ray --manifest 0 --out x.json
 """
 
@@ -247,7 +248,7 @@ def speed_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "read in place; default model and detector; each job a `python -m tcnn batch` "
         "subprocess, wall time including start-up; steady files/s from the part files' "
         "completion times, after each worker's first part",
-        "command": "python benchmarks/bench_batch.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python benchmarks/bench_batch.py", *sys.argv[1:]]),
         "machine": machine(ort_threads=1) | {"pyarrow": pa.__version__, "ray": _ray_version()},
         "worker": "one process on one core: ONNX Runtime intra-op threads 1 for both networks, "
         "one thread reading and detecting while the process's main thread places landmarks",
