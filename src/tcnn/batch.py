@@ -88,8 +88,9 @@ class Options:
 
     ``threads`` is a worker's share of the machine: the threads that read and detect images
     (:class:`~tcnn.pipeline.Pipeline`'s workers) and each ONNX Runtime session's intra-op
-    threads. At 1 a worker is one process on one core (the network runs on the calling thread,
-    the image reading overlaps with it), so ``N`` workers use ``N`` cores.
+    threads. At 1 a worker is one process on one core (each network runs on the thread that
+    calls it; one thread reads and detects while the main thread places landmarks), so ``N``
+    workers use ``N`` cores.
     """
 
     model: str | None = None
