@@ -294,6 +294,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from video_section import video_section
 
             out[key] = video_section(result)
+        elif key == "batch":
+            from batch_section import batch_section
+
+            out[key] = batch_section(result)
         elif key == "serve":
             from bench_serve import serve_section
 

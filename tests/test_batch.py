@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcnn.batch import run, schema
+from tcnn.batch import Options, PartWorker, run, schema
 from tcnn.cli import main
 from tcnn.errors import TcnnError
 
@@ -97,6 +97,17 @@ def test_ray_local_same_rows(photos: Path, reference: list[dict[str, Any]], tmp_
     summary = run(photos, tmp_path / "out", workers=2, part_size=4, align=48, ray=True)
     assert (summary.files, summary.faces) == (16, sum(r["status"] == "face" for r in reference))
     assert rows(tmp_path / "out") == reference
+
+
+def test_a_worker_holds_one_core_by_default(tmp_path: Path) -> None:
+    """One reading thread and one ONNX Runtime thread per network: N workers use N cores."""
+    assert Options().threads == 1
+    for n in (1, 2):
+        worker = PartWorker(Options(threads=n), tmp_path)
+        lm = worker.pipeline.detector
+        assert worker.pipeline.workers == n
+        sessions = (lm.model.session, lm.face_detector._session)  # type: ignore[attr-defined]
+        assert [s.get_session_options().intra_op_num_threads for s in sessions] == [n, n]
 
 
 def test_manifests_and_text_list(photos: Path, tmp_path: Path) -> None:

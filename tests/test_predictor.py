@@ -131,3 +131,22 @@ def test_large_batches_equal_single_faces(
     one = np.stack([detector5.landmarks(astronaut, [b])[0] for b in boxes])
     assert many.shape == (150, 5, 2)
     assert np.abs(many - one).max() < 1e-3
+
+
+def _intra_op_threads(session: object) -> int:
+    return int(session.get_session_options().intra_op_num_threads)  # type: ignore[attr-defined]
+
+
+def test_thread_counts_reach_both_onnx_sessions(astronaut: np.ndarray) -> None:
+    lm = LandmarkDetector(threads=1, detector_threads=2)
+    assert _intra_op_threads(lm.model.session) == 1
+    assert _intra_op_threads(lm.face_detector._session) == 2  # type: ignore[attr-defined]
+    one = LandmarkDetector(threads=1, detector_threads=1)
+    assert _intra_op_threads(one.face_detector._session) == 1  # type: ignore[attr-defined]
+    a, b = lm.detect(astronaut), one.detect(astronaut)
+    assert [f.box for f in a] == [f.box for f in b]
+    np.testing.assert_allclose(a[0].landmarks, b[0].landmarks, atol=1e-4)
+    dlib = LandmarkDetector(detector="dlib", detector_threads=1)  # runs on the calling thread
+    assert dlib.face_detector.name == "dlib"
+    with pytest.raises(TcnnError, match="detector_threads 0: must be at least 1"):
+        LandmarkDetector(detector_threads=0)

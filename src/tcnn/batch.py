@@ -2,11 +2,13 @@
 
 :func:`run` reads a folder (recursively), a text file of paths or a Parquet/CSV manifest,
 splits the inputs into parts of ``part_size`` consecutive entries and hands each part to a
-worker process (each loads the model once and runs :class:`tcnn.pipeline.Pipeline`, so decode,
-detection and landmarks overlap). A worker writes its part as ``OUT/part-NNNNNNNN.parquet``
-(a temp file, fsync, then a rename), so a part file is either complete or absent: a run killed
-at any point resumes (``resume=True``) by redoing exactly the parts that have no file. With
-``ray=...`` the same job runs on Ray Data (:mod:`tcnn.batch_ray`) and gives the same rows.
+worker process: one process on one core, which loads the models once and runs
+:class:`tcnn.pipeline.Pipeline` (one thread reads and detects while the main thread places
+landmarks, each network on one ONNX Runtime thread), so ``N`` workers use ``N`` cores. A
+worker writes its part as ``OUT/part-NNNNNNNN.parquet`` (a temp file, fsync, then a rename),
+so a part file is either complete or absent: a run killed at any point resumes
+(``resume=True``) by redoing exactly the parts that have no file. With ``ray=...`` the same
+job runs on Ray Data (:mod:`tcnn.batch_ray`) and gives the same rows.
 
 One row per face, per image without a face and per failed input (schema: :func:`schema`).
 Boxes and landmarks are in continuous pixels: pixel ``i`` covers ``[i, i + 1)``.
@@ -82,7 +84,14 @@ def schema() -> Any:
 
 @dataclass(frozen=True)
 class Options:
-    """What each worker needs to build its detector (sent to worker processes and actors)."""
+    """What each worker needs to build its detector (sent to worker processes and actors).
+
+    ``threads`` is a worker's share of the machine: the threads that read and detect images
+    (:class:`~tcnn.pipeline.Pipeline`'s workers) and each ONNX Runtime session's intra-op
+    threads. At 1 a worker is one process on one core (each network runs on the thread that
+    calls it; one thread reads and detects while the main thread places landmarks), so ``N``
+    workers use ``N`` cores.
+    """
 
     model: str | None = None
     points: int = 5
@@ -91,6 +100,7 @@ class Options:
     threshold: float | None = None
     align: int | None = None
     part_size: int = 256
+    threads: int = 1
 
 
 @dataclass
@@ -238,17 +248,14 @@ class PartWorker:
 
         self.options = options
         self.out = Path(out)
+        o = options
         lm = LandmarkDetector(
-            options.model,
-            options.points,
-            options.detector,
-            options.upsample,
-            options.threshold,
-            threads=1,
-        )
+            o.model, o.points, o.detector, o.upsample, o.threshold,
+            threads=o.threads, detector_threads=o.threads,
+        )  # fmt: skip
         self.model_name = lm.model.card.name
         self.detector_name = lm.detector_name
-        self.pipeline = Pipeline(lm, workers=2, keep_images=options.align is not None)
+        self.pipeline = Pipeline(lm, workers=o.threads, keep_images=o.align is not None)
 
     def rows(self, entries: Sequence[Entry]) -> Any:
         """The rows of ``entries`` (a ``pyarrow.Table`` with :func:`schema`), crops written."""
@@ -402,7 +409,8 @@ def run(
         out: the output folder: ``part-*.parquet`` files, ``_job.json``, ``_crops/``.
         points, model, detector, upsample, threshold: as for ``LandmarkDetector``.
         align: also write each face aligned to a ``align`` x ``align`` PNG under ``_crops/``.
-        workers: worker processes (local) or actors (Ray); default: one per core.
+        workers: worker processes (local) or actors (Ray), each one process on one core
+            (see :class:`Options`); default: one per core.
         resume: continue a run in ``out`` that was killed or stopped (local mode).
         ray: ``True`` for a local Ray runtime, or a Ray cluster address (``host:port``).
         path_column: the manifest column that holds the paths.

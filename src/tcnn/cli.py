@@ -474,7 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", help="face detector (default: the model card's)")
     p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
     p.add_argument("--align", type=int, metavar="SIZE", help="also write aligned SIZExSIZE crops")
-    p.add_argument("--workers", type=int, help="worker processes or Ray actors (default: cores)")
+    p.add_argument(
+        "--workers", type=int,
+        help="worker processes (or Ray actors), each one process on one core (default: cores)",
+    )  # fmt: skip
     p.add_argument(
         "--ray", nargs="?", const="", metavar="ADDRESS",
         help="run on Ray Data: a local runtime, or the cluster at ADDRESS (host:port)",

@@ -42,7 +42,10 @@ class LandmarkDetector:
         threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
             (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
             weakest detections, which are mostly not faces; dlib's own default is 0).
-        threads: ONNX Runtime threads (``None``: all cores).
+        threads: the landmark network's ONNX Runtime threads (``None``: all cores).
+        detector_threads: the face detector's ONNX Runtime threads (RetinaFace; ``None``: all
+            cores). With both at 1 each network runs on the thread that calls it (no thread
+            pool), which is what a batch worker holding one core wants.
 
     Landmarks and boxes are in continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``,
     so the centre of the top-left pixel is ``(0.5, 0.5)``; subtract 0.5 for OpenCV/dlib pixel
@@ -62,6 +65,7 @@ class LandmarkDetector:
         upsample: int | None = None,
         threshold: float | None = None,
         threads: int | None = None,
+        detector_threads: int | None = None,
     ) -> None:
         if detector is not None and detector not in DETECTORS:
             known = ", ".join(sorted(DETECTORS))
@@ -70,9 +74,13 @@ class LandmarkDetector:
             raise TcnnError(f"upsample {upsample}: must be 0 to 4 (or None to pick by size)")
         if threshold is not None and not np.isfinite(threshold):
             raise TcnnError(f"threshold {threshold}: must be a finite number")
+        for what, n in (("threads", threads), ("detector_threads", detector_threads)):
+            if n is not None and n < 1:
+                raise TcnnError(f"{what} {n}: must be at least 1 (or None for all cores)")
         self.model: Model = load_model(model, points, threads)
         self.detector_name: str = detector or self.model.card.detector
         self.upsample = upsample
+        self.detector_threads = detector_threads
         self.threshold: float = (
             USER_THRESHOLDS.get(self.detector_name, 0.0) if threshold is None else threshold
         )
@@ -90,7 +98,9 @@ class LandmarkDetector:
         """
         det: FaceDetector | None = getattr(self._local, "detector", None)
         if det is None:
-            det = make_detector(self.detector_name, self.upsample, self.threshold)
+            det = make_detector(
+                self.detector_name, self.upsample, self.threshold, self.detector_threads
+            )
             self._local.detector = det
         return det
 
