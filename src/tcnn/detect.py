@@ -185,7 +185,10 @@ USER_THRESHOLDS = {"retinaface": RETINA_THRESHOLD, "dlib": 0.3, "dlib-cnn": 0.3}
 
 
 def make_detector(
-    name: str, upsample: int | None = None, threshold: float | None = None
+    name: str,
+    upsample: int | None = None,
+    threshold: float | None = None,
+    threads: int | None = None,
 ) -> FaceDetector:
     """Build the face detector called ``name`` (see ``DETECTORS``).
 
@@ -193,11 +196,15 @@ def make_detector(
         upsample: times to double the image first; ``None`` picks by image size.
         threshold: drop detections scoring below this; ``None``: the detector's own default
             (0 for dlib's detectors, ``tcnn.retina.DEFAULT_THRESHOLD`` for RetinaFace).
+        threads: RetinaFace's ONNX Runtime threads (``None``: ONNX Runtime's default, one per
+            core); dlib's detectors run on the calling thread and ignore it.
     """
     try:
         cls = DETECTORS[name]
     except KeyError:
         known = ", ".join(sorted(DETECTORS))
         raise TcnnError(f"unknown face detector {name!r} (known: {known})") from None
+    if cls is RetinaFace:
+        return RetinaFace(upsample=upsample, threshold=threshold, threads=threads)
     detector: FaceDetector = cls(upsample=upsample, threshold=threshold)
     return detector

@@ -42,7 +42,9 @@ class LandmarkDetector:
         threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
             (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
             weakest detections, which are mostly not faces; dlib's own default is 0).
-        threads: ONNX Runtime threads (``None``: all cores).
+        threads: ONNX Runtime threads of the landmark model and of RetinaFace (``None``: all
+            cores). A caller that runs several detections at once (a server's pool, worker
+            processes) gives 1, so that its threads times these stay within the cores.
 
     Landmarks and boxes are in continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``,
     so the centre of the top-left pixel is ``(0.5, 0.5)``; subtract 0.5 for OpenCV/dlib pixel
@@ -78,6 +80,7 @@ class LandmarkDetector:
         )
         #: Maps the detector's boxes onto the boxes the model was trained on (``None``: same).
         self.box_map = box_map(self.detector_name, self.model.card.detector)
+        self.threads = threads
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -90,7 +93,7 @@ class LandmarkDetector:
         """
         det: FaceDetector | None = getattr(self._local, "detector", None)
         if det is None:
-            det = make_detector(self.detector_name, self.upsample, self.threshold)
+            det = make_detector(self.detector_name, self.upsample, self.threshold, self.threads)
             self._local.detector = det
         return det
 
