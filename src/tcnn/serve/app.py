@@ -36,7 +36,7 @@ from tcnn.models.registry import WEIGHTS, list_models
 from tcnn.outputs import COORDINATES
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import schema
-from tcnn.serve.engine import ApiError, Choice, Engine, choose, decode_base64, decode_image
+from tcnn.serve.engine import ApiError, Choice, Engine, decode_base64, decode_image
 from tcnn.serve.engine import parse_boxes as _parse_boxes
 from tcnn.serve.middleware import BodyLimit, Metrics, Observe
 from tcnn.types import Face
@@ -126,7 +126,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engine.open()
         if cfg.preload:
-            engine.warm([choose(None, 5, None), choose(None, 68, None)])
+            engine.warm([engine.choose(None, 5, None), engine.choose(None, 68, None)])
             log.info(
                 "tcnn serve: loaded %s; %d threads, max wait %g ms (queue at most %d)",
                 engine.loaded,
@@ -187,7 +187,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         boxes: str | None = Query(None, description=schema.BOXES),
         draw: bool = Query(False, description="Reply with the annotated PNG instead of JSON."),
     ) -> Response:
-        choice = choose(model, points, detector)
+        choice = engine.choose(model, points, detector)
         reply = await work(request, choice, boxes, _png if draw else Detection.answer)
         if isinstance(reply, Response):
             return reply
@@ -206,7 +206,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         margin: float = Query(0.0, ge=0.0, le=0.4, description="Border around the template."),
         format: Literal["zip", "json"] = Query("zip", description="A zip of PNGs, or JSON."),
     ) -> Response:
-        choice = choose(model, points, detector)
+        choice = engine.choose(model, points, detector)
 
         def crops(d: Detection) -> dict[str, Any] | bytes:
             return _aligned(d, size, margin, format)

@@ -133,26 +133,6 @@ class Choice:
     detector: str | None
 
 
-def choose(model: str | None, points: int | None, detector: str | None) -> Choice:
-    """Check a request's ``model``, ``points`` and ``detector`` against what is shipped.
-
-    Only shipped model names are accepted: a client never names a file on the server.
-    """
-    shipped = {m["name"]: int(m["points"]) for m in list_models()}
-    if points is not None and points not in DEFAULTS:
-        raise ApiError(422, f"points: {points}; must be 5 or 68")
-    if model is None:
-        model = DEFAULTS[points or 5]
-    elif model not in shipped:
-        raise ApiError(422, f"model: unknown {model!r} (shipped: {', '.join(sorted(shipped))})")
-    if points is not None and shipped[model] != points:
-        raise ApiError(422, f"points: model {model} has {shipped[model]} points, not {points}")
-    if detector is not None and detector not in DETECTORS:
-        known = ", ".join(sorted(DETECTORS))
-        raise ApiError(422, f"detector: unknown {detector!r} (known: {known})")
-    return Choice(model, detector)
-
-
 #: Run times the service time estimate averages (the most recent jobs).
 SERVICE_WINDOW = 64
 
@@ -196,6 +176,28 @@ class Engine:
         self.rejected = 0
         self._count = threading.Lock()
         self._times: deque[float] = deque(maxlen=SERVICE_WINDOW)
+        #: Shipped model names and their points, read once (each card is parsed and checked).
+        self.shipped = {m["name"]: int(m["points"]) for m in list_models()}
+
+    def choose(self, model: str | None, points: int | None, detector: str | None) -> Choice:
+        """Check a request's ``model``, ``points`` and ``detector`` against what is shipped.
+
+        Only shipped model names are accepted: a client never names a file on the server.
+        """
+        shipped = self.shipped
+        if points is not None and points not in DEFAULTS:
+            raise ApiError(422, f"points: {points}; must be 5 or 68")
+        if model is None:
+            model = DEFAULTS[points or 5]
+        elif model not in shipped:
+            names = ", ".join(sorted(shipped))
+            raise ApiError(422, f"model: unknown {model!r} (shipped: {names})")
+        if points is not None and shipped[model] != points:
+            raise ApiError(422, f"points: model {model} has {shipped[model]} points, not {points}")
+        if detector is not None and detector not in DETECTORS:
+            known = ", ".join(sorted(DETECTORS))
+            raise ApiError(422, f"detector: unknown {detector!r} (known: {known})")
+        return Choice(model, detector)
 
     def detector(self, choice: Choice) -> LandmarkDetector:
         """The detector for ``choice``, loaded on first use (once, under a lock)."""
