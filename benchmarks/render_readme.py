@@ -299,7 +299,7 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
 
             out[key] = batch_section(result)
         elif key == "serve":
-            from bench_serve import serve_section
+            from serve_section import serve_section
 
             out[key] = serve_section(result, results.get("serve_fuzz"))
     makers: dict[str, Callable[[dict[str, dict[str, Any]]], str]] = {

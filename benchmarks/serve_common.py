@@ -103,15 +103,31 @@ def multipart(data: bytes, filename: str) -> tuple[bytes, str]:
 
 @dataclass
 class Load:
-    """What one load level measured."""
+    """What one load level measured: per answer its latency (s) and status, in order."""
 
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    codes: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    #: Seconds the clients slept as ``Retry-After`` told them.
+    backed_off_s: float = 0.0
 
 
-def load(port: int, body: bytes, ctype: str, clients: int, count: int, max_s: float) -> Load:
-    """``count`` POSTs to /v1/landmarks from ``clients`` keep-alive connections (or ``max_s``)."""
+def load(
+    port: int,
+    body: bytes,
+    ctype: str,
+    clients: int,
+    count: int,
+    max_s: float,
+    honour_retry_after: bool = True,
+) -> Load:
+    """``count`` POSTs to /v1/landmarks from ``clients`` keep-alive connections (or ``max_s``).
+
+    A client refused with 503 waits the ``Retry-After`` seconds it was told (as a
+    well-behaved client does; cut short at the deadline) unless ``honour_retry_after`` is
+    false, then sends its next request.
+    """
     out = Load()
     lock = threading.Lock()
     left = [count]
@@ -132,7 +148,14 @@ def load(port: int, body: bytes, ctype: str, clients: int, count: int, max_s: fl
             dt = time.perf_counter() - t0
             with lock:
                 out.latencies.append(dt)
+                out.codes.append(r.status)
                 out.statuses[r.status] = out.statuses.get(r.status, 0) + 1
+            wait = float(r.getheader("Retry-After") or 0) if r.status == 503 else 0.0
+            if honour_retry_after and wait > 0:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+                time.sleep(wait)
+                with lock:
+                    out.backed_off_s += wait
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]

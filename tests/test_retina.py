@@ -182,3 +182,36 @@ def test_landmark_detector_maps_boxes_onto_the_models_convention(astronaut: np.n
     (face,) = lm.detect(astronaut)
     raw = RetinaFace()(astronaut)[0][0]
     np.testing.assert_allclose(face.box.as_tuple(), RETINA_TO_HOG(raw).as_tuple(), atol=1e-4)
+
+
+def test_landmark_detector_threads_reach_retinaface() -> None:
+    """``LandmarkDetector(threads=1)`` runs RetinaFace on one thread too: a server's pool or a
+    batch worker of one per core would otherwise run cores x cores threads."""
+    from tcnn.predictor import LandmarkDetector
+
+    det = LandmarkDetector(threads=1)
+    face = det.face_detector
+    assert isinstance(face, RetinaFace)
+    assert face._session.get_session_options().intra_op_num_threads == 1
+    assert det.model.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_input_is_bgr_minus_mean_padded(retina: RetinaFace) -> None:
+    """The network input: BGR minus the mean, zero padding to a multiple of 32."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (50, 70, 3), np.uint8)
+    seen = {}
+
+    class Spy:
+        def run(self, _names, feed):
+            seen["x"] = feed["input"]
+            return retina._session.run(None, feed)
+
+    spy = RetinaFace(upsample=0)
+    spy._session = Spy()
+    spy.detect(img)
+    x = seen["x"]
+    assert x.shape == (1, 3, 64, 96) and x.dtype == np.float32
+    want = img[:, :, ::-1].astype(np.float32) - np.array([104.0, 117.0, 123.0], np.float32)
+    np.testing.assert_array_equal(x[0, :, :50, :70], want.transpose(2, 0, 1))
+    assert not x[0, :, 50:].any() and not x[0, :, :, 70:].any()

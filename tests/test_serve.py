@@ -9,9 +9,12 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -252,17 +255,74 @@ print(json.dumps({{"answers": out, "grew_kb": grew}}))
     assert report["grew_kb"] < 50_000  # decoding either would take over 100 MB
 
 
-def test_busy_pool_answers_503_with_retry_after(photo: bytes) -> None:
-    with TestClient(create_app(ServeConfig(threads=1, queue=1, preload=False))) as c:
-        engine = c.app.state.engine  # type: ignore[attr-defined]
-        taken = [engine.slots.acquire(blocking=False) for _ in range(2)]
-        assert all(taken)
+def _hold(c: TestClient, jobs: int) -> threading.Event:
+    """Start ``jobs`` pool jobs that block until the returned event is set."""
+    engine = c.app.state.engine  # type: ignore[attr-defined]
+    gate = threading.Event()
+    for _ in range(jobs):
+        c.portal.start_task_soon(engine.run, gate.wait)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 10
+    while engine.busy < jobs and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert engine.busy == jobs
+    return gate
+
+
+def test_saturated_pool_answers_503_with_retry_after(photo: bytes) -> None:
+    cfg = ServeConfig(threads=1, queue=1, max_wait_ms=0, preload=False)
+    with TestClient(create_app(cfg)) as c:
+        gate = _hold(c, 2)  # one running, one waiting: the queue is full
         r = post(c, photo)
-        assert r.status_code == 503 and r.headers["retry-after"] == "1"
-        assert "busy" in r.json()["error"]
-        engine.slots.release()
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+        assert "busy: 1 requests waiting for 1 inference threads" in r.json()["error"]
+        gate.set()
         assert post(c, photo).status_code == 200
         assert "tcnn_rejected_total 1" in c.get("/metrics").text
+
+
+def test_queue_bound_comes_from_the_wait_limit_and_service_time(photo: bytes) -> None:
+    cfg = ServeConfig(threads=2, queue=32, max_wait_ms=150, preload=False)
+    with TestClient(create_app(cfg)) as c:
+        engine = c.app.state.engine  # type: ignore[attr-defined]
+        assert engine.queue_limit == 32  # nothing timed yet: only --queue bounds it
+        engine._times.extend([0.1] * 10)  # 100 ms a job: 2 threads finish 3 in 150 ms
+        health = c.get("/healthz").json()
+        assert (health["queue_limit"], health["service_ms"], health["max_wait_ms"]) == (3, 100, 150)
+        assert "tcnn_queue_limit 3" in c.get("/metrics").text
+        gate = _hold(c, 5)  # 2 running, 3 waiting
+        r = post(c, photo)
+        assert r.status_code == 503 and "limit 3" in r.json()["error"]
+        assert r.headers["retry-after"] == "1"  # 3 jobs x 100 ms / 2 threads: under 1 s
+        gate.set()
+
+
+def test_a_request_that_waited_too_long_is_refused_not_run() -> None:
+    from tcnn.serve.engine import ApiError, Engine
+
+    engine = Engine(threads=1, max_wait_ms=50)
+    ran = []
+    engine.busy = 3  # this job and two more behind it on one thread
+    with pytest.raises(ApiError) as refused:
+        engine._timed(time.perf_counter() - 0.2, ran.append, 1)  # queued 200 ms ago
+    assert refused.value.status == 503 and "waited 200 ms" in refused.value.message
+    assert refused.value.headers["Retry-After"] == "1" and ran == [] and engine.rejected == 1
+    engine.busy = 1  # nothing waits behind it: a late job still runs (a slow machine, not a queue)
+    assert engine._timed(time.perf_counter() - 0.2, ran.append, 2) is None and ran == [2]
+    assert engine._timed(time.perf_counter(), ran.append, 3) is None and ran == [2, 3]
+    assert engine.rejected == 1
+    assert engine.service_ms is not None  # the job that ran was timed
+    engine.close()
+
+
+def test_normal_load_answers_200(photo: bytes) -> None:
+    """As many clients as threads never wait, however slow the machine: all 200."""
+    with TestClient(create_app(ServeConfig(threads=2, preload=False))) as c:
+        with ThreadPoolExecutor(2) as clients:
+            codes = list(clients.map(lambda _: post(c, photo).status_code, range(12)))
+        assert codes == [200] * 12
+        health = c.get("/healthz").json()
+        assert health["busy"] == 0 and health["service_ms"] > 0
+        assert "tcnn_rejected_total 0" in c.get("/metrics").text
 
 
 def test_internal_errors_reach_no_client_as_tracebacks(
@@ -382,6 +442,7 @@ def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> No
         (["--workers", "0"], "--workers 0"),
         (["--max-upload-mb", "0"], "must be positive"),
         (["--queue", "-1"], "queue -1"),
+        (["--max-wait-ms", "-1"], "max wait -1"),
     ],
 )
 def test_cli_serve_bad_settings(

@@ -312,7 +312,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise TcnnError(f"--workers {args.workers}: must be at least 1")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-    cfg = ServeConfig(args.max_upload_mb, int(args.max_pixels), threads, args.queue)
+    cfg = ServeConfig(
+        args.max_upload_mb, int(args.max_pixels), threads, args.queue, args.max_wait_ms
+    )
     if args.openapi:
         print(json.dumps(create_app(cfg).openapi(), indent=1))
         return 0
@@ -691,8 +693,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=1, help="processes, each loads the models")
-    p.add_argument("--threads", type=int, help="inference threads per worker (default cores/N)")
-    p.add_argument("--queue", type=int, default=32, help="waiting requests before 503 (32)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="inference threads per worker, each with one-thread ONNX Runtime sessions "
+        "(default cores / workers)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=150.0,
+        help="longest a request may wait for an inference thread (150 ms; 0: no limit): the "
+        "queue holds at most max-wait x threads / the mean run time of recent requests; a "
+        "request beyond that, or one that waited longer, gets 503 with Retry-After",
+    )
+    p.add_argument(
+        "--queue", type=int, default=32, help="waiting requests before 503, at most (32)"
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload (10 MB)")
     p.add_argument("--max-pixels", type=float, default=40e6, help="largest image (40e6 pixels)")
     p.add_argument("--openapi", action="store_true", help="print the OpenAPI schema and exit")

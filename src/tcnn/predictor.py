@@ -42,10 +42,12 @@ class LandmarkDetector:
         threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
             (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
             weakest detections, which are mostly not faces; dlib's own default is 0).
-        threads: the landmark network's ONNX Runtime threads (``None``: all cores).
-        detector_threads: the face detector's ONNX Runtime threads (RetinaFace; ``None``: all
-            cores). With both at 1 each network runs on the thread that calls it (no thread
-            pool), which is what a batch worker holding one core wants.
+        threads: the landmark network's ONNX Runtime threads (``None``: all cores). A caller
+            that runs several detections at once (a server's pool, worker processes) gives 1,
+            so that its threads times these stay within the cores.
+        detector_threads: the face detector's ONNX Runtime threads (RetinaFace; ``None``: the
+            same as ``threads``). With both at 1 each network runs on the thread that calls it
+            (no thread pool), which is what a batch worker holding one core wants.
 
     Landmarks and boxes are in continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``,
     so the centre of the top-left pixel is ``(0.5, 0.5)``; subtract 0.5 for OpenCV/dlib pixel
@@ -80,12 +82,13 @@ class LandmarkDetector:
         self.model: Model = load_model(model, points, threads)
         self.detector_name: str = detector or self.model.card.detector
         self.upsample = upsample
-        self.detector_threads = detector_threads
+        self.detector_threads = threads if detector_threads is None else detector_threads
         self.threshold: float = (
             USER_THRESHOLDS.get(self.detector_name, 0.0) if threshold is None else threshold
         )
         #: Maps the detector's boxes onto the boxes the model was trained on (``None``: same).
         self.box_map = box_map(self.detector_name, self.model.card.detector)
+        self.threads = threads
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None

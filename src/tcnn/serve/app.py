@@ -36,7 +36,7 @@ from tcnn.models.registry import WEIGHTS, list_models
 from tcnn.outputs import COORDINATES
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import schema
-from tcnn.serve.engine import ApiError, Choice, Engine, choose, decode_base64, decode_image
+from tcnn.serve.engine import ApiError, Choice, Engine, decode_base64, decode_image
 from tcnn.serve.engine import parse_boxes as _parse_boxes
 from tcnn.serve.middleware import BodyLimit, Metrics, Observe
 from tcnn.types import Face
@@ -56,8 +56,12 @@ class ServeConfig:
         max_upload_mb: largest image file accepted, in MB (10^6 bytes). A request body may be
             up to 4/3 of it (base64 in JSON) plus 64 KiB; a larger one gets 413 unread.
         max_pixels: largest image accepted, width x height, checked before decoding.
-        threads: inference threads (``None``: one per core).
-        queue: requests that may wait for a thread; more get 503 with ``Retry-After``.
+        threads: inference threads (``None``: one per core), each running one-thread ONNX
+            Runtime sessions.
+        queue: most requests that may wait for a thread; more get 503 with ``Retry-After``.
+        max_wait_ms: longest a request may wait for a thread, ms (0: no limit but ``queue``):
+            the queue holds at most ``max_wait_ms * threads / mean service time`` requests
+            (see :class:`~tcnn.serve.engine.Engine`); beyond, 503 with ``Retry-After``.
         preload: load the default model and face detector at start-up.
     """
 
@@ -65,6 +69,7 @@ class ServeConfig:
     max_pixels: int = 40_000_000
     threads: int | None = None
     queue: int = 32
+    max_wait_ms: float = 150.0
     preload: bool = True
 
     def __post_init__(self) -> None:
@@ -75,6 +80,8 @@ class ServeConfig:
             )
         if (self.threads is not None and self.threads < 1) or self.queue < 0:
             raise TcnnError(f"threads {self.threads} / queue {self.queue}: need >= 1 / >= 0")
+        if not 0 <= self.max_wait_ms < float("inf"):
+            raise TcnnError(f"max wait {self.max_wait_ms} ms: must be 0 (no limit) or more")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -113,14 +120,20 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The web service: ``/v1/landmarks``, ``/v1/align``, ``/v1/models``, ``/healthz``,
     ``/metrics``, ``/openapi.json`` and the page at ``/``."""
     cfg = config or ServeConfig()
-    engine = Engine(threads=cfg.threads or os.cpu_count() or 1, queue=cfg.queue)
+    engine = Engine(cfg.threads or os.cpu_count() or 1, cfg.queue, cfg.max_wait_ms)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         engine.open()
         if cfg.preload:
-            engine.warm([choose(None, 5, None), choose(None, 68, None)])
-            log.info("tcnn serve: loaded %s; %d threads", engine.loaded, engine.threads)
+            engine.warm([engine.choose(None, 5, None), engine.choose(None, 68, None)])
+            log.info(
+                "tcnn serve: loaded %s; %d threads, max wait %g ms (queue at most %d)",
+                engine.loaded,
+                engine.threads,
+                engine.max_wait_ms,
+                engine.queue,
+            )
         yield
         engine.close()
 
@@ -136,8 +149,16 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         {
             "tcnn_inflight_requests": ("Jobs running or queued in the pool.", lambda: engine.busy),
             "tcnn_rejected_total": (
-                "Requests refused with 503 (queue full).",
+                "Requests refused with 503 (queue at its bound, or waited over the limit).",
                 lambda: engine.rejected,
+            ),
+            "tcnn_queue_limit": (
+                "Requests that may wait for a thread now (max wait x threads / service time).",
+                lambda: engine.queue_limit,
+            ),
+            "tcnn_service_seconds": (
+                "Mean run time of the recent jobs on a pool thread.",
+                lambda: round((engine.service_ms or 0.0) / 1e3, 6),
             ),
             "tcnn_resident_memory_bytes": ("Resident memory of this worker.", _resident_bytes),
         }
@@ -166,7 +187,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         boxes: str | None = Query(None, description=schema.BOXES),
         draw: bool = Query(False, description="Reply with the annotated PNG instead of JSON."),
     ) -> Response:
-        choice = choose(model, points, detector)
+        choice = engine.choose(model, points, detector)
         reply = await work(request, choice, boxes, _png if draw else Detection.answer)
         if isinstance(reply, Response):
             return reply
@@ -185,7 +206,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         margin: float = Query(0.0, ge=0.0, le=0.4, description="Border around the template."),
         format: Literal["zip", "json"] = Query("zip", description="A zip of PNGs, or JSON."),
     ) -> Response:
-        choice = choose(model, points, detector)
+        choice = engine.choose(model, points, detector)
 
         def crops(d: Detection) -> dict[str, Any] | bytes:
             return _aligned(d, size, margin, format)
@@ -213,6 +234,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 "busy": engine.busy,
                 "threads": engine.threads,
                 "queue": engine.queue,
+                "max_wait_ms": engine.max_wait_ms,
+                "queue_limit": engine.queue_limit,
+                "service_ms": None if engine.service_ms is None else round(engine.service_ms, 2),
             }
         )
 

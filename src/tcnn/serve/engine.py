@@ -11,11 +11,14 @@ import base64
 import binascii
 import io
 import json
+import math
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -130,54 +133,71 @@ class Choice:
     detector: str | None
 
 
-def choose(model: str | None, points: int | None, detector: str | None) -> Choice:
-    """Check a request's ``model``, ``points`` and ``detector`` against what is shipped.
-
-    Only shipped model names are accepted: a client never names a file on the server.
-    """
-    shipped = {m["name"]: int(m["points"]) for m in list_models()}
-    if points is not None and points not in DEFAULTS:
-        raise ApiError(422, f"points: {points}; must be 5 or 68")
-    if model is None:
-        model = DEFAULTS[points or 5]
-    elif model not in shipped:
-        raise ApiError(422, f"model: unknown {model!r} (shipped: {', '.join(sorted(shipped))})")
-    if points is not None and shipped[model] != points:
-        raise ApiError(422, f"points: model {model} has {shipped[model]} points, not {points}")
-    if detector is not None and detector not in DETECTORS:
-        known = ", ".join(sorted(DETECTORS))
-        raise ApiError(422, f"detector: unknown {detector!r} (known: {known})")
-    return Choice(model, detector)
+#: Run times the service time estimate averages (the most recent jobs).
+SERVICE_WINDOW = 64
 
 
 @dataclass
 class Engine:
-    """Landmark detectors loaded once per process, and the pool that runs them.
+    """Landmark detectors loaded once per process, and the bounded pool that runs them.
 
-    At most ``threads`` jobs run at once and ``queue`` more wait; beyond that :meth:`run`
-    answers 503 at once instead of growing a backlog.
+    At most ``threads`` jobs run at once. A job may wait for a thread at most about
+    ``max_wait_ms``: the queue holds at most ``max_wait_ms * threads / service`` jobs, where
+    ``service`` is the mean run time of the last :data:`SERVICE_WINDOW` jobs (those the pool
+    finishes within ``max_wait_ms``), and never more than ``queue``. A request beyond that
+    bound, or one that has waited longer than ``max_wait_ms`` when a thread takes it while other
+    jobs wait behind it, gets 503 with ``Retry-After`` instead of joining a backlog.
 
     Args:
         threads: worker threads running inference.
-        queue: jobs that may wait for a thread.
-        ort_threads: ONNX Runtime threads per detector (requests are the parallelism).
+        queue: most jobs that may wait for a thread, whatever the estimate.
+        max_wait_ms: longest wait for a thread, milliseconds; 0 for no limit but ``queue``.
+        ort_threads: ONNX Runtime threads per detector (requests are the parallelism:
+            ``threads * ort_threads`` should not exceed the cores).
     """
 
     threads: int = 2
     queue: int = 32
+    max_wait_ms: float = 150.0
     ort_threads: int = 1
     _detectors: dict[Choice, LandmarkDetector] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        if self.threads < 1 or self.queue < 0:
-            raise TcnnError(f"threads {self.threads} / queue {self.queue}: need >= 1 / >= 0")
+        if self.threads < 1 or self.queue < 0 or not 0 <= self.max_wait_ms < float("inf"):
+            raise TcnnError(
+                f"threads {self.threads} / queue {self.queue} / max wait {self.max_wait_ms} ms: "
+                "need >= 1 / >= 0 / >= 0"
+            )
         self.pool: ThreadPoolExecutor | None = None
         self.open()
-        self.slots = threading.BoundedSemaphore(self.threads + self.queue)
+        #: Jobs running or waiting; requests refused with 503 since start.
         self.busy = 0
         self.rejected = 0
         self._count = threading.Lock()
+        self._times: deque[float] = deque(maxlen=SERVICE_WINDOW)
+        #: Shipped model names and their points, read once (each card is parsed and checked).
+        self.shipped = {m["name"]: int(m["points"]) for m in list_models()}
+
+    def choose(self, model: str | None, points: int | None, detector: str | None) -> Choice:
+        """Check a request's ``model``, ``points`` and ``detector`` against what is shipped.
+
+        Only shipped model names are accepted: a client never names a file on the server.
+        """
+        shipped = self.shipped
+        if points is not None and points not in DEFAULTS:
+            raise ApiError(422, f"points: {points}; must be 5 or 68")
+        if model is None:
+            model = DEFAULTS[points or 5]
+        elif model not in shipped:
+            names = ", ".join(sorted(shipped))
+            raise ApiError(422, f"model: unknown {model!r} (shipped: {names})")
+        if points is not None and shipped[model] != points:
+            raise ApiError(422, f"points: model {model} has {shipped[model]} points, not {points}")
+        if detector is not None and detector not in DETECTORS:
+            known = ", ".join(sorted(DETECTORS))
+            raise ApiError(422, f"detector: unknown {detector!r} (known: {known})")
+        return Choice(model, detector)
 
     def detector(self, choice: Choice) -> LandmarkDetector:
         """The detector for ``choice``, loaded on first use (once, under a lock)."""
@@ -195,35 +215,84 @@ class Engine:
         with self._lock:
             return [f"{c.model}/{d.detector_name}" for c, d in self._detectors.items()]
 
+    @property
+    def service_ms(self) -> float | None:
+        """Mean run time of the recent jobs on a pool thread, ms (``None`` before the first)."""
+        with self._count:
+            return 1e3 * sum(self._times) / len(self._times) if self._times else None
+
+    @property
+    def queue_limit(self) -> int:
+        """Jobs that may wait now: those the pool finishes within ``max_wait_ms``, at most
+        ``queue`` (``queue`` until a job has been timed, or without a wait limit)."""
+        service = self.service_ms
+        if not self.max_wait_ms or service is None:
+            return self.queue
+        return min(self.queue, int(self.max_wait_ms * self.threads / service))
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a pool thread; 503 with ``Retry-After`` when the queue is full.
+        """``fn(*args)`` on a pool thread; 503 with ``Retry-After`` beyond the queue's bound.
 
         The slot is released when the job ends, not when the caller stops waiting, so a
         client that hangs up cannot make room for more jobs than there are slots.
         """
-        if not self.slots.acquire(blocking=False):
-            self.rejected += 1
-            raise ApiError(
-                503,
-                f"busy: {self.threads + self.queue} requests running or queued; retry shortly",
-                {"Retry-After": "1"},
-            )
+        limit = self.queue_limit
         with self._count:
-            self.busy += 1
+            waiting = max(0, self.busy - self.threads)
+            admitted = self.busy < self.threads + limit  # a free thread always takes it
+            if admitted:
+                self.busy += 1
+            else:
+                self.rejected += 1
+        if not admitted:
+            raise self._busy(
+                f"busy: {waiting} requests waiting for {self.threads} inference threads "
+                f"(limit {limit}); retry shortly",
+                waiting,
+            )
         try:
             if self.pool is None:
                 raise ApiError(503, "the server is shutting down", {"Retry-After": "1"})
-            future = self.pool.submit(fn, *args)
+            future = self.pool.submit(self._timed, perf_counter(), fn, *args)
         except (RuntimeError, ApiError):
             self._done(None)
             raise
         future.add_done_callback(self._done)
         return await asyncio.wrap_future(future)
 
+    def _timed(self, queued: float, fn: Callable[..., T], *args: Any) -> T:
+        """Runs on the pool thread: refuses a job that waited too long while others wait
+        behind it (refusing it drains the backlog; with none, running it is the fastest
+        answer), times the others."""
+        start = perf_counter()
+        waited_ms = (start - queued) * 1e3
+        if self.max_wait_ms and waited_ms > self.max_wait_ms:
+            with self._count:
+                waiting = max(0, self.busy - self.threads)
+                if waiting:
+                    self.rejected += 1
+        if self.max_wait_ms and waited_ms > self.max_wait_ms and waiting:
+            raise self._busy(
+                f"busy: waited {waited_ms:.0f} ms for an inference thread (limit "
+                f"{self.max_wait_ms:g} ms); retry shortly",
+                waiting,
+            )
+        try:
+            return fn(*args)
+        finally:
+            with self._count:
+                self._times.append(perf_counter() - start)
+
+    def _busy(self, message: str, waiting: int) -> ApiError:
+        """A 503 whose ``Retry-After`` is the time the pool needs for the jobs now waiting
+        (whole seconds, at least 1)."""
+        service = self.service_ms or 0.0
+        seconds = max(1, math.ceil(waiting * service / self.threads / 1e3))
+        return ApiError(503, message, {"Retry-After": str(seconds)})
+
     def _done(self, _: object) -> None:
         with self._count:
             self.busy -= 1
-        self.slots.release()
 
     def warm(self, choices: Sequence[Choice]) -> None:
         """Load these detectors and build each pool thread's face detector (a blank image)."""

@@ -78,8 +78,15 @@ class Health(BaseModel):
     version: str
     loaded: list[str] = Field(description="model/detector pairs loaded in this worker.")
     busy: int = Field(description="Requests running or queued in this worker's pool.")
-    threads: int
-    queue: int
+    threads: int = Field(description="Inference threads of this worker.")
+    queue: int = Field(description="Most requests that may wait, whatever the wait limit.")
+    max_wait_ms: float = Field(description="Longest wait for a thread, ms (0: no limit).")
+    queue_limit: int = Field(
+        description="Requests that may wait now: max_wait_ms x threads / service_ms, at most queue."
+    )
+    service_ms: float | None = Field(
+        description="Mean run time of the recent requests on a thread, ms (null before any)."
+    )
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -88,7 +95,8 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Upload or image too large (bytes or pixels).",
         415: "Not multipart/form-data or JSON, or an image format not accepted.",
         422: "Unknown model, points or detector; malformed boxes or parameters.",
-        503: "Busy: the queue is full. Retry after `Retry-After` seconds.",
+        503: "Busy: the queue is at its bound (or the request waited longer than the wait "
+        "limit). Retry after `Retry-After` seconds.",
     }
     return {c: {"model": Error, "description": why[c]} for c in codes}
 
