@@ -295,5 +295,6 @@ def main() -> None:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {out}")
 
+
 if __name__ == "__main__":
     main()
