@@ -23,6 +23,7 @@ import dataclasses
 import json
 import tempfile
 import time
+from math import nan
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,23 @@ def tracker_run(clip: Clip, tracker: LandmarkTracker) -> dict[str, Any]:
     }
 
 
+def frame_errors(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> np.ndarray:
+    """``[F, N]`` mean point error per frame and truth face, in eye distances; nan where the
+    face was not found."""
+    truth = clip.truth[k]  # [F, N, K, 2]
+    out = np.full(truth.shape[:2], np.nan)
+    for t, faces in enumerate(seq):
+        for n, j in enumerate(match(truth[t], faces, 0.5)):
+            if j is not None:
+                out[t, n] = np.linalg.norm(faces[j] - truth[t, n], axis=-1).mean()
+    return out / eye_distance(truth)
+
+
 def score(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> dict[str, float]:
     """Error, jitter and lag of per-frame landmarks against the clip's truth."""
     truth = clip.truth[k]  # [F, N, K, 2]
-    errors, jitter, lag_num, lag_den, missed = [], [], 0.0, 0.0, 0
+    errors = frame_errors(clip, k, seq)
+    jitter, lag_num, lag_den, missed = [], 0.0, 0.0, 0
     prev: list[np.ndarray | None] = [None] * truth.shape[1]
     vel = np.gradient(truth, axis=0)  # truth motion per frame
     for t, faces in enumerate(seq):
@@ -110,7 +124,6 @@ def score(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> dict[str, float]:
                 continue
             p, tr = faces[j], truth[t, n]
             eye = float(eye_distance(tr))
-            errors.append(float(np.linalg.norm(p - tr, axis=-1).mean()) / eye)
             if prev[n] is not None:
                 jitter.append(float(np.linalg.norm(p - prev[n], axis=-1).mean()) / eye)
             prev[n] = p
@@ -120,8 +133,8 @@ def score(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> dict[str, float]:
                 lag_num += float(((tr - p) * v).sum())
                 lag_den += float((v * v).sum())
     return {
-        "error_pct": round(100 * float(np.mean(errors)), 3) if errors else float("nan"),
-        "jitter_pct": round(100 * float(np.mean(jitter)), 3) if jitter else float("nan"),
+        "error_pct": round(100 * float(np.nanmean(errors)), 3) if missed < errors.size else nan,
+        "jitter_pct": round(100 * float(np.mean(jitter)), 3) if jitter else nan,
         "lag_frames": round(lag_num / lag_den, 3) if lag_den else 0.0,
         "missed": missed,
     }
@@ -174,13 +187,16 @@ def accuracy(
         raw = raw_run(clip, det)
         tr = tracker_run(clip, tracker)
         sm = tr["smoothed"]
-        row = {
-            "raw": score(clip, k, raw),
-            "tracked": score(clip, k, tr["raw"]),
-            "smoothed": score(clip, k, sm),
-            "detector_frames": tr["detections"],
-            "frames": len(clip.frames),
-        }
+        runs = {"raw": raw, "tracked": tr["raw"], "smoothed": sm}
+        row: dict[str, Any] = {name: score(clip, k, seq) for name, seq in runs.items()}
+        # The same frames for all three: the tracker also covers frames the detector misses.
+        errors = {name: frame_errors(clip, k, seq) for name, seq in runs.items()}
+        common = ~np.any([np.isnan(e) for e in errors.values()], axis=0)
+        for name, e in errors.items():
+            row[name]["error_common_pct"] = round(100 * float(e[common].mean()), 3)
+        row["common_frames"] = int(common.sum())
+        row["detector_frames"] = tr["detections"]
+        row["frames"] = len(clip.frames)
         if clip.name.startswith("crossing"):
             row["ids"] = id_switches(clip, k, sm, tr["ids"])
         rows[clip.name] = row
@@ -272,12 +288,15 @@ def main() -> None:
     frames = 40 if args.quick else args.frames
     chosen = {"min_cutoff": args.min_cutoff, "beta": args.beta, "d_cutoff": args.d_cutoff}
     smoothing = Smoothing(**{k: v for k, v in chosen.items() if v is not None})
-    detectors = {k: LandmarkDetector(points=k) for k in args.points}
+    # Both models always: the clips (face sizes from the first detector's box, truth for each
+    # scheme) do not depend on which models are scored.
+    detectors = {k: LandmarkDetector(points=k) for k in (5, 68)}
     clip_list = clips(detectors, frames, args.quick)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     result: dict[str, Any] = {"machine": machine(), "load_before": load_before, "frames": frames}
     result["smoothing"] = dataclasses.asdict(smoothing)
-    for k, det in detectors.items():
+    for k in args.points:
+        det = detectors[k]
         result[f"{k}pt"] = {"accuracy": accuracy(clip_list, k, det, smoothing)}
         if args.skip_speed:
             continue

@@ -72,9 +72,9 @@ class Smoothing:
         d_cutoff: cutoff frequency (Hz) of the speed estimate.
     """
 
-    min_cutoff: float = 1.0
-    beta: float = 40.0
-    d_cutoff: float = 2.0
+    min_cutoff: float = 0.2
+    beta: float = 100.0
+    d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
@@ -411,7 +411,7 @@ class LandmarkTracker:
                 tr.raw, tr.box, tr.state = p, box, st
                 if tr.confidence >= SURE:
                     tr.sure = (self._frame, st, tr.velocity)
-        self._drop_duplicates()
+        self._hide_duplicates()
         frame_box = Box(0, 0, w, h)
         self._tracks = [
             tr
@@ -424,21 +424,24 @@ class LandmarkTracker:
     def _rel(self, tr: _Track) -> np.ndarray:
         return self.relation if self.relation is not None else tr.relation
 
-    def _drop_duplicates(self) -> None:
-        """Of two tracks on one face, keep the one whose motion agrees with its prediction."""
+    def _hide_duplicates(self) -> None:
+        """Of two tracks on one face, keep the one whose motion agrees with its prediction; the
+        other slid onto a face passing in front of its own, which it hides: it coasts."""
         order = sorted((tr for tr in self._tracks if not tr.hidden), key=lambda tr: -tr.confidence)
         kept: list[_Track] = []
         for tr in order:
             if all(iou(_box(tr.state), _box(k.state)) < 0.5 for k in kept):
                 kept.append(tr)
-        self._tracks = [tr for tr in self._tracks if tr.hidden or tr in kept]
+            else:
+                self._hide(tr)
 
     def _detect(self, rgb: np.ndarray) -> set[int]:
         """Run the detector: confirm, re-anchor or end tracks, start new ones; ids detected."""
         found = self.detector.find_faces(rgb)
+        # Visible tracks first (each keeps its face), then hidden ones, each best match first.
         pairs = sorted(
             (
-                (self._similarity(tr, b), ti, di)
+                (not tr.hidden, self._similarity(tr, b), ti, di)
                 for ti, tr in enumerate(self._tracks)
                 for di, (b, _) in enumerate(found)
             ),
@@ -446,7 +449,7 @@ class LandmarkTracker:
         )
         track_of: dict[int, int] = {}
         used: set[int] = set()
-        for overlap, ti, di in pairs:
+        for _, overlap, ti, di in pairs:
             if overlap < self.match_iou or ti in track_of or di in used:
                 continue
             track_of[ti] = di
