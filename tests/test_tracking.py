@@ -61,6 +61,9 @@ def test_still_face_keeps_its_id_and_smoothing_cuts_jitter(
     jitter_smooth = np.linalg.norm(np.diff(smooth, axis=0), axis=-1).mean() / eye
     assert jitter_raw > 0  # the noise does move the raw landmarks
     assert jitter_smooth < jitter_raw / 2
+    # The crop stays put: noise in the landmarks does not move the box (HOLD).
+    boxes = {faces[0].box.as_tuple() for faces in out[1:]}
+    assert len(boxes) <= 6, boxes  # moves only after detections (relation updated)
 
 
 def test_tracked_landmarks_follow_a_translated_face(

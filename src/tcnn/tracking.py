@@ -3,7 +3,8 @@
 :class:`LandmarkTracker` runs the face detector only now and then. On the other frames each
 face's box comes from its own landmarks on the previous frame (the box the detector would draw
 around a face with those landmarks, moved on by the face's recent motion), so a frame costs one
-landmark-network batch instead of a detection. The detector runs
+landmark-network batch instead of a detection (two when the crop slipped: the landmarks are
+placed again from the box they gave). The detector runs
 
 - every ``detect_every`` frames (new faces are found at most that many frames after they appear,
   and tracks the detector no longer finds end),
@@ -14,6 +15,15 @@ A detection that matches a confident track confirms it (the tracked landmarks ar
 are steadier than ones placed from a fresh detector box); one that matches an unsure or hidden
 track re-anchors it on the detector's box.
 
+**Box from landmarks**: each detection of a track measures that face's own relation between the
+detector's box and the landmarks the model places from it, in the face's frame (centroid, RMS
+size and eye-line roll of the landmarks): the box centre's offset along and across the eye line,
+and the width and height of the box the detector gives for the face upright (an axis-aligned box
+of a face turned in plane is wider and shorter; see :meth:`LandmarkTracker._relation`). The
+track keeps the median over its recent detections, and its boxes between detections are the
+detector's convention for that face at its current roll and size. A box moves only when its
+landmarks moved it by at least ``HOLD`` of its size, so a still face keeps one crop.
+
 **Track confidence** is the agreement between where a track's motion said the face would be and
 where its landmarks put it: the smaller of the IoU of the predicted box (last frame's centre
 moved by the recent motion, same size) with the box from this frame's landmarks, and of the
@@ -22,18 +32,22 @@ slips off the face, the face is occluded or jumps, or its size changes suddenly 
 "change of box size" rule, generalised to position).
 
 **Hidden faces**: an unsure track the detector does not find (an occluded face, say) is hidden:
-not reported, it moves on with its last sure motion for up to ``max_hidden`` frames, and keeps
-its id if the detector finds a face there. A confident track the detector misses while another
-face overlaps it is kept (partly hidden faces are hard to detect); otherwise it ends after
-``max_missed`` detection frames without its face.
+not reported, it moves on with its last sure motion (the last one at confidence ``SURE``, kept
+through re-anchoring) for up to ``max_hidden`` frames, and keeps its id if the detector finds a
+face there. When two visible tracks collapse onto one face (one face passing in front of the
+other), the one whose motion agrees less with its prediction is hidden the same way. A confident
+track the detector misses while another face overlaps it is kept (partly hidden faces are hard
+to detect); otherwise it ends after ``max_missed`` detection frames without its face.
 
-**Ids** are assigned on detection frames by greedy best-IoU matching of detections to the tracks'
-current boxes (IoU at least ``match_iou``). Tracks follow their own face between detections, so
-two faces that cross keep their ids as long as each track stays on its face; when two visible
-tracks collapse onto one face, the one whose motion agrees less with its prediction ends.
+**Ids** are assigned on detection frames by greedy best matching of detections to tracks:
+visible tracks first, by the IoU of the detection with the track's box (at least
+``match_iou``), then hidden ones, by that IoU or by how near the detection is to where the
+track's motion took it (``1 - distance / size``), so a face that comes out from behind another
+keeps its id. Tracks follow their own face between detections, so faces that cross keep theirs.
 
 **Smoothing** is a One Euro filter (Casiez et al., CHI 2012) per landmark: a low-pass whose
-cutoff rises with speed, so a still face is steady and a fast one is not dragged behind.
+cutoff rises with speed, so a still face is steady and a fast one is not dragged behind. It
+runs on the output only: the boxes follow the landmarks before smoothing.
 
 Coordinates are continuous pixels: pixel ``i`` covers ``[i, i + 1)``, so the centre of the
 top-left pixel is ``(0.5, 0.5)``. Subtract 0.5 for OpenCV/dlib pixel indices.
@@ -186,6 +200,10 @@ SURE = 0.9
 #: Landmarks are placed a second time, from the box they give, when that box overlaps the crop's
 #: box less than this (IoU): the crop slipped, on fast motion or a change of size.
 AGAIN = 0.95
+#: A track's box stays where it is unless its landmarks moved it (centre or size) by at least
+#: this fraction of its size: a still face keeps one crop, as the detector's box on it does, so
+#: sensor noise in the landmarks does not feed back through the box into the next frame's.
+HOLD = 0.005
 #: A track's box relation is the median over this many of its latest detections.
 RELATIONS = 9
 
@@ -407,7 +425,10 @@ class LandmarkTracker:
             for tr, box, p, st, pred in zip(seen, boxes, pts, states, predicted):
                 # Agreement of motion (predicted vs found) and of crop and landmarks.
                 tr.confidence = min(iou(_box(pred), _box(st)), iou(box, _box(st)))
-                tr.velocity = 0.5 * tr.velocity + 0.5 * (st - tr.state)
+                if np.abs(st - tr.state).max() < HOLD * min(st[2:]):
+                    st, tr.velocity = tr.state, np.zeros(4)  # not moved: keep the crop
+                else:
+                    tr.velocity = 0.5 * tr.velocity + 0.5 * (st - tr.state)
                 tr.raw, tr.box, tr.state = p, box, st
                 if tr.confidence >= SURE:
                     tr.sure = (self._frame, st, tr.velocity)
