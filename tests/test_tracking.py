@@ -207,3 +207,13 @@ def test_a_face_hidden_behind_an_occluder_keeps_its_id(
         hidden += not faces
     assert hidden >= 10  # the face was out of sight
     assert len(faces) == 1 and set(ids) == {0}
+
+
+def test_video_help_names_the_smoothing_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from tcnn.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["video", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"still face, Hz (default {Smoothing().min_cutoff:g})" in text
+    assert f"per face size/s (default {Smoothing().beta:g})" in text

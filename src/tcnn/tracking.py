@@ -255,17 +255,18 @@ class LandmarkTracker:
         max_faces: track at most this many faces (the best-scoring new ones); ``None``: all.
         smoothing: One Euro settings, or ``None`` for the raw network landmarks.
         min_confidence: a track below this confidence makes the detector run on the frame.
-        match_iou: least IoU between a detection and a track's box to be the same face.
+        match_iou: least IoU between a detection and a track's box to be the same face (for a
+            hidden track, or ``1 - distance / size`` from where its motion took it).
         max_missed: a track ends after this many detection frames in a row without its face.
         max_hidden: a face that is lost (low confidence and not detected: occluded, say) is
             kept hidden, moving on its last sure motion, for up to this many frames; found
             again near there by the detector, it keeps its id.
-        relation: a fixed box-from-landmarks relation for every track, ``(dx, dy, w, h)`` of
-            the upright face in units of its landmarks' extent (``(dx, dy, size)``: a square
-            box; see :meth:`tcnn.types.Box.from_landmarks`). ``None`` (the default) measures it
-            per track on each detection, from the detector's box and the landmarks the model
-            places from it, which keeps a track's boxes in the detector's convention and fits
-            that face (a model card's ``box_from_landmarks`` is a median over training faces).
+        relation: a fixed box-from-landmarks relation for every track, ``(dx, dy, w, h)`` in
+            the face's frame and the landmarks' RMS size (see :meth:`_relation`). ``None`` (the
+            default) measures it per track on each detection, from the detector's box and the
+            landmarks the model places from it, which keeps a track's boxes in the detector's
+            convention and fits that face (a model card's square ``box_from_landmarks`` is a
+            median over training faces, for another detector's boxes).
         fps: frame rate assumed when :meth:`update` gets no time.
     """
 
