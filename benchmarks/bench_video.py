@@ -13,14 +13,17 @@ Measures jitter (still face), mean error and lag (paths), id switches (crossing)
 
     PYTHONPATH=src nice -n 19 python benchmarks/bench_video.py    # writes results/video.json
     PYTHONPATH=src python benchmarks/bench_video.py --quick      # a short smoke run
+    PYTHONPATH=src python benchmarks/bench_video.py --skip-speed --points 5   # accuracy only
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
+from math import nan
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from tcnn.draw import draw_faces
 from tcnn.pipeline import Pipeline
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import scheme_for
-from tcnn.tracking import LandmarkTracker, OneEuroFilter, Smoothing
+from tcnn.tracking import LandmarkTracker, Smoothing
 from tcnn.video import VideoReader, VideoWriter
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -78,37 +81,38 @@ def raw_run(clip: Clip, detector: LandmarkDetector) -> list[list[np.ndarray]]:
 
 
 def tracker_run(clip: Clip, tracker: LandmarkTracker) -> dict[str, Any]:
-    """Tracker outputs per frame: raw landmarks, ids, detection flags."""
+    """Tracker outputs per frame: landmarks before (``raw``) and after smoothing, ids, detection
+    flags. One run gives both: the tracker's boxes follow the landmarks before smoothing, so
+    smoothing never changes what the network sees."""
     tracker.reset()
     frames = []
     for t, rgb in enumerate(clip.frames):
         frames.append(tracker.update(rgb, t / FPS))
     return {
         "raw": [[f.raw_landmarks for f in fs] for fs in frames],
+        "smoothed": [[f.landmarks for f in fs] for fs in frames],
         "ids": [[f.track_id for f in fs] for fs in frames],
         "detections": sum(any(f.detected for f in fs) for fs in frames),
     }
 
 
-def smooth(seq: list[list[np.ndarray]], ids: list[list[int]], params: Smoothing) -> list:
-    """The smoothed landmarks the tracker outputs, recomputed from its raw ones (the tracker's
-    boxes follow the raw landmarks, so smoothing never changes what the network sees)."""
-    filters: dict[int, OneEuroFilter] = {}
-    out = []
-    for t, (faces, fids) in enumerate(zip(seq, ids)):
-        row = []
-        for pts, i in zip(faces, fids):
-            f = filters.setdefault(i, OneEuroFilter(params))
-            extent = float(np.ptp(pts, axis=0).max())
-            row.append(f(pts, t / FPS, extent))
-        out.append(row)
-    return out
+def frame_errors(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> np.ndarray:
+    """``[F, N]`` mean point error per frame and truth face, in eye distances; nan where the
+    face was not found."""
+    truth = clip.truth[k]  # [F, N, K, 2]
+    out = np.full(truth.shape[:2], np.nan)
+    for t, faces in enumerate(seq):
+        for n, j in enumerate(match(truth[t], faces, 0.5)):
+            if j is not None:
+                out[t, n] = np.linalg.norm(faces[j] - truth[t, n], axis=-1).mean()
+    return out / eye_distance(truth)
 
 
 def score(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> dict[str, float]:
     """Error, jitter and lag of per-frame landmarks against the clip's truth."""
     truth = clip.truth[k]  # [F, N, K, 2]
-    errors, jitter, lag_num, lag_den, missed = [], [], 0.0, 0.0, 0
+    errors = frame_errors(clip, k, seq)
+    jitter, lag_num, lag_den, missed = [], 0.0, 0.0, 0
     prev: list[np.ndarray | None] = [None] * truth.shape[1]
     vel = np.gradient(truth, axis=0)  # truth motion per frame
     for t, faces in enumerate(seq):
@@ -120,7 +124,6 @@ def score(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> dict[str, float]:
                 continue
             p, tr = faces[j], truth[t, n]
             eye = float(eye_distance(tr))
-            errors.append(float(np.linalg.norm(p - tr, axis=-1).mean()) / eye)
             if prev[n] is not None:
                 jitter.append(float(np.linalg.norm(p - prev[n], axis=-1).mean()) / eye)
             prev[n] = p
@@ -130,8 +133,8 @@ def score(clip: Clip, k: int, seq: list[list[np.ndarray]]) -> dict[str, float]:
                 lag_num += float(((tr - p) * v).sum())
                 lag_den += float((v * v).sum())
     return {
-        "error_pct": round(100 * float(np.mean(errors)), 3) if errors else float("nan"),
-        "jitter_pct": round(100 * float(np.mean(jitter)), 3) if jitter else float("nan"),
+        "error_pct": round(100 * float(np.nanmean(errors)), 3) if missed < errors.size else nan,
+        "jitter_pct": round(100 * float(np.mean(jitter)), 3) if jitter else nan,
         "lag_frames": round(lag_num / lag_den, 3) if lag_den else 0.0,
         "missed": missed,
     }
@@ -175,20 +178,25 @@ def clips(k_detectors: dict[int, LandmarkDetector], frames: int, quick: bool) ->
     return out
 
 
-def accuracy(clip_list: list[Clip], k: int, det: LandmarkDetector) -> dict[str, Any]:
-    tracker = LandmarkTracker(det, smoothing=None)
+def accuracy(
+    clip_list: list[Clip], k: int, det: LandmarkDetector, smoothing: Smoothing
+) -> dict[str, Any]:
+    tracker = LandmarkTracker(det, smoothing=smoothing)
     rows: dict[str, Any] = {}
     for clip in clip_list:
         raw = raw_run(clip, det)
         tr = tracker_run(clip, tracker)
-        sm = smooth(tr["raw"], tr["ids"], Smoothing())
-        row = {
-            "raw": score(clip, k, raw),
-            "tracked": score(clip, k, tr["raw"]),
-            "smoothed": score(clip, k, sm),
-            "detector_frames": tr["detections"],
-            "frames": len(clip.frames),
-        }
+        sm = tr["smoothed"]
+        runs = {"raw": raw, "tracked": tr["raw"], "smoothed": sm}
+        row: dict[str, Any] = {name: score(clip, k, seq) for name, seq in runs.items()}
+        # The same frames for all three: the tracker also covers frames the detector misses.
+        errors = {name: frame_errors(clip, k, seq) for name, seq in runs.items()}
+        common = ~np.any([np.isnan(e) for e in errors.values()], axis=0)
+        for name, e in errors.items():
+            row[name]["error_common_pct"] = round(100 * float(e[common].mean()), 3)
+        row["common_frames"] = int(common.sum())
+        row["detector_frames"] = tr["detections"]
+        row["frames"] = len(clip.frames)
         if clip.name.startswith("crossing"):
             row["ids"] = id_switches(clip, k, sm, tr["ids"])
         rows[clip.name] = row
@@ -264,29 +272,47 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
     ap.add_argument("--quick", action="store_true", help="one face source, few frames, no file")
-    ap.add_argument("--out", default=str(RESULTS / "video.json"))
+    ap.add_argument(
+        "--points", type=int, nargs="+", default=[5, 68], choices=[5, 68], help="models to run"
+    )
+    ap.add_argument(
+        "--skip-speed",
+        action="store_true",
+        help="accuracy, jitter and ids only (for a loaded machine); writes a file only with --out",
+    )
+    ap.add_argument("--min-cutoff", type=float, help="One Euro setting (default: the tracker's)")
+    ap.add_argument("--beta", type=float, help="One Euro setting (default: the tracker's)")
+    ap.add_argument("--d-cutoff", type=float, help="One Euro setting (default: the tracker's)")
+    ap.add_argument("--out", help="results file (default results/video.json)")
     args = ap.parse_args()
     frames = 40 if args.quick else args.frames
+    chosen = {"min_cutoff": args.min_cutoff, "beta": args.beta, "d_cutoff": args.d_cutoff}
+    smoothing = Smoothing(**{k: v for k, v in chosen.items() if v is not None})
+    # Both models always: the clips (face sizes from the first detector's box, truth for each
+    # scheme) do not depend on which models are scored.
     detectors = {k: LandmarkDetector(points=k) for k in (5, 68)}
     clip_list = clips(detectors, frames, args.quick)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     result: dict[str, Any] = {"machine": machine(), "load_before": load_before, "frames": frames}
-    result["smoothing"] = vars(Smoothing()) if hasattr(Smoothing(), "__dict__") else {}
-    for k, det in detectors.items():
-        result[f"{k}pt"] = {
-            "accuracy": accuracy(clip_list, k, det),
-            "throughput_640x480": throughput(
-                next(c for c in clip_list if c.name.startswith("translate")),
-                k,
-                det,
-                1 if args.quick else 2,
-            ),
-        }
-        print(k, result[f"{k}pt"]["throughput_640x480"], flush=True)
+    result["smoothing"] = dataclasses.asdict(smoothing)
+    for k in args.points:
+        det = detectors[k]
+        result[f"{k}pt"] = {"accuracy": accuracy(clip_list, k, det, smoothing)}
+        if args.skip_speed:
+            continue
+        speed = throughput(
+            next(c for c in clip_list if c.name.startswith("translate")),
+            k,
+            det,
+            1 if args.quick else 2,
+        )
+        result[f"{k}pt"]["throughput_640x480"] = speed
+        print(k, speed, flush=True)
     result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    if not args.quick:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
+    out = args.out or (None if args.skip_speed else str(RESULTS / "video.json"))
+    if out is not None and not args.quick:
+        Path(out).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from tcnn.errors import TcnnError
 from tcnn.predictor import LandmarkDetector
 from tcnn.tracking import LandmarkTracker, OneEuroFilter, Smoothing, TrackedFace
+from tcnn.types import Box
 
 W, H = 320, 240
 
@@ -60,6 +61,9 @@ def test_still_face_keeps_its_id_and_smoothing_cuts_jitter(
     jitter_smooth = np.linalg.norm(np.diff(smooth, axis=0), axis=-1).mean() / eye
     assert jitter_raw > 0  # the noise does move the raw landmarks
     assert jitter_smooth < jitter_raw / 2
+    # The crop stays put: noise in the landmarks does not move the box (HOLD).
+    boxes = {faces[0].box.as_tuple() for faces in out[1:]}
+    assert len(boxes) <= 6, boxes  # moves only after detections (relation updated)
 
 
 def test_tracked_landmarks_follow_a_translated_face(
@@ -159,3 +163,57 @@ def test_a_fixed_box_relation_tracks_like_the_measured_one(
         assert np.linalg.norm(a.landmarks - b.landmarks, axis=-1).mean() < 0.05 * eye_distance(
             a.landmarks
         )
+
+
+def test_box_relation_follows_the_roll(detector: LandmarkDetector) -> None:
+    """The relation is measured in the face's own frame: a box measured on the upright face
+    gives the box a detector draws at another roll (wider, shorter), and back."""
+    tracker = LandmarkTracker(detector)
+    upright = np.array([[40.0, 50.0], [80.0, 50.0], [60.0, 70.0], [45.0, 90.0], [75.0, 90.0]])
+    box = Box(30.0, 20.0, 90.0, 110.0)  # 60 x 90, centre (60, 65)
+    rel = tracker._relation(box, upright)
+    assert np.allclose(tracker._state(upright, rel), [60.0, 65.0, 60.0, 90.0])
+    a = np.radians(30.0)
+    turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    pivot = np.array([200.0, 150.0])
+    turned = (upright - upright.mean(0)) @ turn.T + pivot
+    cx, cy, w, h = tracker._state(turned, rel)
+    centre = (np.array([60.0, 65.0]) - upright.mean(0)) @ turn.T + pivot
+    assert np.allclose([cx, cy], centre)  # the box centre turns with the face
+    c2, s2 = np.cos(a) ** 2, np.sin(a) ** 2
+    assert np.allclose([w, h], [60 * c2 + 90 * s2, 90 * c2 + 60 * s2])
+    # Measured at that roll, the relation is the upright one again.
+    at_roll = Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    assert np.allclose(tracker._relation(at_roll, turned), rel)
+    # A twice larger face: the same relation, twice the box.
+    assert np.allclose(tracker._state(2 * upright, rel), [120.0, 130.0, 120.0, 180.0])
+
+
+def test_a_face_hidden_behind_an_occluder_keeps_its_id(
+    head: np.ndarray, detector: LandmarkDetector
+) -> None:
+    """The face passes behind a bar for about 20 frames: its track coasts on its own motion
+    (not stopping where the detector last saw it half hidden) and is found again."""
+    rng = np.random.default_rng(0)
+    tracker = LandmarkTracker(detector, detect_every=5)
+    ids, hidden = [], 0
+    for t in range(42):
+        frame = np.full((200, 480, 3), 110.0)
+        frame[25:175, 8 * t : 8 * t + 150] = head  # 8 px/frame to the right
+        frame[:, 150:340] = 60.0  # the occluder, in front
+        frame = np.clip(frame + rng.normal(0, 3, frame.shape) + 0.5, 0, 255).astype(np.uint8)
+        faces = tracker.update(frame, t / 30)
+        ids += [f.track_id for f in faces]
+        hidden += not faces
+    assert hidden >= 10  # the face was out of sight
+    assert len(faces) == 1 and set(ids) == {0}
+
+
+def test_video_help_names_the_smoothing_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from tcnn.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["video", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"still face, Hz (default {Smoothing().min_cutoff:g})" in text
+    assert f"per face size/s (default {Smoothing().beta:g})" in text

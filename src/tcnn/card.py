@@ -82,7 +82,8 @@ class ModelCard:
         box_from_landmarks: ``(dx, dy, size)``: the median relation of the detector's face box
             to the landmarks on the training faces, as :meth:`tcnn.types.Box.landmark_relation`
             measures it; :meth:`tcnn.types.Box.from_landmarks` turns landmarks into the box
-            the detector would give (video tracking). ``None`` when not measured.
+            the detector would give for a typical face (video tracking measures each face's own
+            relation, in the detector's box shape). ``None`` when not measured.
         architecture: the network's arguments (``family``, ``channels``, ``activation``, ...).
         parameters: number of weights.
         training: where the weights came from: ``data``, face counts, ``epochs``, ``seed``,

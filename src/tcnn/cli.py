@@ -340,14 +340,15 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     if args.output is None and args.jsonl is None:
         raise TcnnError("nothing to write: give -o OUT.mp4 and/or --jsonl LANDMARKS.jsonl")
-    smoothing = Smoothing(args.min_cutoff, args.beta) if args.smooth else None
+    given = {"min_cutoff": args.min_cutoff, "beta": args.beta}
+    params = Smoothing(**{k: v for k, v in given.items() if v is not None})
     tracker = LandmarkTracker(
         points=args.points,
         model=args.model,
         face_detector=args.detector,
         detect_every=args.detect_every,
         max_faces=args.max_faces,
-        smoothing=smoothing,
+        smoothing=params if args.smooth else None,
     )
     source = parse_source(args.input)
     run = annotate_video(source, tracker, args.output, args.jsonl, args.max_frames, not args.quiet)
@@ -657,9 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="One Euro smoothing of the landmarks (default on)",
     )
     p.add_argument(
-        "--min-cutoff", type=float, default=1.0, help="smoothing cutoff of a still face, Hz"
+        "--min-cutoff", type=float, help="smoothing cutoff of a still face, Hz (default 0.2)"
     )
-    p.add_argument("--beta", type=float, default=40.0, help="smoothing cutoff rise per face size/s")
+    p.add_argument("--beta", type=float, help="smoothing cutoff rise per face size/s (default 100)")
     p.add_argument(
         "--detect-every", type=int, default=10, metavar="N", help="detect faces every N frames"
     )

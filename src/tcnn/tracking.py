@@ -3,7 +3,8 @@
 :class:`LandmarkTracker` runs the face detector only now and then. On the other frames each
 face's box comes from its own landmarks on the previous frame (the box the detector would draw
 around a face with those landmarks, moved on by the face's recent motion), so a frame costs one
-landmark-network batch instead of a detection. The detector runs
+landmark-network batch instead of a detection (two when the crop slipped: the landmarks are
+placed again from the box they gave). The detector runs
 
 - every ``detect_every`` frames (new faces are found at most that many frames after they appear,
   and tracks the detector no longer finds end),
@@ -14,6 +15,15 @@ A detection that matches a confident track confirms it (the tracked landmarks ar
 are steadier than ones placed from a fresh detector box); one that matches an unsure or hidden
 track re-anchors it on the detector's box.
 
+**Box from landmarks**: each detection of a track measures that face's own relation between the
+detector's box and the landmarks the model places from it, in the face's frame (centroid, RMS
+size and eye-line roll of the landmarks): the box centre's offset along and across the eye line,
+and the width and height of the box the detector gives for the face upright (an axis-aligned box
+of a face turned in plane is wider and shorter; see :meth:`LandmarkTracker._relation`). The
+track keeps the median over its recent detections, and its boxes between detections are the
+detector's convention for that face at its current roll and size. A box moves only when its
+landmarks moved it by at least ``HOLD`` of its size, so a still face keeps one crop.
+
 **Track confidence** is the agreement between where a track's motion said the face would be and
 where its landmarks put it: the smaller of the IoU of the predicted box (last frame's centre
 moved by the recent motion, same size) with the box from this frame's landmarks, and of the
@@ -22,18 +32,22 @@ slips off the face, the face is occluded or jumps, or its size changes suddenly 
 "change of box size" rule, generalised to position).
 
 **Hidden faces**: an unsure track the detector does not find (an occluded face, say) is hidden:
-not reported, it moves on with its last sure motion for up to ``max_hidden`` frames, and keeps
-its id if the detector finds a face there. A confident track the detector misses while another
-face overlaps it is kept (partly hidden faces are hard to detect); otherwise it ends after
-``max_missed`` detection frames without its face.
+not reported, it moves on with its last sure motion (the last one at confidence ``SURE``, kept
+through re-anchoring) for up to ``max_hidden`` frames, and keeps its id if the detector finds a
+face there. When two visible tracks collapse onto one face (one face passing in front of the
+other), the one whose motion agrees less with its prediction is hidden the same way. A confident
+track the detector misses while another face overlaps it is kept (partly hidden faces are hard
+to detect); otherwise it ends after ``max_missed`` detection frames without its face.
 
-**Ids** are assigned on detection frames by greedy best-IoU matching of detections to the tracks'
-current boxes (IoU at least ``match_iou``). Tracks follow their own face between detections, so
-two faces that cross keep their ids as long as each track stays on its face; when two visible
-tracks collapse onto one face, the one whose motion agrees less with its prediction ends.
+**Ids** are assigned on detection frames by greedy best matching of detections to tracks:
+visible tracks first, by the IoU of the detection with the track's box (at least
+``match_iou``), then hidden ones, by that IoU or by how near the detection is to where the
+track's motion took it (``1 - distance / size``), so a face that comes out from behind another
+keeps its id. Tracks follow their own face between detections, so faces that cross keep theirs.
 
 **Smoothing** is a One Euro filter (Casiez et al., CHI 2012) per landmark: a low-pass whose
-cutoff rises with speed, so a still face is steady and a fast one is not dragged behind.
+cutoff rises with speed, so a still face is steady and a fast one is not dragged behind. It
+runs on the output only: the boxes follow the landmarks before smoothing.
 
 Coordinates are continuous pixels: pixel ``i`` covers ``[i, i + 1)``, so the centre of the
 top-left pixel is ``(0.5, 0.5)``. Subtract 0.5 for OpenCV/dlib pixel indices.
@@ -72,9 +86,9 @@ class Smoothing:
         d_cutoff: cutoff frequency (Hz) of the speed estimate.
     """
 
-    min_cutoff: float = 1.0
-    beta: float = 40.0
-    d_cutoff: float = 2.0
+    min_cutoff: float = 0.2
+    beta: float = 100.0
+    d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
@@ -160,28 +174,48 @@ class _Track:
     id: int
     raw: np.ndarray  # [K, 2] latest network landmarks
     box: Box  # the box they were placed from
-    relation: np.ndarray  # (dx, dy, size): box from (upright) landmarks
+    relation: np.ndarray  # (dx, dy, w, h): the detector's box from upright landmarks
     score: float
     smoother: OneEuroFilter | None
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (cx, cy, size) / frame
-    state: np.ndarray = field(default_factory=lambda: np.zeros(3))  # (cx, cy, size)
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # (cx, cy, w, h) / frame
+    state: np.ndarray = field(default_factory=lambda: np.zeros(4))  # (cx, cy, w, h)
     confidence: float = 1.0
     detections: int = 1
     missed: int = 0
     hidden: int = 0  # frames since the face was last seen (0: visible)
     sure: tuple[int, np.ndarray, np.ndarray] | None = None  # (frame, state, velocity)
+    relations: list[np.ndarray] = field(default_factory=list)  # measured on recent detections
+
+    def measured(self, relation: np.ndarray) -> None:
+        """Add a detection's relation; the track's is the median of the last ``RELATIONS``
+        (robust to a detector box that jumps, as dlib's do between its pyramid scales)."""
+        self.relations = [*self.relations[1 - RELATIONS :], relation]
+        self.relation = np.median(self.relations, axis=0)
 
 
 #: Smallest face box a track keeps, pixels.
 MIN_SIZE = 8.0
 #: Confidence at which a track's motion is trusted for coasting when the face is hidden.
 SURE = 0.9
+#: Landmarks are placed a second time, from the box they give, when that box overlaps the crop's
+#: box less than this (IoU): the crop slipped, on fast motion or a change of size.
+AGAIN = 0.95
+#: A track's box stays where it is unless its landmarks moved it (centre or size) by at least
+#: this fraction of its size: a still face keeps one crop, as the detector's box on it does, so
+#: sensor noise in the landmarks does not feed back through the box into the next frame's.
+HOLD = 0.005
+#: A track's box relation is the median over this many of its latest detections.
+RELATIONS = 9
+
+
+#: Keeps a box's centre motion, drops its change of size.
+_MOVE = np.array([1.0, 1.0, 0.0, 0.0])
 
 
 def _predict(tr: _Track) -> np.ndarray:
     """The track's box on the next frame: its centre moved on by its recent motion, its size
     kept (a sudden change of size then lowers the confidence)."""
-    return tr.state + tr.velocity * np.array([1.0, 1.0, 0.0])
+    return tr.state + tr.velocity * _MOVE
 
 
 def iou(a: Box, b: Box) -> float:
@@ -195,8 +229,14 @@ def iou(a: Box, b: Box) -> float:
 
 
 def _box(state: np.ndarray) -> Box:
-    cx, cy, s = (float(v) for v in state)
-    return Box(cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2)
+    cx, cy, w, h = (float(v) for v in state)
+    return Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+
+def _turn(v: np.ndarray, angle: float) -> np.ndarray:
+    """``[..., 2]`` vectors turned by ``angle`` radians (image axes: y down)."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    return v @ np.array([[cos, sin], [-sin, cos]])
 
 
 class LandmarkTracker:
@@ -215,16 +255,18 @@ class LandmarkTracker:
         max_faces: track at most this many faces (the best-scoring new ones); ``None``: all.
         smoothing: One Euro settings, or ``None`` for the raw network landmarks.
         min_confidence: a track below this confidence makes the detector run on the frame.
-        match_iou: least IoU between a detection and a track's box to be the same face.
+        match_iou: least IoU between a detection and a track's box to be the same face (for a
+            hidden track, or ``1 - distance / size`` from where its motion took it).
         max_missed: a track ends after this many detection frames in a row without its face.
         max_hidden: a face that is lost (low confidence and not detected: occluded, say) is
             kept hidden, moving on its last sure motion, for up to this many frames; found
             again near there by the detector, it keeps its id.
-        relation: ``(dx, dy, size)`` box-from-landmarks relation (see
-            :meth:`tcnn.types.Box.from_landmarks`); ``None`` takes the model card's
-            ``box_from_landmarks`` when it has one, else measures it per track from the
-            detector's boxes and the model's landmarks on them (the mean over the track's
-            detections), which keeps tracked boxes in the detector's convention.
+        relation: a fixed box-from-landmarks relation for every track, ``(dx, dy, w, h)`` in
+            the face's frame and the landmarks' RMS size (see :meth:`_relation`). ``None`` (the
+            default) measures it per track on each detection, from the detector's box and the
+            landmarks the model places from it, which keeps a track's boxes in the detector's
+            convention and fits that face (a model card's square ``box_from_landmarks`` is a
+            median over training faces, for another detector's boxes).
         fps: frame rate assumed when :meth:`update` gets no time.
     """
 
@@ -262,11 +304,12 @@ class LandmarkTracker:
         self.max_missed = max_missed
         self.max_hidden = max_hidden
         self.fps = fps
-        measured = self.detector.model.card.box_from_landmarks
-        fixed = relation if relation is not None else measured
-        self.relation = np.asarray(fixed, np.float64) if fixed is not None else None
-        if self.relation is not None and self.relation.shape != (3,):
-            raise TcnnError(f"relation {fixed}: expected (dx, dy, size)")
+        self.relation: np.ndarray | None = None
+        if relation is not None:
+            fixed = np.asarray(relation, np.float64)
+            if fixed.shape != (4,):
+                raise TcnnError(f"relation {relation}: expected (dx, dy, w, h)")
+            self.relation = fixed
         scheme = scheme_for(self.detector.model.points)
         self._eyes = scheme.normalisers[scheme.default_normaliser]
         self.reset()
@@ -286,33 +329,47 @@ class LandmarkTracker:
         left, right = pts[list(a)].mean(0), pts[list(b)].mean(0)
         return math.atan2(float(right[1] - left[1]), float(right[0] - left[0]))
 
-    def _upright(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Points turned upright about their centroid: ``(points, centroid, angle)``."""
-        angle, c = self._roll(pts), pts.mean(0)
-        cos, sin = math.cos(-angle), math.sin(-angle)
-        rot = np.array([[cos, -sin], [sin, cos]])
-        return (pts - c) @ rot.T + c, c, angle
+    def _pose(self, pts: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """The face's own frame: ``(centroid, size, roll)``, with ``size`` the RMS distance of
+        the landmarks from their centroid (pixels) and ``roll`` the eye line's angle (radians).
+
+        Both are rotation-invariant; the RMS size also varies least of the measures tried
+        against the detector's box as the face turns in plane (the network spreads its points
+        a little on a turned face, which the extent of their bounding box magnifies).
+        """
+        pts = pts.astype(np.float64)
+        c = pts.mean(0)
+        size = float(np.sqrt(((pts - c) ** 2).sum(1).mean()))
+        return c, max(size, 1e-6), self._roll(pts)
 
     def _state(self, pts: np.ndarray, relation: np.ndarray) -> np.ndarray:
-        """``(cx, cy, size)`` of the box for landmarks ``pts``, rotation-invariant."""
-        up, c, angle = self._upright(pts.astype(np.float64))
-        b = Box.from_landmarks(up, relation)
-        off = np.array(b.center) - c
-        cos, sin = math.cos(angle), math.sin(angle)
-        centre = c + np.array([cos * off[0] - sin * off[1], sin * off[0] + cos * off[1]])
-        return np.array([centre[0], centre[1], b.width])
+        """``(cx, cy, w, h)`` of the box the detector would give for landmarks ``pts``.
+
+        The relation is that of the upright face (see :meth:`_relation`); the box is that face's
+        box turned to the landmarks' roll, as the detector draws it at that roll.
+        """
+        c, size, angle = self._pose(pts)
+        dx, dy, w, h = (float(v) for v in relation)
+        at = c + _turn(np.array([dx, dy]) * size, angle)
+        cos2, sin2 = math.cos(angle) ** 2, math.sin(angle) ** 2
+        return np.array([at[0], at[1], (w * cos2 + h * sin2) * size, (h * cos2 + w * sin2) * size])
 
     def _relation(self, box: Box, pts: np.ndarray) -> np.ndarray:
-        """The relation of a detector box to the landmarks placed from it (upright frame)."""
-        up, c, angle = self._upright(pts.astype(np.float64))
-        off = np.array(box.center) - c
-        cos, sin = math.cos(-angle), math.sin(-angle)
-        centre = c + np.array([cos * off[0] - sin * off[1], sin * off[0] + cos * off[1]])
-        s = (box.width + box.height) / 2
-        upright_box = Box(
-            centre[0] - s / 2, centre[1] - s / 2, centre[0] + s / 2, centre[1] + s / 2
-        )
-        return np.array(upright_box.landmark_relation(up))
+        """The relation ``(dx, dy, w, h)`` of a detector box to the landmarks placed from it.
+
+        In units of the landmarks' size (see :meth:`_pose`): the offset of the box centre from
+        the landmarks' centroid in the face's own axes (x along the eye line), and the width
+        and height of the box the detector would give for the face upright. A face turned in
+        plane by ``a`` gets an axis-aligned box about ``w cos²a + h sin²a`` wide and
+        ``h cos²a + w sin²a`` high (measured with RetinaFace on turned photos: a tall box widens
+        and shortens as the face turns, keeping ``w + h``, and its centre turns with the face);
+        that is inverted here.
+        """
+        c, size, angle = self._pose(pts)
+        off = _turn(np.array(box.center) - c, -angle) / size
+        total = (box.width + box.height) / size
+        diff = (box.width - box.height) / size / max(math.cos(2 * angle), 0.5)
+        return np.array([off[0], off[1], (total + diff) / 2, (total - diff) / 2])
 
     # -- the per-frame step ---------------------------------------------------------------
 
@@ -359,7 +416,7 @@ class LandmarkTracker:
             again = [
                 i
                 for i, (b, st) in enumerate(zip(boxes, states))
-                if st[2] >= MIN_SIZE and iou(b, _box(st)) < 0.9
+                if min(st[2:]) >= MIN_SIZE and iou(b, _box(st)) < AGAIN
             ]
             if again:
                 redo = self.detector.landmarks(rgb, [_box(states[i]) for i in again])
@@ -369,16 +426,19 @@ class LandmarkTracker:
             for tr, box, p, st, pred in zip(seen, boxes, pts, states, predicted):
                 # Agreement of motion (predicted vs found) and of crop and landmarks.
                 tr.confidence = min(iou(_box(pred), _box(st)), iou(box, _box(st)))
-                tr.velocity = 0.5 * tr.velocity + 0.5 * (st - tr.state)
+                if np.abs(st - tr.state).max() < HOLD * min(st[2:]):
+                    st, tr.velocity = tr.state, np.zeros(4)  # not moved: keep the crop
+                else:
+                    tr.velocity = 0.5 * tr.velocity + 0.5 * (st - tr.state)
                 tr.raw, tr.box, tr.state = p, box, st
                 if tr.confidence >= SURE:
                     tr.sure = (self._frame, st, tr.velocity)
-        self._drop_duplicates()
+        self._hide_duplicates()
         frame_box = Box(0, 0, w, h)
         self._tracks = [
             tr
             for tr in self._tracks
-            if tr.state[2] >= MIN_SIZE
+            if min(tr.state[2:]) >= MIN_SIZE
             and _inside(_box(tr.state), frame_box) >= 0.5
             and tr.hidden <= self.max_hidden
         ]
@@ -386,21 +446,24 @@ class LandmarkTracker:
     def _rel(self, tr: _Track) -> np.ndarray:
         return self.relation if self.relation is not None else tr.relation
 
-    def _drop_duplicates(self) -> None:
-        """Of two tracks on one face, keep the one whose motion agrees with its prediction."""
+    def _hide_duplicates(self) -> None:
+        """Of two tracks on one face, keep the one whose motion agrees with its prediction; the
+        other slid onto a face passing in front of its own, which it hides: it coasts."""
         order = sorted((tr for tr in self._tracks if not tr.hidden), key=lambda tr: -tr.confidence)
         kept: list[_Track] = []
         for tr in order:
             if all(iou(_box(tr.state), _box(k.state)) < 0.5 for k in kept):
                 kept.append(tr)
-        self._tracks = [tr for tr in self._tracks if tr.hidden or tr in kept]
+            else:
+                self._hide(tr)
 
     def _detect(self, rgb: np.ndarray) -> set[int]:
         """Run the detector: confirm, re-anchor or end tracks, start new ones; ids detected."""
         found = self.detector.find_faces(rgb)
+        # Visible tracks first (each keeps its face), then hidden ones, each best match first.
         pairs = sorted(
             (
-                (iou(_box(tr.state), b), ti, di)
+                (not tr.hidden, self._similarity(tr, b), ti, di)
                 for ti, tr in enumerate(self._tracks)
                 for di, (b, _) in enumerate(found)
             ),
@@ -408,7 +471,7 @@ class LandmarkTracker:
         )
         track_of: dict[int, int] = {}
         used: set[int] = set()
-        for overlap, ti, di in pairs:
+        for _, overlap, ti, di in pairs:
             if overlap < self.match_iou or ti in track_of or di in used:
                 continue
             track_of[ti] = di
@@ -440,29 +503,39 @@ class LandmarkTracker:
             box, score = found[di]
             tr.detections += 1
             tr.missed, tr.score = 0, score
-            rel = self._relation(box, pts[k])
-            tr.relation = tr.relation + (rel - tr.relation) / tr.detections
+            tr.measured(self._relation(box, pts[k]))
             if not tr.hidden and tr.confidence >= self.min_confidence:
                 continue  # confirmed: keep the tracked landmarks (steadier than a fresh box)
             tr.raw, tr.box = pts[k], box
             state = self._state(pts[k], self._rel(tr))
             if tr.hidden:
                 tr.smoother = self._smoother()
-            elif tr.confidence < self.min_confidence:
-                tr.velocity = np.zeros(3)
+            # Unsure or hidden: this frame's motion is not the face's; keep its last sure one.
+            tr.velocity = tr.sure[2] * _MOVE if tr.sure else np.zeros(4)
             tr.state, tr.hidden, tr.confidence = state, 0, 1.0
             tr.sure = (self._frame, state, tr.velocity)
         detected = {self._tracks[ti].id for ti in track_of}
         for k, di in enumerate(new, start=len(reanchor)):
             box, score = found[di]
             rel = self._relation(box, pts[k])
-            tr = _Track(self._next_id, pts[k], box, rel, score, self._smoother())
+            tr = _Track(self._next_id, pts[k], box, rel, score, self._smoother(), relations=[rel])
             tr.state = self._state(pts[k], self._rel(tr))
             self._next_id += 1
             kept.append(tr)
             detected.add(tr.id)
         self._tracks = kept
         return detected
+
+    def _similarity(self, tr: _Track, box: Box) -> float:
+        """How well a detection matches a track: the IoU of their boxes; for a hidden track
+        (whose box is a prediction), also how near the detection is to where its motion took
+        it, ``1 - distance / size`` for a box of about the track's size."""
+        own = _box(tr.state)
+        overlap = iou(own, box)
+        if not tr.hidden or not 2 / 3 < box.width / own.width < 3 / 2:
+            return overlap
+        (x, y), (u, v) = own.center, box.center
+        return max(overlap, 1.0 - math.hypot(u - x, v - y) / max(own.width, own.height))
 
     def _overlapped(self, tr: _Track) -> bool:
         """Whether another visible track's box overlaps this one's."""
@@ -473,8 +546,8 @@ class LandmarkTracker:
 
     def _hide(self, tr: _Track) -> None:
         """The face is not seen (occluded, or the crop lost it): coast on its last sure motion."""
-        frame, state, velocity = tr.sure if tr.sure else (self._frame, tr.state, np.zeros(3))
-        velocity = velocity * np.array([1.0, 1.0, 0.0])
+        frame, state, velocity = tr.sure if tr.sure else (self._frame, tr.state, np.zeros(4))
+        velocity = velocity * _MOVE
         tr.hidden, tr.state, tr.velocity = 1, state + velocity * (self._frame - frame), velocity
 
     def _smoother(self) -> OneEuroFilter | None:
@@ -484,7 +557,7 @@ class LandmarkTracker:
         raw = tr.raw.astype(np.float32)
         pts = raw
         if tr.smoother is not None:
-            pts = tr.smoother(raw, t, float(tr.state[2]))
+            pts = tr.smoother(raw, t, float(np.ptp(raw, axis=0).max()))
         return TrackedFace(tr.box, tr.score, pts, tr.id, detected, tr.confidence, raw)
 
 
