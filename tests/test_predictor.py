@@ -133,6 +133,15 @@ def test_large_batches_equal_single_faces(
     assert np.abs(many - one).max() < 1e-3
 
 
+def test_large_batches_run_one_threaded_sessions_side_by_side(astronaut: np.ndarray) -> None:
+    lm = LandmarkDetector(threads=2)
+    box = Box(140.0, 70.0, 240.0, 170.0)
+    many = lm.landmarks_batch([(astronaut, box)] * 40)  # 40 > CHUNK faces: the bulk path
+    assert np.array_equal(many, np.repeat(lm.landmarks(astronaut, [box]), 40, axis=0))
+    assert _intra_op_threads(lm.model._bulk) == 1
+    assert lm.model.bulk_workers == 2 and lm._pool._max_workers == 2  # type: ignore[union-attr]
+
+
 def _intra_op_threads(session: object) -> int:
     return int(session.get_session_options().intra_op_num_threads)  # type: ignore[attr-defined]
 
