@@ -136,9 +136,9 @@ def test_large_batches_equal_single_faces(
 def test_large_batches_run_one_threaded_sessions_side_by_side(astronaut: np.ndarray) -> None:
     lm = LandmarkDetector(threads=2)
     box = Box(140.0, 70.0, 240.0, 170.0)
-    many = lm.landmarks_batch([(astronaut, box)] * 40)  # 40 > CHUNK faces: the bulk path
+    many = lm.landmarks_batch([(astronaut, box)] * 40)  # over CHUNK faces: the bulk path
     assert np.array_equal(many, np.repeat(lm.landmarks(astronaut, [box]), 40, axis=0))
-    assert _intra_op_threads(lm.model._bulk) == 1
+    assert _intra_op_threads(lm.model.bulk_session) == 1
     assert lm.model.bulk_workers == 2 and lm._pool._max_workers == 2  # type: ignore[union-attr]
 
 

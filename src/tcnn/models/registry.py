@@ -84,24 +84,35 @@ class Model:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
 
         Args:
-            bulk: use the session for large batches: single-threaded (it runs on the calling
-                thread, so :attr:`bulk_workers` threads can run chunks side by side with no
-                hand-over between ONNX Runtime's threads inside each operator) and not
-                spinning (spinning threads would take the CPU from the cropping). For single
-                faces the multi-threaded, spinning session is faster.
+            bulk: run on :attr:`bulk_session` (for chunks of large batches) instead of the
+                multi-threaded, spinning :attr:`session`.
         """
+        session = self.bulk_session if bulk else self.session
+        out: np.ndarray = session.run(None, {self._input: self.network_input(crops)})[0]
+        return out.reshape(len(crops), self.points, 2)
+
+    def network_input(self, crops: np.ndarray) -> np.ndarray:
+        """``[N, S, S, 3]`` uint8 RGB crops as the network's ``[N, 3, S, S]`` float32 input."""
         planes = crops.transpose(0, 3, 1, 2)
         if self.card.channel_order == "BGR":
             planes = planes[:, ::-1]
         x = np.empty(planes.shape, np.float32)
         np.copyto(x, planes)  # cast and reorder in one pass
-        if bulk and self._bulk is None:
+        return x
+
+    @property
+    def bulk_session(self) -> Any:
+        """The session for chunks of large batches, built on first use.
+
+        Single-threaded, so that it runs on the calling thread and :attr:`bulk_workers`
+        threads can run chunks side by side (no hand-over between ONNX Runtime's threads
+        inside each operator); not spinning (a spinning thread takes the CPU from cropping).
+        """
+        if self._bulk is None:
             with _BULK_LOCK:
                 if self._bulk is None:
                     self._bulk = _session(self.path, 1, spinning=False)
-        session = self._bulk if bulk else self.session
-        out: np.ndarray = session.run(None, {self._input: x})[0]
-        return out.reshape(len(crops), self.points, 2)
+        return self._bulk
 
     @property
     def bulk_workers(self) -> int:
