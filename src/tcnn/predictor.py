@@ -26,9 +26,9 @@ from tcnn.types import Box, Face
 BoxLike = Box | Sequence[float]
 
 #: Faces per network call in large batches (the next chunks are cropped meanwhile). Small
-#: chunks keep a call's activations in the core's cache (on MTFL faces, loaded machine: the
-#: network's CPU time per face at 8 was 15% below that at 32, 30% below 64); each call costs
-#: some 20 us more.
+#: chunks keep a call's activations in the core's cache: the single-threaded network's CPU
+#: time per face on MTFL crops (vanilla5, loaded machine) was 347 us at 4 faces a call, 357 at
+#: 8, 369 at 16, 435 at 32 and 505 at 64; a call's fixed cost is about 20 us.
 CHUNK = 8
 
 
@@ -45,7 +45,9 @@ class LandmarkDetector:
         threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
             (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
             weakest detections, which are mostly not faces; dlib's own default is 0).
-        threads: the landmark network's ONNX Runtime threads (``None``: all cores).
+        threads: the landmark network's threads (``None``: all cores): ONNX Runtime's
+            threads for up to ``CHUNK`` faces, and for more the threads that run chunks of
+            them side by side, each on a single-threaded session.
         detector_threads: the face detector's ONNX Runtime threads (RetinaFace; ``None``: all
             cores). With both at 1 each network runs on the thread that calls it (no thread
             pool), which is what a batch worker holding one core wants.
