@@ -8,7 +8,7 @@ thread; each is timed as wall and as this thread's CPU time (the network's own t
 not in the latter at batch 1). Then the whole stage as ``common.speed`` times it. A profile,
 not a benchmark: on a loaded machine (the load is printed) read the CPU columns.
 
-    PYTHONPATH=src python benchmarks/profile_landmarks.py [--model vanilla5] [--rounds 3]
+    PYTHONPATH=src python benchmarks/profile_landmarks.py [--model vanilla5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -67,11 +67,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="vanilla5")
     ap.add_argument("--rounds", type=int, default=3, help="best of this many runs per figure")
+    ap.add_argument("--threads", type=int, help="LandmarkDetector(threads=...); default: all")
     args = ap.parse_args()
 
     faces = found_faces("mtfl-aflw")
     pairs = list(zip(faces.images, faces.boxes))
-    lm = LandmarkDetector(args.model)
+    lm = LandmarkDetector(args.model, threads=args.threads)
     print(
         f"{args.model}, CHUNK {tcnn.predictor.CHUNK}, {lm.model.bulk_workers} bulk workers, "
         f"load {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
