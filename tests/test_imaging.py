@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tcnn.errors import TcnnError
-from tcnn.imaging import crop_region, crop_resize, load_image
+from tcnn.imaging import crop_batch, crop_region, crop_resize, load_image
 from tcnn.types import Box
 
 
@@ -64,6 +64,40 @@ def test_crop_resize_inside_and_outside() -> None:
     assert crop[:, :9].max() == 0 and crop[:, 16:].min() == 255
     with pytest.raises(TcnnError, match="outside the 20x20 image"):
         crop_resize(img, Box(30, 30, 40, 40), 10)
+
+
+def pil_crop(image: np.ndarray, region: Box, size: int, antialias: bool) -> np.ndarray:
+    """The crop as PIL makes it from the whole zero-padded image: the reference."""
+    pad = 64
+    padded = np.zeros((image.shape[0] + 2 * pad, image.shape[1] + 2 * pad, 3), np.uint8)
+    padded[pad:-pad, pad:-pad] = image
+    x0, y0 = int(np.floor(region.left)), int(np.floor(region.top))
+    x1, y1 = int(np.ceil(region.right)), int(np.ceil(region.bottom))
+    patch = Image.fromarray(padded[y0 + pad : y1 + pad, x0 + pad : x1 + pad])
+    rel = (region.left - x0, region.top - y0, region.right - x0, region.bottom - y0)
+    if antialias:
+        return np.asarray(patch.resize((size, size), Image.Resampling.BILINEAR, box=rel))
+    affine = (region.width / size, 0.0, rel[0], 0.0, region.height / size, rel[1])
+    return np.asarray(
+        patch.transform((size, size), Image.Transform.AFFINE, affine, Image.Resampling.BILINEAR)
+    )
+
+
+@pytest.mark.parametrize("antialias", [True, False])
+def test_crops_are_pils_pixels(antialias: bool) -> None:
+    """Shrunk, enlarged, fractional and partly outside regions: exactly PIL's pixels."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (61, 83, 3), np.uint8)
+    regions = []
+    for _ in range(40):
+        side = rng.uniform(5.0, 90.0)
+        left, top = rng.uniform(-side / 2, 83 - side / 2), rng.uniform(-side / 2, 61 - side / 2)
+        regions.append(Box(left, top, left + side, top + side * rng.uniform(0.8, 1.2)))
+    expected = np.stack([pil_crop(image, r, 24, antialias) for r in regions])
+    got = crop_batch([(image, r) for r in regions], 24, antialias)
+    assert got.shape == (40, 24, 24, 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(crop_resize(image, regions[0], 24, antialias), expected[0])
 
 
 def test_crop_region_scale_and_shift() -> None:

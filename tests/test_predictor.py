@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -131,6 +133,24 @@ def test_large_batches_equal_single_faces(
     one = np.stack([detector5.landmarks(astronaut, [b])[0] for b in boxes])
     assert many.shape == (150, 5, 2)
     assert np.abs(many - one).max() < 1e-3
+
+
+def test_large_batches_run_one_threaded_sessions_side_by_side(astronaut: np.ndarray) -> None:
+    lm = LandmarkDetector(threads=2)
+    box = Box(140.0, 70.0, 240.0, 170.0)
+    many = lm.landmarks_batch([(astronaut, box)] * 40)  # over CHUNK faces: the bulk path
+    assert np.array_equal(many, np.repeat(lm.landmarks(astronaut, [box]), 40, axis=0))
+    assert _intra_op_threads(lm.model.bulk_session) == 1
+    assert lm.model.bulk_workers == 2 and lm._pool._max_workers == 2  # type: ignore[union-attr]
+
+
+def test_threads_sharing_a_detector_get_their_own_faces(astronaut: np.ndarray) -> None:
+    lm = LandmarkDetector(threads=2)
+    batches = [[(astronaut, Box(130.0 + d, 60.0, 230.0 + d, 160.0))] * 30 for d in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lm.landmarks_batch, batches))
+    for got, items in zip(together, batches):
+        assert np.array_equal(got, lm.landmarks_batch(items))
 
 
 def _intra_op_threads(session: object) -> int:

@@ -69,9 +69,9 @@ def _origin_size(regions: Box | Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
             np.array([regions.left, regions.top], np.float32),
             np.array([regions.width, regions.height], np.float32),
         )
-    origin = np.array([[r.left, r.top] for r in regions], np.float32).reshape(-1, 1, 2)
-    size = np.array([[r.width, r.height] for r in regions], np.float32).reshape(-1, 1, 2)
-    return origin, size
+    rows = np.array([(r.left, r.top, r.width, r.height) for r in regions], np.float32)
+    rows = rows.reshape(-1, 1, 4)
+    return rows[..., :2], rows[..., 2:]
 
 
 def to_crop(points: np.ndarray, regions: Box | Sequence[Box]) -> np.ndarray:

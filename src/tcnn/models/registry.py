@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from tcnn.card import CARD_KEY, ModelCard
 from tcnn.errors import TcnnError
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+#: Guards the lazily built bulk session of every :class:`Model`.
+_BULK_LOCK = threading.Lock()
 
 #: The model each scheme uses when none is named.
 DEFAULTS = {5: "vanilla5", 68: "vanilla68"}
@@ -80,19 +84,44 @@ class Model:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
 
         Args:
-            bulk: use a session whose threads sleep instead of spinning between calls, for
-                large batches cropped in another thread meanwhile (spinning threads would
-                take the CPU from the cropping; for single faces spinning is faster).
+            bulk: run on :attr:`bulk_session` (for chunks of large batches) instead of the
+                multi-threaded, spinning :attr:`session`.
         """
-        x = crops.astype(np.float32).transpose(0, 3, 1, 2)
-        if self.card.channel_order == "BGR":
-            x = x[:, ::-1]
-        x = np.ascontiguousarray(x)
-        if bulk and self._bulk is None:
-            self._bulk = _session(self.path, self.threads, spinning=False)
-        session = self._bulk if bulk else self.session
-        out: np.ndarray = session.run(None, {self._input: x})[0]
+        session = self.bulk_session if bulk else self.session
+        out: np.ndarray = session.run(None, {self._input: self.network_input(crops)})[0]
         return out.reshape(len(crops), self.points, 2)
+
+    def network_input(self, crops: np.ndarray) -> np.ndarray:
+        """``[N, S, S, 3]`` uint8 RGB crops as the network's ``[N, 3, S, S]`` float32 input."""
+        planes = crops.transpose(0, 3, 1, 2)
+        if self.card.channel_order == "BGR":
+            planes = planes[:, ::-1]
+        x = np.empty(planes.shape, np.float32)
+        np.copyto(x, planes)  # cast and reorder in one pass
+        return x
+
+    @property
+    def bulk_session(self) -> Any:
+        """The session for chunks of large batches, built on first use.
+
+        Single-threaded, so that it runs on the calling thread and :attr:`bulk_workers`
+        threads can run chunks side by side (no hand-over between ONNX Runtime's threads
+        inside each operator); not spinning (a spinning thread takes the CPU from cropping).
+        """
+        if self._bulk is None:
+            with _BULK_LOCK:
+                if self._bulk is None:
+                    self._bulk = _session(self.path, 1, spinning=False)
+        return self._bulk
+
+    @property
+    def bulk_workers(self) -> int:
+        """Threads that run a large batch's chunks at once: ``threads``, else one per core."""
+        if self.threads:
+            return self.threads
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
 
     @property
     def _input(self) -> str:
