@@ -41,9 +41,7 @@ def _verdict(t: dict[str, Any]) -> str:
 
 
 def serve_section(rec: dict[str, Any], fz: dict[str, Any] | None) -> str:
-    """The section's markdown (results written before the wait limit: :func:`_section_v1`)."""
-    if rec.get("version", 1) < 2:
-        return _section_v1(rec, fz)
+    """The section's markdown."""
     lines = [
         "| photo | in-process img/s: `tcnn detect` (pipeline, default threads) | pipeline, "
         "1-thread sessions | pool of 1-thread detectors | best |",
@@ -116,56 +114,3 @@ def _memory_and_fuzz(rec: dict[str, Any], fz: dict[str, Any] | None) -> list[str
 
 def _level(r: dict[str, Any]) -> str:
     return f"{r['req_per_s']:.1f} ({r['p50_ms']:.0f} / {r['p99_ms']:.0f} ms)"
-
-
-def _section_v1(rec: dict[str, Any], fz: dict[str, Any] | None) -> str:
-    """Results written before ``--max-wait-ms`` (no 503 under load); delete once
-    results/serve.json has been rerun."""
-    lines = [
-        "| photo | workers | in-process img/s: best (detect loop, pipeline; default threads) "
-        "| 1 client: req/s (p50 / p99) | 4 clients | 16 clients | HTTP / in-process, 4 clients |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rec["http"]:
-        base = row["in_process"]
-        ratio = rec["targets"][f"ratio_4_clients_{row['photo']}_workers{row['workers']}"]
-        lines.append(
-            f"| {row['photo']} ({base['faces']} face{'s' if base['faces'] != 1 else ''}) "
-            f"| {row['workers']} "
-            f"| {base['best_img_per_s']:.1f} ({base['detect_loop_default_threads']:.1f}, "
-            f"{base['pipeline_default_threads']:.1f}) "
-            f"| {_level(row['clients_1'])} | {_level(row['clients_4'])} "
-            f"| {_level(row['clients_16'])} | {100 * ratio:.0f}% |"
-        )
-    m, mem = rec["machine"], rec["memory"]
-    lines += [
-        "",
-        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores shared with other jobs: load "
-        f"average {rec['loadavg_before'][0]:.1f} before, {rec['loadavg_after'][0]:.1f} after), "
-        f"Python {m['python']}, ONNX Runtime {m['onnxruntime']}, dlib {m['dlib']}; client and "
-        "server on the same cores. Memory of one worker: "
-        f"{mem['rss_mb_start']:.0f} MB at start, {mem['rss_mb_after_warmup']:.0f} MB after "
-        f"{mem['warmup_requests']} requests, {mem['rss_mb_after']:.0f} MB after "
-        f"{mem['requests']:,} more ({mem['growth_after_warmup_pct']:+.1f}%; statuses "
-        f"{mem['statuses']}).",
-    ]
-    t = rec["targets"]
-    ratios = [v for k, v in t.items() if k.startswith("ratio_4")]
-    p99 = [v for k, v in t.items() if k.startswith("p99_ms_16")]
-    lines.append(
-        f"Targets: HTTP >= 80% of in-process at 4 clients: {sum(r >= 0.8 for r in ratios)} of "
-        f"{len(ratios)} rows (lowest {100 * min(ratios):.0f}%). p99 < 250 ms at 16 clients "
-        f"(640x480): missed, {min(p99):.0f}-{max(p99):.0f} ms; with 16 requests in flight the "
-        "latency is at least 16 / throughput, and this shared machine gave about 15 req/s."
-    )
-    if rec.get("ratio_interleaved"):
-        parts = [
-            f"{r['photo']} workers {r['workers']}: {100 * r['median_ratio']:.0f}%"
-            for r in rec["ratio_interleaved"]
-        ]
-        lines.append(
-            "HTTP at 4 clients over in-process, alternated in 4 s slices (5 rounds, median; "
-            "`--interleaved`), less exposed to the other jobs' load: " + "; ".join(parts) + "."
-        )
-    lines += _memory_and_fuzz({}, fz)
-    return "\n".join(lines)
