@@ -30,6 +30,7 @@ from tcnn.models.registry import resolve
 SLICES = (
     ("mtfl-aflw", "vanilla5", 240, 200),
     ("mtfl-aflw", "vanilla5-fast", 240, 200),
+    ("mtfl-aflw", "vanilla5-hog", 240, 200),
     ("ytf68-test", "vanilla68", 110, 100),
 )
 
