@@ -706,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=150.0,
         help="longest a request may wait for an inference thread (150 ms; 0: no limit): the "
         "queue holds at most max-wait x threads / the mean run time of recent requests; a "
-        "request beyond that, or one that waited longer, gets 503 with Retry-After",
+        "request beyond that, or one that waited longer while others wait behind it, gets 503 "
+        "with Retry-After",
     )
     p.add_argument(
         "--queue", type=int, default=32, help="waiting requests before 503, at most (32)"

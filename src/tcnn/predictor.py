@@ -93,7 +93,6 @@ class LandmarkDetector:
         )
         #: Maps the detector's boxes onto the boxes the model was trained on (``None``: same).
         self.box_map = box_map(self.detector_name, self.model.card.detector)
-        self.threads = threads
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None

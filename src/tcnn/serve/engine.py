@@ -266,12 +266,12 @@ class Engine:
         answer), times the others."""
         start = perf_counter()
         waited_ms = (start - queued) * 1e3
+        waiting = 0
         if self.max_wait_ms and waited_ms > self.max_wait_ms:
             with self._count:
                 waiting = max(0, self.busy - self.threads)
-                if waiting:
-                    self.rejected += 1
-        if self.max_wait_ms and waited_ms > self.max_wait_ms and waiting:
+                self.rejected += bool(waiting)
+        if waiting:
             raise self._busy(
                 f"busy: waited {waited_ms:.0f} ms for an inference thread (limit "
                 f"{self.max_wait_ms:g} ms); retry shortly",
