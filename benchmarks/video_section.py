@@ -43,6 +43,8 @@ def _column(r: dict[str, Any]) -> dict[str, str]:
 
         name, c = max(moving, key=lambda nc: common(nc[1]))
         out["worst_common"] = f"{common(c):+.2f}% ({name})"
+        crossing = _clips(acc, "crossing")
+        out["crossing"] = ", ".join(f"{common(c):+.2f}%" for c in crossing)
     return out | {
         "jitter": f"{jit}%",
         "cut": cut,
@@ -65,6 +67,7 @@ ROWS = [
     ("worst smoothed - raw (one video)", "worst", "<= 0.5%"),
     ("worst smoothed - raw, on the frames raw found the face", "worst_common", "<= 0.5%"),
     ("lag at speed, smoothed (tracked)", "lag", ""),
+    ("smoothed - raw on the two crossing videos, frames raw found the face", "crossing", ""),
     ("id switches, two crossing videos", "ids", "0"),
     ("frames/s, tracked (raw pipeline), landmarks only", "fps", "150, 100"),
     ("frames/s with decoding and drawing", "fps_io", ""),

@@ -63,7 +63,9 @@ def test_still_face_keeps_its_id_and_smoothing_cuts_jitter(
     assert jitter_smooth < jitter_raw / 2
     # The crop stays put: noise in the landmarks does not move the box (HOLD).
     boxes = {faces[0].box.as_tuple() for faces in out[1:]}
-    assert len(boxes) <= 6, boxes  # moves only after detections (relation updated)
+    # It moves only at detections: the detector's box on frames 10 and 20 (re-anchoring),
+    # then the box from the landmarks placed there; at most two crops between detections.
+    assert len(boxes) <= 8, boxes
 
 
 def test_tracked_landmarks_follow_a_translated_face(
