@@ -290,6 +290,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             out[key] = protocols_table(result)
         elif key == "aflw68":
             out[key] = aflw68_section(result)
+        elif key == "ablation68":
+            from ablation68 import ablation68_section
+
+            out[key] = ablation68_section(result)
         elif key == "video":
             from video_section import video_section
 
