@@ -32,6 +32,7 @@ SLICES = (
     ("mtfl-aflw", "vanilla5-fast", 240, 200),
     ("mtfl-aflw", "vanilla5-hog", 240, 200),
     ("ytf68-test", "vanilla68", 110, 100),
+    ("ytf68-test", "tcnn68", 110, 100),
 )
 
 
