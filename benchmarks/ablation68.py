@@ -27,7 +27,7 @@ from tcnn.predictor import LandmarkDetector
 from tcnn.runs import config_of, load_checkpoint
 from tcnn.schemes import scheme_for
 
-RUNS = ("runs/tcnn68", "runs/tcnn68-noytf", "runs/tcnn68-nomtfl", "runs/tcnn68-nout")
+RUNS = ("runs/tcnn68-e22", "runs/tcnn68-noytf", "runs/tcnn68-nomtfl", "runs/tcnn68-nout")
 
 
 def ytf68_means(models: dict[str, str]) -> dict[str, float]:
