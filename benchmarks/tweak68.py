@@ -262,8 +262,8 @@ def main() -> None:
     ap.add_argument("--model", default="tcnn68", help="shipped 68-point model name or .onnx")
     ap.add_argument("--ks", type=int, nargs="*", default=list(KS), help="clusters K")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per (K, routing)")
-    ap.add_argument("--passes", type=int, default=2, help="augmented crops per training face")
-    ap.add_argument("--epochs", type=int, default=4, help="epochs over the cached features")
+    ap.add_argument("--passes", type=int, default=1, help="augmented crops per training face")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs over the cached features")
     ap.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
     ap.add_argument("--batch", type=int, default=256, help="faces a step")
     ap.add_argument("--out", default="tcnn68_tweak", help="result name under benchmarks/results")
@@ -292,22 +292,34 @@ def main() -> None:
                 print(f"{name}: validation {100 * v:.2f}% ({time.time() - t1:.0f} s)")
                 methods.append(tweak_method(name, trunk, model, heads, router, soft))
                 routing = "soft" if soft else "hard"
-                runs[name] = {"k": k, "routing": routing, "seed": seed, "cluster_sizes": sizes,
-                              "val_mean": v}  # fmt: skip
+                runs[name] = {
+                    "k": k,
+                    "routing": routing,
+                    "seed": seed,
+                    "cluster_sizes": sizes,
+                    "val_mean": v,
+                }
     methods.append(dlib_method())
     result: dict[str, Any] = {
         "benchmark": f"Tweaked CNN on {model.card.name}: aflw68 and ytf68 test, 68 points",
         "base": model.card.name,
-        "recipe": {"passes": args.passes, "epochs": args.epochs, "lr": args.lr,
-                   "batch": args.batch, "train_features": len(train["features"])},  # fmt: skip
+        "recipe": {
+            "passes": args.passes,
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "batch": args.batch,
+            "train_features": len(train["features"]),
+        },
         "base_check": check,
         "runs": runs,
     }
     for key in ("hog", "retinaface"):
         rows, _ = protocol(key, methods, 0)
         result[key] = {"faces": rows["faces"]} | {
-            r["method"]: {"mean": r["mean"], "groups": {g: v["mean"] for g, v in
-                                                        r["by_group"].items()}}  # fmt: skip
+            r["method"]: {
+                "mean": r["mean"],
+                "groups": {g: v["mean"] for g, v in r["by_group"].items()},
+            }
             for r in rows["rows"]
         }
     faces = found_faces("ytf68-test")
@@ -341,8 +353,7 @@ def tweak68_section(result: dict[str, Any]) -> str:
         vals += [cell([hog[n]["groups"][g] for n in names]) for g in groups]
         vals.append(cell([result["ytf68"][n] for n in names]))
         v = [result["runs"].get(n, {}).get("val_mean") for n in names]
-        vals.append(cell([x for x in v if x is not None]) if all(x is not None for x in v)
-                    else "-")  # fmt: skip
+        vals.append(cell([x for x in v if x is not None]) if all(x is not None for x in v) else "-")
         return f"| {label} | {k} | {routing} | {len(names)} | " + " | ".join(vals) + " |"
 
     lines.append(row(f"{base} (base)", "-", "-", [base]))
@@ -361,7 +372,8 @@ def tweak68_section(result: dict[str, Any]) -> str:
         f"Tweaked CNN on {base}: the trunk frozen, one FC5-FC6 head per cluster of the "
         f"training faces' FC5 features (PCA 32, diagonal Gaussian mixture), fine-tuned on "
         f"{r['train_features']:,} cached training features (each face, its mirror and "
-        f"{r['passes']} jittered crops) for {r['epochs']} epochs (AdamW, lr {r['lr']:g}); K = 1 "
+        f"{r['passes']} jittered crop{'s' if r['passes'] != 1 else ''}) for {r['epochs']} "
+        f"epochs (AdamW, lr {r['lr']:g}); K = 1 "
         f"is the control (one head fine-tuned the same way). Mean ± standard deviation over "
         f"seeds. aflw68: {hog['faces']} faces found by HOG, {result['retinaface']['faces']} "
         "by RetinaFace; the pose-group columns are HOG boxes (MERL-RAV's groups; the half "
