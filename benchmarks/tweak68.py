@@ -44,7 +44,7 @@ from bench_aflw68 import DLIB, Method, dlib_method, protocol
 from common import ROOT, found_faces, machine, write_result
 from tcnn.codec import CropRule, from_crop
 from tcnn.config import TweakConfig, load_config
-from tcnn.data.augment import augment_batch
+from tcnn.data.augment import CropSet, augment_batch
 from tcnn.data.training import prepare
 from tcnn.imaging import crop_batch
 from tcnn.metrics import nme, normalising_distance
@@ -146,7 +146,7 @@ def training_features(
         for i in tqdm(range(0, n, batch), desc=f"features, pass {p}", unit="batch"):
             images, points = train_set.images[i : i + batch], train_set.points[i : i + batch]
             if p == 0:  # the centre crop and its mirror
-                x = _centre(images)
+                x = CropSet(images, points).centre()
                 _, direct, mirrored = trunk.run(x.numpy())
                 flipped = points[:, perm] * torch.tensor([-1.0, 1.0])
                 feats += [direct, mirrored]
@@ -157,7 +157,7 @@ def training_features(
                 _, direct, _ = trunk.run(x.numpy())
                 feats.append(direct)
                 targets.append(y.numpy())
-    val_out, val_direct, val_mirrored = trunk.run(_centre(val_set.images).numpy())
+    val_out, val_direct, val_mirrored = trunk.run(val_set.centre().numpy())
     train = {
         "features": np.concatenate(feats).astype(np.float16),
         "targets": np.concatenate(targets),
@@ -166,11 +166,6 @@ def training_features(
     val = {"direct": val_direct, "mirrored": val_mirrored, "onnx": val_out,
            "targets": val_set.points.numpy()}  # fmt: skip
     return train, val
-
-
-def _centre(images: torch.Tensor) -> torch.Tensor:
-    s = images.shape[-1] // 4
-    return images[:, :, s : 3 * s, s : 3 * s].float()
 
 
 def fit_heads(
@@ -212,10 +207,17 @@ def predict_units(
     if heads is None:
         return out
     with torch.no_grad():
-        d, m = torch.from_numpy(direct), torch.from_numpy(mirrored)
-        pd = heads(d, routing_weights(router(d), soft))
-        pm = heads(m, routing_weights(router(m), soft))
-        return trunk.combine(pd, pm).numpy()
+        return tweaked_units(trunk, heads, router, soft, direct, mirrored).numpy()
+
+
+def tweaked_units(
+    trunk: Trunk, heads: Heads, router: Any, soft: bool, direct: np.ndarray, mirrored: np.ndarray
+) -> torch.Tensor:
+    """Crop units of the routed heads on the features of crops and of their mirrors."""
+    d, m = torch.from_numpy(direct), torch.from_numpy(mirrored)
+    pd = heads(d, routing_weights(router(d), soft))
+    pm = heads(m, routing_weights(router(m), soft))
+    return trunk.combine(pd, pm)
 
 
 def tweak_method(
@@ -250,10 +252,7 @@ def base_check(trunk: Trunk, val: dict[str, np.ndarray]) -> float:
 def val_error(trunk: Trunk, heads: Heads, router: Any, soft: bool, val: dict) -> float:
     """Mean error on the held-out training faces (inter-ocular)."""
     with torch.no_grad():
-        d, m = torch.from_numpy(val["direct"]), torch.from_numpy(val["mirrored"])
-        pd = heads(d, routing_weights(router(d), soft))
-        pm = heads(m, routing_weights(router(m), soft))
-        units = trunk.combine(pd, pm) - 0.5
+        units = tweaked_units(trunk, heads, router, soft, val["direct"], val["mirrored"]) - 0.5
         return float(normalised_loss(units, torch.from_numpy(val["targets"]), SCHEME))
 
 
