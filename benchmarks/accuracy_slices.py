@@ -16,13 +16,12 @@ It writes ``benchmarks/results/accuracy_slices.json`` and reads ``../shared/data
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from common import machine, write_result
+from tcnn.card import graph_digest
 from tcnn.evaluate import evaluate
 from tcnn.models.registry import resolve
 
@@ -37,8 +36,8 @@ SLICES = (
 
 
 def model_digest(model: str) -> str:
-    """SHA-256 (first 16 hex digits) of a model's ONNX file."""
-    return hashlib.sha256(Path(resolve(model)).read_bytes()).hexdigest()[:16]
+    """SHA-256 (first 16 hex digits) of a model's graph and weights, card left out."""
+    return graph_digest(resolve(model))
 
 
 def measure(data: str, model: str, read: int, faces: int) -> dict[str, Any]:

@@ -10,7 +10,6 @@ a shipped model). Needs ``../shared/data``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tcnn.card import graph_digest
 from tcnn.evaluate import evaluate
 from tcnn.models.registry import resolve
 
@@ -28,9 +28,10 @@ REGENERATE = "PYTHONPATH=src python benchmarks/accuracy_slices.py"
 
 @pytest.mark.parametrize("spec", SLICES, ids=lambda s: f"{s['data']}-{s['model']}")
 def test_slice_mean_error_is_the_recorded_one(spec: dict[str, Any], shared_root: Path) -> None:
-    digest = hashlib.sha256(Path(resolve(spec["model"])).read_bytes()).hexdigest()[:16]
+    digest = graph_digest(resolve(spec["model"]))
     assert digest == spec["model_sha256"], (
-        f"{spec['model']}.onnx changed since the slice was recorded: if on purpose, run "
+        f"{spec['model']}.onnx's graph or weights changed since the slice was recorded: if on "
+        f"purpose, run "
         f"{REGENERATE}"
     )
     result = evaluate(spec["model"], spec["data"], shared_root, limit=spec["read"], progress=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tcnn.card import Crop, ModelCard, read_card, update_card
+from tcnn.card import Crop, ModelCard, graph_digest, read_card, update_card
 from tcnn.errors import TcnnError
 from tcnn.models.registry import WEIGHTS, list_models, load_model
 from tcnn.types import Box
@@ -115,9 +115,14 @@ def test_update_card_changes_only_the_metadata(tmp_path: Path) -> None:
     def graph(p: Path) -> str:
         return hashlib.sha256(onnx.load(str(p)).graph.SerializeToString()).hexdigest()
 
-    before = graph(path)
+    before, digest = graph(path), graph_digest(path)
     card = update_card(path, name="renamed", metrics={"mean": 0.5})
     assert graph(path) == before
+    assert graph_digest(path) == digest != graph_digest(WEIGHTS / "vanilla5-fast.onnx")
+    assert (
+        hashlib.sha256(path.read_bytes()).digest()
+        != hashlib.sha256((WEIGHTS / "vanilla5.onnx").read_bytes()).digest()
+    )  # the file itself did change
     assert read_card(path) == card and card.name == "renamed"
     assert json.loads(path.with_suffix(".json").read_text())["metrics"] == {"mean": 0.5}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx"]

@@ -269,6 +269,19 @@ def update_card(onnx_path: str | Path, **changes: Any) -> ModelCard:
     return card
 
 
+def graph_digest(onnx_path: str | Path) -> str:
+    """SHA-256 (first 16 hex digits) of an ONNX model without its metadata (needs ``onnx``).
+
+    It names the graph and weights, so it stays the same when only the card changes
+    (``update_card``), and changes when the model is retrained or replaced.
+    """
+    import hashlib
+
+    model = _load_onnx(Path(onnx_path))
+    del model.metadata_props[:]
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
 def _load_onnx(path: Path) -> Any:
     try:
         import onnx
