@@ -96,7 +96,8 @@ class Trunk:
         self.fc6 = (init[gemms[1].input[1]], init[gemms[1].input[2]])
         self.perm, self.sign, self.offset = init["perm"], init["sign"], init["offset"]
         self.path = path
-        self._names = (gemms[0].input[1:3], bn.input[1:5], gemms[1].input[1:3])
+        self._names = (gemms[0].input[1:3], gemms[1].input[1:3])
+        self._bn = (gamma, beta, mu, var, eps)
 
     def export(self, heads: Heads, out: Path) -> None:
         """Write the shipped graph with one fine-tuned head (K = 1) in place of FC5-FC6.
@@ -108,15 +109,13 @@ class Trunk:
             raise SystemExit(f"only a single head exports (K = 1), not K = {len(heads.w1)}")
         graph = onnx.load(str(self.path))
         init = {i.name: i for i in graph.graph.initializer}
-        (w5, b5), (gamma, beta, mu, var), (w6, b6) = self._names
-        bn = next(n for n in graph.graph.node if n.op_type == "BatchNormalization")
-        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        a = {k: numpy_helper.to_array(init[k]) for k in (gamma, beta, mu, var)}
-        g = (a[gamma] / np.sqrt(a[var] + eps)).astype(np.float64)
+        (w5, b5), (w6, b6) = self._names
+        gamma, beta, mu, var, eps = self._bn
+        g = (gamma / np.sqrt(var + eps)).astype(np.float64)
         with torch.no_grad():
             w1, b1 = heads.w1[0].double().numpy().T, heads.b1[0].double().numpy()
             w2, b2 = heads.w2[0].numpy().T, heads.b2[0].numpy()
-        new = {w5: w1 / g[:, None], b5: (b1 - a[beta]) / g + a[mu], w6: w2, b6: b2}
+        new = {w5: w1 / g[:, None], b5: (b1 - beta) / g + mu, w6: w2, b6: b2}
         for name, value in new.items():
             init[name].CopyFrom(numpy_helper.from_array(value.astype(np.float32), name))
         onnx.save(graph, str(out))
