@@ -1,4 +1,5 @@
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,50 @@ def test_thread_counts_reach_both_onnx_sessions(astronaut: np.ndarray) -> None:
     assert dlib.face_detector.name == "dlib"
     with pytest.raises(TcnnError, match="detector_threads 0: must be at least 1"):
         LandmarkDetector(detector_threads=0)
+
+
+def test_refine_averages_a_second_crop_placed_from_the_first_answer(astronaut: np.ndarray) -> None:
+    from tcnn.predictor import CHUNK
+
+    plain, refined = LandmarkDetector(), LandmarkDetector(refine=True)
+    box = _largest(plain.detect(astronaut)).box
+    relation = plain.model.card.box_from_landmarks
+    assert relation is not None
+    first = plain.landmarks(astronaut, [box])
+    second = plain.landmarks(astronaut, [Box.from_landmarks(first[0], relation)])
+    got = refined.landmarks(astronaut, [box])
+    np.testing.assert_allclose(got, (first + second) / 2, atol=1e-5)
+    assert np.abs(got - first).max() > 0.05  # the second crop moved the answer
+    # The chunked path of large batches gives the same answer.
+    many = refined.landmarks(astronaut, [box] * (CHUNK + 3))
+    np.testing.assert_allclose(many, np.repeat(got, CHUNK + 3, axis=0), atol=1e-4)
+    # A box shifted by a fifth of its width: the refined answer stays nearer the centred one.
+    shift = box.width / 5
+    moved = Box(box.left + shift, box.top, box.right + shift, box.bottom)
+    drift_plain = np.linalg.norm(plain.landmarks(astronaut, [moved]) - first, axis=-1).mean()
+    drift_refined = np.linalg.norm(refined.landmarks(astronaut, [moved]) - got, axis=-1).mean()
+    assert drift_refined < 0.8 * drift_plain
+
+
+def test_refine_keeps_the_box_of_degenerate_points() -> None:
+    from tcnn.predictor import again
+
+    box = Box(10, 20, 50, 60)
+    assert again(np.full((5, 2), 30.0, np.float32), box, (0.0, 0.0, 1.0)) is box
+    assert again(np.full((5, 2), np.nan, np.float32), box, (0.0, 0.0, 1.0)) is box
+    pts = np.array([[0, 0], [10, 0], [5, 5], [0, 10], [10, 10]], np.float32)
+    assert again(pts, box, (0.0, 0.1, 2.0)).as_tuple() == (-5.0, -4.0, 15.0, 16.0)
+
+
+def test_refine_needs_the_cards_box_relation(tmp_path: Path) -> None:
+    import shutil
+
+    from tcnn.card import update_card
+    from tcnn.models.registry import resolve
+
+    copy = tmp_path / "norelation.onnx"
+    shutil.copy(resolve("vanilla5"), copy)
+    update_card(copy, box_from_landmarks=None, name="norelation")
+    assert LandmarkDetector(copy).refine is False
+    with pytest.raises(TcnnError, match="norelation: its card has no box_from_landmarks"):
+        LandmarkDetector(copy, refine=True)

@@ -144,3 +144,35 @@ def test_label_shift_per_source_of_a_union(shared_root: Path) -> None:
     np.testing.assert_allclose(deltas, [-0.5] * 3 + [0.25] * 3, atol=1e-5)
     with pytest.raises(TcnnError, match=r"label_shift: 3 values for 2 datasets"):
         training_samples(load_config(None, [*base, "label_shift=1,2,3"]), progress=False)
+
+
+def test_init_from_a_run_folder_or_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    from tcnn.models.vanilla import VanillaArch, VanillaCNN
+    from tcnn.train import initial_weights
+
+    arch = VanillaArch(68, 52, (24, 40, 96, 128), 256, "bnrelu")
+    trained = VanillaCNN(arch)
+    with torch.no_grad():
+        for v in trained.state_dict().values():
+            if v.is_floating_point():
+                v.uniform_(-1, 1)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": trained.state_dict(), "epoch": 3}, run / "checkpoint.pt")
+    for source in (run, run / "checkpoint.pt"):
+        fresh = VanillaCNN(arch)
+        fresh.load_state_dict(initial_weights(str(source), fresh))
+        for key, value in trained.state_dict().items():
+            assert torch.equal(fresh.state_dict()[key], value), key
+    # A BatchNorm model's ONNX file has its BatchNorm folded in: the error says what to give.
+    with pytest.raises(TcnnError, match="folded at export: give its run folder"):
+        initial_weights("tcnn68", VanillaCNN(arch))
+    with pytest.raises(TcnnError, match=r"has no checkpoint\.pt"):
+        initial_weights(str(tmp_path), VanillaCNN(arch))
+    with pytest.raises(TcnnError, match=r"no weights trunk\.0\.weight"):
+        initial_weights(str(run), VanillaCNN(VanillaArch(68, 52, (8, 8, 8, 8), 16, "bnrelu")))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TcnnError, match="not a tcnn checkpoint"):
+        initial_weights(str(tmp_path / "bad.pt"), VanillaCNN(arch))

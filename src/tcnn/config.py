@@ -87,8 +87,9 @@ class TrainConfig:
     # on both axes before training; measured by `benchmarks/label_rule.py` on training faces.
     # One value for every source, or one per source of a "+" union, in its order.
     label_shift: tuple[float, ...] = (0.0,)
-    # start from the weights of a tcnn ONNX model of the same architecture (a shipped name or a
-    # path; its input standardisation too) instead of a random initialisation
+    # start from the weights of a model of the same architecture instead of a random
+    # initialisation (its input standardisation too): a run folder or its checkpoint.pt, or a
+    # tcnn ONNX model (a shipped name or a path; not a BatchNorm one: its export folds them)
     init: str = ""
     out_dir: str = "runs"
 

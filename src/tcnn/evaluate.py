@@ -115,6 +115,7 @@ def evaluate(
     normaliser: str | None = None,
     progress: bool = True,
     limit: int = 0,
+    refine: bool = False,
 ) -> EvalResult:
     """Evaluate ``model`` on ``data`` with the boxes ``detector`` finds.
 
@@ -126,11 +127,12 @@ def evaluate(
 
     Args:
         limit: read only the first ``limit`` faces of the dataset (0: all).
+        refine: place each face twice and average (:class:`tcnn.predictor.LandmarkDetector`).
     """
     spec = DATASETS.get(data)
     if spec is None:
         raise TcnnError(f"unknown dataset {data!r} (known: {', '.join(DATASETS)})")
-    lm = LandmarkDetector(model, points=spec.points, detector=detector)
+    lm = LandmarkDetector(model, points=spec.points, detector=detector, refine=refine)
     if lm.model.points not in (spec.points, 68):
         raise TcnnError(
             f"model {lm.model.path.name} has {lm.model.points} points; {data} has {spec.points}"
@@ -161,7 +163,7 @@ def evaluate(
     groups = [s.group for s in found] if any(s.group for s in found) else []
     regions = region_errors(pred, gt, norm, scheme.regions) if groups else {}
     return EvalResult(
-        lm.model.card.name,
+        lm.model.card.name + (" (refine)" if refine else ""),
         data,
         norm_key,
         protocol,
@@ -216,6 +218,7 @@ def evaluate_300w(
     root: str,
     detector: str | None = None,
     progress: bool = True,
+    refine: bool = False,
 ) -> list[dict[str, Any]]:
     """300-W's common, challenging and full test sets, inter-ocular and inter-pupil.
 
@@ -225,7 +228,7 @@ def evaluate_300w(
         One summary per (subset, normaliser), errors in percent.
     """
     parts = {
-        name: evaluate(model, f"300w-{name}", root, detector, progress=progress)
+        name: evaluate(model, f"300w-{name}", root, detector, progress=progress, refine=refine)
         for name in ("common", "challenging")
     }
     subsets = {**{n: [r] for n, r in parts.items()}, "full": list(parts.values())}

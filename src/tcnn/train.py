@@ -168,7 +168,7 @@ def train(
     train_set, val_set, info = prepare(cfg, progress)
     net = VanillaCNN(arch_of(cfg))
     if cfg.init:
-        net.load_state_dict(weights_from_onnx(cfg.init, net))
+        net.load_state_dict(initial_weights(cfg.init, net))
     else:
         centre = train_set.centre()
         net.mean.copy_(centre.mean(0))
@@ -179,6 +179,37 @@ def train(
     fit(net, train_set, val_set, loop, run, state, resume, gen, progress)
     finish(run, progress=progress, train_set=train_set)
     return run
+
+
+def initial_weights(source: str, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of ``net`` for config ``init``: a run folder, its ``checkpoint.pt``, or
+    a tcnn ONNX model (:func:`weights_from_onnx`).
+
+    A BatchNorm network's export folds its BatchNorm layers into the convolutions, so its
+    ONNX file cannot restart training: give its run folder (or checkpoint) instead.
+
+    Raises:
+        TcnnError: when the source is missing or its weights do not fit ``net``.
+    """
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+        if not path.is_file():
+            raise TcnnError(f"config init {source}: the run folder has no checkpoint.pt")
+    if path.suffix != ".pt":
+        return weights_from_onnx(source, net)
+    if not path.is_file():
+        raise TcnnError(f"config init {source}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    except Exception as e:  # torch raises many kinds of error on a bad file
+        raise TcnnError(f"config init {source}: not a tcnn checkpoint ({e})") from None
+    want = net.state_dict()
+    for key, value in want.items():
+        found = state.get(key)
+        if found is None or tuple(found.shape) != tuple(value.shape):
+            raise TcnnError(f"{path}: no weights {key} {tuple(value.shape)} for config init")
+    return {k: state[k] for k in want}
 
 
 def weights_from_onnx(model: str, net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -200,7 +231,14 @@ def weights_from_onnx(model: str, net: torch.nn.Module) -> dict[str, torch.Tenso
     for key, value in net.state_dict().items():
         found = inits.get(f"net.{key}")
         if found is None or tuple(found.dims) != tuple(value.shape):
-            raise TcnnError(f"{path}: no weights {key} {tuple(value.shape)} for config init")
+            folded = (
+                "; its BatchNorm was folded at export: give its run folder"
+                if any(k.startswith("onnx::") for k in inits)
+                else ""
+            )
+            raise TcnnError(
+                f"{path}: no weights {key} {tuple(value.shape)} for config init{folded}"
+            )
         state[key] = torch.from_numpy(numpy_helper.to_array(found).copy())
     return state
 
