@@ -17,17 +17,18 @@ from common import (
     RESULTS,
     DlibShapePredictor,
     found_faces,
+    landmark_detector,
     machine,
     pct,
     predict_all,
     rate,
     speed,
+    with_refined,
     write_result,
 )
 from tcnn.evaluate import plot_ced
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.models.registry import list_models
-from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import SIXTY_EIGHT
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     images, boxes, gt = faces.images, faces.boxes, faces.gt
     io = normalising_distance(gt, SIXTY_EIGHT, "inter-ocular")
     ip = normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")
-    names = args.models or [m["name"] for m in list_models() if m["points"] == 68]
+    names = args.models or with_refined([m["name"] for m in list_models() if m["points"] == 68])
 
     rows, curves = [], {}
 
@@ -58,10 +59,10 @@ def main() -> None:
         print(f"{label}: mean {pct(rows[-1]['mean'])}, fail10 {pct(rows[-1]['failure_10'])}")
 
     for name in names:
-        lm = LandmarkDetector(name, points=68)
+        lm, label = landmark_detector(name, points=68)
         pred = predict_all(lm, images, boxes)
         add(
-            lm.model.card.name,
+            label,
             pred,
             {
                 **speed(lm, images * 2, boxes * 2, n1=750),

@@ -19,7 +19,8 @@ each part (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67), of each 
 (MERL-RAV's frontal, lefthalf, righthalf), the mean point error over the visible and over
 the externally occluded points, and the share of faces on which it beats dlib.
 
-Methods: ``--models`` (shipped 68-point names or ``.onnx`` paths, default the shipped ones),
+Methods: ``--models`` (shipped 68-point names or ``.onnx`` paths, ``+refine`` appended for
+``LandmarkDetector(refine=True)``; default the shipped ones, plain and refined),
 dlib's 68-point predictor, and ``--teacher MODULE:FUNCTION`` for any other method: the function
 takes no argument and returns a :class:`Method` (see ``dlib_method`` for an example).
 
@@ -40,14 +41,23 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from common import RESULTS, DlibShapePredictor, load_images, machine, pct, write_result
+from common import (
+    REFINE,
+    RESULTS,
+    DlibShapePredictor,
+    landmark_detector,
+    load_images,
+    machine,
+    pct,
+    with_refined,
+    write_result,
+)
 from tcnn.data.datasets import DATASETS, load_dataset
 from tcnn.data.formats import OCCLUDED, VISIBLE
 from tcnn.detect import box_map
 from tcnn.evaluate import normaliser_points, plot_ced
 from tcnn.metrics import nme, normalising_distance, point_errors, region_errors, summarise
 from tcnn.models.registry import list_models
-from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import SIXTY_EIGHT
 from tcnn.types import Box
 
@@ -74,8 +84,8 @@ class Method:
 
 
 def tcnn_method(model: str) -> Method:
-    """A tcnn model by shipped name or ``.onnx`` path, 256 faces a batch."""
-    lm = LandmarkDetector(model, points=68)
+    """A tcnn model by shipped name or ``.onnx`` path (``+refine``: refined), 256 faces a batch."""
+    lm, label = landmark_detector(model, points=68)
     if lm.model.points != 68:
         raise SystemExit(f"{model}: has {lm.model.points} points, aflw68 needs 68")
 
@@ -85,9 +95,7 @@ def tcnn_method(model: str) -> Method:
             [lm.landmarks_batch(pairs[i : i + 256]) for i in range(0, len(pairs), 256)]
         )
 
-    name = (
-        lm.model.card.name if Path(model).suffix != ".onnx" else f"{lm.model.card.name} ({model})"
-    )
+    name = label if Path(model.removesuffix(REFINE)).suffix != ".onnx" else f"{label} ({model})"
     size = round(lm.model.path.stat().st_size / 1024)
     return Method(name, lm.model.card.detector, predict, size)
 
@@ -188,7 +196,7 @@ def main() -> None:
     if not args.out or any(c in args.out for c in "/\\."):
         ap.error(f"--out {args.out!r}: give a plain name (no folder, no extension)")
 
-    names = args.models or [m["name"] for m in list_models() if m["points"] == 68]
+    names = args.models or with_refined([m["name"] for m in list_models() if m["points"] == 68])
     methods = [tcnn_method(n) for n in names] + [dlib_method()]
     methods += [teacher_method(t) for t in args.teacher]
     names_seen = [m.name for m in methods]

@@ -28,7 +28,17 @@ import numpy as np
 from tqdm import tqdm
 
 from bench_5pt import speed
-from common import RESULTS, DlibShapePredictor, load_images, machine, pct, predict_all, write_result
+from common import (
+    RESULTS,
+    DlibShapePredictor,
+    landmark_detector,
+    load_images,
+    machine,
+    pct,
+    predict_all,
+    with_refined,
+    write_result,
+)
 from tcnn.data.datasets import load_dataset, match_box
 from tcnn.detect import RETINA_TO_HOG, make_detector
 from tcnn.imaging import load_image
@@ -75,9 +85,9 @@ def protocol(which: str, models: list[str], dl: DlibShapePredictor, own: list) -
     print(f"protocol ({which}): {len(keep)} faces")
     rows = []
     for name in models:
-        lm = LandmarkDetector(name, detector=detector)
+        lm, label = landmark_detector(name, detector=detector)
         pred = predict_all(lm, images, boxes, detector)
-        rows.append(score(lm.model.card.name, pred, gt))
+        rows.append(score(label, pred, gt))
         rows[-1]["model_detector"] = lm.model.card.detector
         if which == "a" and name == models[0]:
             rows[-1].update(speed(lm, images, [lm.model_box(b) for b in boxes]))
@@ -139,7 +149,7 @@ def main() -> None:
         result["machine"] = machine()
         print(write_result("protocols", result))
         return
-    models = args.models or [m["name"] for m in list_models() if m["points"] == 5]
+    models = args.models or with_refined([m["name"] for m in list_models() if m["points"] == 5])
     if args.seed_model:
         models.append(args.seed_model)
     dl = DlibShapePredictor()

@@ -162,6 +162,28 @@ def predict_all(
     )
 
 
+#: A model spec's suffix for ``LandmarkDetector(refine=True)``: ``"tcnn68+refine"``.
+REFINE = "+refine"
+
+
+def landmark_detector(spec: str, **kwargs: Any) -> tuple[Any, str]:
+    """``LandmarkDetector`` of a model spec (a shipped name or ``.onnx`` path, with
+    :data:`REFINE` appended to refine) and its row label: the card's name, `` (refine)`` added.
+
+    ``kwargs`` go to ``LandmarkDetector`` (points, detector, ...).
+    """
+    from tcnn.predictor import LandmarkDetector
+
+    refine = spec.endswith(REFINE)
+    lm = LandmarkDetector(spec.removesuffix(REFINE), refine=refine, **kwargs)
+    return lm, lm.model.card.name + (" (refine)" if refine else "")
+
+
+def with_refined(names: list[str]) -> list[str]:
+    """Each model spec, then each again refined: the default rows of the benchmarks."""
+    return [*names, *(n + REFINE for n in names)]
+
+
 def load_images(samples: list[Any]) -> list[np.ndarray]:
     return [load_image(s.path) for s in samples]
 

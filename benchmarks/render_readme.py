@@ -278,6 +278,48 @@ def aflw68_section(result: dict) -> str:
     return "\n".join(lines)
 
 
+def refine_section(results: dict[str, dict[str, Any]]) -> str:
+    """Each model plain and refined, on every benchmark that ran both (rows ``X (refine)``)."""
+    benches = [
+        ("protocols", "a", "MTFL AFLW, RetinaFace boxes"),
+        ("protocols", "b", "MTFL AFLW, HOG boxes"),
+        ("68pt", None, "ytf68 test"),
+        ("aflw68", "hog", "aflw68, HOG boxes"),
+        ("aflw68", "retinaface", "aflw68, RetinaFace boxes"),
+    ]
+    lines = [
+        "| benchmark | model | mean | refined | change | fail > 10% | refined |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stem, key, label in benches:
+        result = results[stem] if key is None else results[stem][key]
+        rows = {r["method"]: r for r in result["rows"]}
+        for name, r in rows.items():
+            refined = rows.get(f"{name} (refine)")
+            if refined is None:
+                continue
+            change = 100 * (refined["mean"] - r["mean"])
+            lines.append(
+                f"| {label} | {name} | {100 * r['mean']:.2f}% | {100 * refined['mean']:.2f}% "
+                f"| {change:+.2f} | {100 * r['failure_10']:.1f}% "
+                f"| {100 * refined['failure_10']:.1f}% |"
+            )
+    rows68 = {r["method"]: r for r in results["68pt"]["rows"]}
+    speeds = [
+        f"{name} {r['faces_per_s_batch256']:,.0f} faces/s refined against "
+        f"{rows68[name.removesuffix(' (refine)')]['faces_per_s_batch256']:,.0f} plain"
+        for name, r in rows68.items()
+        if name.endswith(" (refine)")
+    ]
+    lines += [
+        "",
+        "From the result files of `bench_protocols.py`, `bench_68pt.py` and `bench_aflw68.py` "
+        "(their machines are named under their tables). Landmark stage at batch 256 on ytf68 "
+        f"test: {'; '.join(speeds)}.",
+    ]
+    return "\n".join(lines)
+
+
 def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Each README section's body by its marker key, from the results by file stem."""
     out: dict[str, str] = {}
@@ -298,6 +340,14 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from tweak68 import tweak68_section
 
             out[key] = tweak68_section(result)
+        elif key == "ytf68_style":
+            from ytf68_style import ytf68_style_section
+
+            out[key] = ytf68_style_section(result)
+        elif key == "refine_variants":
+            from refine_variants import refine_variants_section
+
+            out[key] = refine_variants_section(result)
         elif key == "video":
             from video_section import video_section
 
@@ -313,6 +363,7 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
     makers: dict[str, Callable[[dict[str, dict[str, Any]]], str]] = {
         "summary": summary,
         "label_note": label_note,
+        "refine": refine_section,
     }
     for key, make in makers.items():
         try:

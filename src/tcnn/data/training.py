@@ -78,6 +78,14 @@ def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
     ]
 
 
+def split(samples: Sequence[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
+    """The training and the held-out validation faces of ``samples`` (``cfg.val_fraction`` of
+    them, at least one, drawn by ``cfg.seed``): the split a run of ``cfg`` trains on."""
+    order = np.random.default_rng(cfg.seed).permutation(len(samples))
+    n_val = max(1, int(len(samples) * cfg.val_fraction))
+    return [samples[i] for i in order[n_val:]], [samples[i] for i in order[:n_val]]
+
+
 def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, dict[str, Any]]:
     """Load the training faces, split off validation faces, cut base crops.
 
@@ -89,11 +97,7 @@ def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, 
     samples = training_samples(cfg, progress)
     missed = sum(s.box is None for s in samples)
     relation = box_relation(samples)
-    samples = fill_missing_boxes(samples, cfg.missed)
-    order = np.random.default_rng(cfg.seed).permutation(len(samples))
-    n_val = max(1, int(len(samples) * cfg.val_fraction))
-    val = [samples[i] for i in order[:n_val]]
-    train = [samples[i] for i in order[n_val:]]
+    train, val = split(fill_missing_boxes(samples, cfg.missed), cfg)
     kw: dict[str, Any] = dict(
         size=cfg.input_size, scale=cfg.crop_scale, shift_y=cfg.crop_shift_y, progress=progress
     )
