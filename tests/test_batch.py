@@ -214,3 +214,20 @@ def test_many_missing_paths_finish_with_bounded_memory(tmp_path: Path) -> None:
     assert table.num_rows == 60_000 and set(table.column("status").to_pylist()) == {"failed"}
     assert table.column("error")[59_999].as_py() == "/no/such/59999.jpg: no such file"
     assert rss_large < rss_small * 1.15 + 10, (rss_small, rss_large)
+
+
+def test_refine_moves_the_landmarks_and_is_part_of_the_job(
+    photos: Path, reference: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    out = tmp_path / "refined"
+    code = main(["batch", str(photos), "-o", str(out), "--workers", "1", "--refine", "-q"])
+    assert code == 0
+    refined = rows(out)
+    plain = [r for r in reference if r["landmarks"] is not None]
+    moved = [r for r in refined if r["landmarks"] is not None]
+    assert len(moved) == len(plain) > 0
+    assert [r["path"] for r in moved] == [r["path"] for r in plain]
+    assert all(a["left"] == b["left"] and a["top"] == b["top"] for a, b in zip(moved, plain))
+    assert any(a["landmarks"] != b["landmarks"] for a, b in zip(moved, plain))
+    with pytest.raises(TcnnError, match=r"different job.*refine"):
+        run(photos, out, resume=True, progress=False)

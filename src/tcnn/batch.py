@@ -101,6 +101,7 @@ class Options:
     align: int | None = None
     part_size: int = 256
     threads: int = 1
+    refine: bool = False
 
 
 @dataclass
@@ -251,7 +252,7 @@ class PartWorker:
         o = options
         lm = LandmarkDetector(
             o.model, o.points, o.detector, o.upsample, o.threshold,
-            threads=o.threads, detector_threads=o.threads,
+            threads=o.threads, detector_threads=o.threads, refine=o.refine,
         )  # fmt: skip
         self.model_name = lm.model.card.name
         self.detector_name = lm.detector_name
@@ -401,6 +402,7 @@ def run(
     path_column: str = "path",
     part_size: int = 256,
     progress: bool = True,
+    refine: bool = False,
 ) -> Summary:
     """Landmarks of every face in ``inputs``, written to the Parquet dataset ``out``.
 
@@ -415,6 +417,7 @@ def run(
         ray: ``True`` for a local Ray runtime, or a Ray cluster address (``host:port``).
         path_column: the manifest column that holds the paths.
         part_size: inputs per part file (the work redone at most per worker after a kill).
+        refine: place each face twice and average (``LandmarkDetector(refine=True)``).
 
     Raises:
         TcnnError: a missing input or manifest column, an unwritable or already used
@@ -430,7 +433,7 @@ def run(
     _pyarrow()
     for source in sources:
         check_input(source, path_column)
-    options = Options(model, points, detector, upsample, threshold, align, part_size)
+    options = Options(model, points, detector, upsample, threshold, align, part_size, refine=refine)
     _check_options(options)
     out = ensure_dir(Path(out))
     job = {"inputs": [os.path.abspath(s) for s in sources], "path_column": path_column}
@@ -456,7 +459,9 @@ def _check_options(options: Options) -> None:
     from tcnn.predictor import LandmarkDetector
 
     o = options
-    LandmarkDetector(o.model, o.points, o.detector, o.upsample, o.threshold, threads=1)
+    LandmarkDetector(
+        o.model, o.points, o.detector, o.upsample, o.threshold, threads=1, refine=o.refine
+    )
 
 
 def _summary_dict(s: Summary) -> dict[str, Any]:
@@ -477,7 +482,8 @@ def _start_job(out: Path, job: dict[str, Any], resume: bool) -> dict[int, dict[s
         return {}
     if job_file.exists():
         before = json.loads(job_file.read_text())
-        changed = [k for k in job if before.get(k) != job[k]]
+        defaults = asdict(Options())  # a job written before an option existed had its default
+        changed = [k for k in job if before.get(k, defaults.get(k)) != job[k]]
         if changed:
             raise TcnnError(f"{out}: --resume with a different job ({', '.join(changed)} changed)")
     else:

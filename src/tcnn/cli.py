@@ -140,7 +140,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         args.inputs, args.output, points=args.points, model=args.model, detector=args.detector,
         upsample=args.upsample, align=args.align, workers=args.workers, resume=args.resume,
         ray=False if args.ray is None else args.ray, path_column=args.path_column,
-        part_size=args.part_size, progress=not args.quiet,
+        part_size=args.part_size, progress=not args.quiet, refine=args.refine,
     )  # fmt: skip
     print(f"{summary.line()} in {summary.seconds:.1f} s")
     return 0
@@ -500,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a killed or stopped run")
     p.add_argument("--path-column", default="path", help="manifest column of paths (path)")
     p.add_argument("--part-size", type=int, default=256, help="inputs per part file (256)")
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="place each face twice and average: more precise, twice the landmark time",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_batch)
 
