@@ -76,3 +76,41 @@ def test_no_offset_measures_zero_and_shift_zero_is_identity() -> None:
     moved = shift_labels(samples, 0.25)[0].landmarks
     np.testing.assert_allclose(moved, -0.25)
     assert moved.dtype == np.float32
+
+
+def test_style_rule_recovers_a_known_per_point_style(tmp_path: Path) -> None:
+    """Labels drawn in another style (a per-point offset proportional to the face's size) and
+    a noisy reference: the measured offsets recover the style, and restyle undoes it."""
+    import json
+
+    import pytest
+
+    from tcnn.convention import extent, restyle, style_offsets
+    from tcnn.data.training import read_style
+    from tcnn.errors import TcnnError
+
+    rng = np.random.default_rng(3)
+    template = rng.uniform(-0.5, 0.5, (68, 2))
+    style = rng.normal(0, 0.02, (68, 2))  # in extents
+    scales = rng.uniform(40, 400, 500)
+    truth = template[None] * scales[:, None, None] + rng.uniform(0, 600, (500, 1, 2))
+    unit = extent(truth)[:, None, None]
+    labels = truth + style * unit
+    reference = truth + rng.normal(0, 0.01, truth.shape) * unit  # the teacher: unbiased, noisy
+    measured = style_offsets(labels, reference)
+    assert np.abs(measured - style).max() < 0.003  # the noise averages out over 500 faces
+    samples = [Sample(Path(f"f{i}.png"), p.astype(np.float32), None, np.nan) for i, p in
+               enumerate(labels)]  # fmt: skip
+    moved = np.stack([s.landmarks for s in restyle(samples, measured)])
+    assert (np.abs(moved - truth) / unit).max() < 0.006  # per face, in its extent
+    assert (np.abs(labels - truth) / unit).max() > 0.04  # the style was visible before
+    path = tmp_path / "style.json"
+    path.write_text(json.dumps({"source": "ytf68-train", "offsets": measured.tolist()}))
+    np.testing.assert_allclose(read_style(str(path), "ytf68-train"), measured)
+    with pytest.raises(TcnnError, match="measured on 'ytf68-train', not 'mtfl-train'"):
+        read_style(str(path), "mtfl-train")
+    path.write_text("{}")
+    with pytest.raises(TcnnError, match="not a style file"):
+        read_style(str(path), "ytf68-train")
+    with pytest.raises(TcnnError, match="no such file"):
+        read_style(str(tmp_path / "none.json"), "ytf68-train")

@@ -87,6 +87,10 @@ class TrainConfig:
     # on both axes before training; measured by `benchmarks/label_rule.py` on training faces.
     # One value for every source, or one per source of a "+" union, in its order.
     label_shift: tuple[float, ...] = (0.0,)
+    # the style rule (tcnn.convention.restyle): one entry per source of a "+" union, "" or a
+    # JSON file of per-point offsets (`benchmarks/label_style.py`, measured on training faces)
+    # that moves that source's labels into the reference style, after label_shift
+    label_style: tuple[str, ...] = ()
     # start from the weights of a model of the same architecture instead of a random
     # initialisation (its input standardisation too): a run folder or its checkpoint.pt, or a
     # tcnn ONNX model (a shipped name or a path; not a BatchNorm one: its export folds them)

@@ -61,3 +61,37 @@ def shift_labels(samples: Sequence[Sample], shift: float) -> list[Sample]:
     return [
         replace(s, landmarks=(s.landmarks - np.float32(shift)).astype(np.float32)) for s in samples
     ]
+
+
+# A labelling style: where a dataset's annotators put each point (the jaw contour, the brow
+# ends), not a pixel convention. Two 68-point datasets can differ by a per-point offset that is
+# far larger than a pixel convention; training on both teaches the network their average. The
+# style rule measures the mean per-point difference between a source's labels and a reference
+# (a teacher's points on the same training faces), in units of each face's landmark extent,
+# and moves the source's training labels by it, into the reference's style. Training faces only.
+
+
+def extent(points: np.ndarray) -> np.ndarray:
+    """The longer side of the landmarks' bounding box: ``[..., K, 2] -> [...]``."""
+    span = np.nanmax(points, axis=-2) - np.nanmin(points, axis=-2)
+    return np.max(span, axis=-1)
+
+
+def style_offsets(labels: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The mean per-point offset (label - reference) over faces, in landmark extents: ``[K, 2]``.
+
+    Args:
+        labels, reference: ``[N, K, 2]`` the same faces, same pixels.
+    """
+    unit = extent(labels)[:, None, None]
+    return np.mean((np.asarray(labels, np.float64) - reference) / unit, axis=0)
+
+
+def restyle(samples: Sequence[Sample], offsets: np.ndarray) -> list[Sample]:
+    """Training samples with every label moved by ``-offsets`` (``[K, 2]``, in landmark
+    extents): from their own labelling style into the reference's."""
+    out = []
+    for s in samples:
+        moved = s.landmarks - offsets * extent(s.landmarks)
+        out.append(replace(s, landmarks=moved.astype(np.float32)))
+    return out

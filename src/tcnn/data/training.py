@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tcnn.config import TrainConfig
-from tcnn.convention import shift_labels
+from tcnn.convention import restyle, shift_labels
 from tcnn.data.augment import CropSet, make_crops
 from tcnn.data.datasets import Sample, dataset_names, load_dataset
 from tcnn.errors import TcnnError
@@ -70,12 +72,42 @@ def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
             f"label_shift: {len(cfg.label_shift)} values for {len(names)} datasets in "
             f"{cfg.data!r}; give one value, or one per dataset"
         )
+    styles = cfg.label_style or ("",) * len(names)
+    if len(styles) != len(names):
+        raise TcnnError(
+            f"label_style: {len(styles)} entries for {len(names)} datasets in {cfg.data!r}; "
+            'give one per dataset ("" for none)'
+        )
     root = cfg.data_root or None
-    return [
-        s
-        for name, shift in zip(names, shifts)
-        for s in shift_labels(load_dataset(name, root, cfg.detector, progress, cfg.limit), shift)
-    ]
+    out: list[Sample] = []
+    for name, shift, style in zip(names, shifts, styles):
+        samples = shift_labels(load_dataset(name, root, cfg.detector, progress, cfg.limit), shift)
+        if style and samples:
+            offsets = read_style(style, name)
+            if len(offsets) != len(samples[0].landmarks):
+                raise TcnnError(
+                    f"label_style {style}: {len(offsets)} points, {name} has "
+                    f"{len(samples[0].landmarks)}"
+                )
+            samples = restyle(samples, offsets)
+        out += samples
+    return out
+
+
+def read_style(path: str, source: str) -> np.ndarray:
+    """The ``[K, 2]`` per-point offsets of a style file (``benchmarks/label_style.py``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        offsets = np.asarray(data["offsets"], np.float64)
+    except FileNotFoundError:
+        raise TcnnError(f"label_style {path}: no such file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TcnnError(f"label_style {path}: not a style file ({exc})") from None
+    if data.get("source") != source:
+        raise TcnnError(f"label_style {path}: measured on {data.get('source')!r}, not {source!r}")
+    if offsets.ndim != 2 or offsets.shape[1] != 2:
+        raise TcnnError(f"label_style {path}: offsets must be [K, 2], not {list(offsets.shape)}")
+    return offsets
 
 
 def split(samples: Sequence[Sample], cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
