@@ -27,6 +27,7 @@ from tcnn.config import load_config
 from tcnn.convention import shift_labels, style_offsets
 from tcnn.data.datasets import dataset_names, load_dataset
 from tcnn.data.pseudo import Source, Thresholds, flip_disagreement, label_source
+from tcnn.data.training import source_shifts
 from tcnn.outputs import write_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -42,8 +43,7 @@ def main() -> None:
     names = dataset_names(cfg.data)
     if args.source not in names:
         raise SystemExit(f"--source {args.source}: not in the config's data {cfg.data!r}")
-    shifts = cfg.label_shift if len(cfg.label_shift) == len(names) else cfg.label_shift * len(names)
-    shift = shifts[names.index(args.source)]
+    shift = source_shifts(cfg)[names.index(args.source)]
     samples = shift_labels(load_dataset(args.source, cfg.data_root or None), shift)
     source = Source(args.source, args.factor, [(s.path, s.landmarks) for s in samples])
     labels = label_source(source)

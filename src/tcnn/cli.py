@@ -389,6 +389,15 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_refine_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="place each face twice, from the detector's box and from the box its first "
+        "answer implies, and average: more precise, twice the landmark stage's time",
+    )
+
+
 def _datasets_epilog() -> str:
     from tcnn.data.datasets import DATASETS
 
@@ -464,12 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="face detector score threshold (default: 0.8 for retinaface, 0.3 for dlib)",
     )
-    p.add_argument(
-        "--refine",
-        action="store_true",
-        help="place each face twice, from the detector's box and from the box its first "
-        "answer implies, and average: more precise, twice the landmark stage's time",
-    )
+    _add_refine_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_detect)
 
@@ -500,11 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a killed or stopped run")
     p.add_argument("--path-column", default="path", help="manifest column of paths (path)")
     p.add_argument("--part-size", type=int, default=256, help="inputs per part file (256)")
-    p.add_argument(
-        "--refine",
-        action="store_true",
-        help="place each face twice and average: more precise, twice the landmark time",
-    )
+    _add_refine_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_batch)
 
@@ -538,12 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=int, default=0, help="read only the first N faces (0: all; not 300w)"
     )
-    p.add_argument(
-        "--refine",
-        action="store_true",
-        help="place each face twice, from the detector's box and from the box its first "
-        "answer implies, and average: more precise, twice the landmark stage's time",
-    )
+    _add_refine_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 

@@ -57,11 +57,11 @@ def fill_missing_boxes(samples: Sequence[Sample], mode: str) -> list[Sample]:
     return out
 
 
-def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
-    """The faces of ``cfg.data`` (first ``cfg.limit``) with ``cfg.detector``'s boxes (cached).
+def source_shifts(cfg: TrainConfig) -> tuple[float, ...]:
+    """``cfg.label_shift`` for each source of ``cfg.data``, in its order (one value serves all).
 
-    The labels are moved by ``-cfg.label_shift`` px on both axes (the label-convention rule,
-    :mod:`tcnn.convention`): one shift for every source, or one per source of a ``+`` union.
+    Raises:
+        TcnnError: neither one value nor one per source.
     """
     names = dataset_names(cfg.data)
     shifts = cfg.label_shift or (0.0,)
@@ -72,6 +72,17 @@ def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
             f"label_shift: {len(cfg.label_shift)} values for {len(names)} datasets in "
             f"{cfg.data!r}; give one value, or one per dataset"
         )
+    return shifts
+
+
+def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
+    """The faces of ``cfg.data`` (first ``cfg.limit``) with ``cfg.detector``'s boxes (cached).
+
+    The labels are moved by ``-cfg.label_shift`` px on both axes (the label-convention rule,
+    :mod:`tcnn.convention`): one shift for every source, or one per source of a ``+`` union.
+    """
+    names = dataset_names(cfg.data)
+    shifts = source_shifts(cfg)
     styles = cfg.label_style or ("",) * len(names)
     if len(styles) != len(names):
         raise TcnnError(
