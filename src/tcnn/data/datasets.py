@@ -102,6 +102,27 @@ DATASETS = {
             description="mtfl-train-dlib68 moved onto MTFL's human 5 points (label fusion)",
         ),
         DatasetSpec(
+            "mtfl-train-mix68",
+            68,
+            lambda r: _pseudo68(r, "mtfl-train-mix68"),
+            2,
+            description="MTFL training faces, the mean of dlib's and face-api.js's 68 points",
+        ),
+        DatasetSpec(
+            "mtfl-train-fused-mix68",
+            68,
+            lambda r: _fused68(r, "mtfl-train-mix68"),
+            2,
+            description="mtfl-train-mix68 moved onto MTFL's human 5 points (label fusion)",
+        ),
+        DatasetSpec(
+            "utkface-mix68",
+            68,
+            lambda r: _pseudo68(r, "utkface-mix68"),
+            1,
+            description="UTKFace crop_part1, the mean of dlib's and face-api.js's 68 points",
+        ),
+        DatasetSpec(
             "utkface-dlib68",
             68,
             lambda r: _pseudo68(r, "utkface-dlib68"),
@@ -165,12 +186,12 @@ def _pseudo68(root: Path, name: str) -> list[Annotation]:
     return read_pseudo68(pseudo.pseudo_dataset(name, root), root)
 
 
-def _fused68(root: Path) -> list[Annotation]:
-    """MTFL training faces: dlib's pseudo-labels moved onto the human 5 points
+def _fused68(root: Path, name: str = "mtfl-train-dlib68") -> list[Annotation]:
+    """MTFL training faces: the pseudo-labels of ``name`` moved onto the human 5 points
     (:func:`tcnn.data.fusion.fuse_five`), the human points corrected by the label rule first."""
     human = {a.path: a.landmarks for a in read_mtfl(root / "mtfl/train_landmarks5_bbox.txt")}
     out = []
-    for a in _pseudo68(root, "mtfl-train-dlib68"):
+    for a in _pseudo68(root, name):
         five = human[a.path] - pseudo.MTFL_SHIFT
         out.append(replace(a, landmarks=fuse_five(a.landmarks, five)))
     return out

@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,7 @@ class Result:
     kept: np.ndarray
     thresholds: Thresholds
     seconds: float
+    teachers: str = "teacher dlib shape_predictor_68_face_landmarks"
 
 
 def measure(
@@ -330,7 +331,7 @@ def _summary(result: Result) -> str:
         f"(boxes: {src.count('hog')} hog, {src.count('retinaface')} retinaface, "
         f"{src.count('none')} none; filters flip <= {t.flip} (retinaface boxes "
         f"{min(t.flip, t.flip_retina)}), human <= {t.human}); "
-        f"teacher dlib shape_predictor_68_face_landmarks on x{result.source.factor} bilinear "
+        f"{result.teachers} on x{result.source.factor} bilinear "
         f"upscale, label = mean of direct and un-mirrored flipped; {result.seconds:.0f} s"
     )
 
@@ -404,11 +405,87 @@ def make_pseudo(
     return result
 
 
+def second_teacher(
+    source: Source, labels: list[Label], progress: bool = True, batch: int = 64
+) -> list[Label]:
+    """face-api.js's answers (:mod:`tcnn.data.faceapi`), direct and mirrored, on the boxes of
+    ``labels`` (dlib's); faces without a box stay unlabelled."""
+    from tcnn.data.faceapi import FaceApi68, place
+
+    net = FaceApi68()
+    out = [Label(None, None, lab.box, lab.box_source) for lab in labels]
+    todo = [i for i, lab in enumerate(labels) if lab.box is not None]
+    bar = tqdm(
+        total=len(todo),
+        desc=f"pseudo-labelling {source.name} (face-api 68)",
+        disable=not progress,
+        unit="face",
+    )
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        images = [load_image(source.items[i][0]) for i in chunk]
+        boxes = [b for i in chunk if (b := labels[i].box) is not None]
+        direct = place(net, images, boxes)
+        mirrored = [np.ascontiguousarray(img[:, ::-1]) for img in images]
+        mboxes = [
+            Box(img.shape[1] - b.right, b.top, img.shape[1] - b.left, b.bottom)
+            for img, b in zip(images, boxes)
+        ]
+        flipped = place(net, mirrored, mboxes)
+        for k, i in enumerate(chunk):
+            back = unmirror(flipped[k], images[k].shape[1])
+            out[i] = Label(
+                direct[k].astype(np.float32),
+                back.astype(np.float32),
+                boxes[k],
+                labels[i].box_source,
+            )
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def make_mixed(name: str, root: Path, progress: bool = True) -> Result:
+    """Pseudo-label ``name`` (``<dataset>-mix68``) with both teachers and write its CSV.
+
+    The label of a face is the mean of dlib's label (:func:`make_pseudo` of
+    ``<dataset>-dlib68``) and face-api.js's flip-averaged answer on the same box; the faces
+    kept are exactly dlib's, so that a run on either file holds out the same faces.
+    """
+    base = name.removesuffix("-mix68") + "-dlib68"
+    if not name.endswith("-mix68") or base not in SOURCES:
+        raise TcnnError(f"no two-teacher dataset {name!r} (known: {', '.join(MIXED)})")
+    dlib = make_pseudo(base, root, progress=progress)
+    raw = cache_file(name).with_suffix(".faceapi.raw.npz")
+    if raw.exists():
+        second, seconds = load_raw(raw, len(dlib.labels))
+    else:
+        start = time.perf_counter()
+        second = second_teacher(dlib.source, dlib.labels, progress)
+        seconds = time.perf_counter() - start
+        save_raw(raw, second, seconds)
+    mixed = [
+        Label((a.direct + b.direct) / 2, (a.flipped + b.flipped) / 2, a.box, a.box_source)
+        if a.direct is not None
+        and a.flipped is not None
+        and b.direct is not None
+        and b.flipped is not None
+        else a
+        for a, b in zip(dlib.labels, second)
+    ]
+    shift = SOURCES[base][1]
+    result = measure(dlib.source, mixed, dlib.thresholds, shift, dlib.seconds + seconds)
+    result = replace(result, kept=dlib.kept, teachers=TWO_TEACHERS)
+    write_result(result, cache_file(name), root)
+    return result
+
+
 def pseudo_dataset(name: str, root: Path) -> Path:
     """The cached pseudo-label CSV of ``name``, made first (with a progress bar) if missing."""
     path = cache_file(name)
     if not path.exists():
-        print(_summary(make_pseudo(name, root)))
+        made = make_mixed(name, root) if name in MIXED else make_pseudo(name, root)
+        print(_summary(made))
     return path
 
 
@@ -461,3 +538,9 @@ SOURCES: dict[str, tuple[Callable[[Path], Source], float]] = {
     "mtfl-train-dlib68": (mtfl_source, MTFL_SHIFT),
     "utkface-dlib68": (utkface_source, 0.0),
 }
+#: The two-teacher datasets (:func:`make_mixed`).
+MIXED = ("mtfl-train-mix68", "utkface-mix68")
+TWO_TEACHERS = (
+    "teachers dlib shape_predictor_68_face_landmarks and face-api.js face_landmark_68 "
+    "(tcnn.data.faceapi, on the original image; the two labels averaged, dlib's faces kept), dlib"
+)
