@@ -123,6 +123,20 @@ DATASETS = {
             description="UTKFace crop_part1, the mean of dlib's and face-api.js's 68 points",
         ),
         DatasetSpec(
+            "mtfl-train-fused-mixstyled68",
+            68,
+            lambda r: _fused68(r, "mtfl-train-mixstyled68"),
+            2,
+            description="as mtfl-train-fused-mix68, face-api.js moved into dlib's style first",
+        ),
+        DatasetSpec(
+            "utkface-mixstyled68",
+            68,
+            lambda r: _pseudo68(r, "utkface-mixstyled68"),
+            1,
+            description="as utkface-mix68, face-api.js moved into dlib's style first",
+        ),
+        DatasetSpec(
             "utkface-dlib68",
             68,
             lambda r: _pseudo68(r, "utkface-dlib68"),

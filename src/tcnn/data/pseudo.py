@@ -446,17 +446,19 @@ def second_teacher(
 
 
 def make_mixed(name: str, root: Path, progress: bool = True) -> Result:
-    """Pseudo-label ``name`` (``<dataset>-mix68``) with both teachers and write its CSV.
+    """Pseudo-label ``name`` (a key of :data:`MIXED`) with both teachers and write its CSV.
 
-    The label of a face is the mean of dlib's label (:func:`make_pseudo` of
-    ``<dataset>-dlib68``) and face-api.js's flip-averaged answer on the same box; the faces
-    kept are exactly dlib's, so that a run on either file holds out the same faces.
+    The label of a face is the mean of dlib's label (:func:`make_pseudo` of the base dataset)
+    and face-api.js's flip-averaged answer on the same box; the faces kept are exactly dlib's,
+    so that a run on either file holds out the same faces. The ``styled`` datasets first move
+    face-api.js's points into dlib's style: by each point's mean offset from dlib's, in eye
+    distances, over the dataset's faces (training faces only).
     """
-    base = name.removesuffix("-mix68") + "-dlib68"
-    if not name.endswith("-mix68") or base not in SOURCES:
+    if name not in MIXED:
         raise TcnnError(f"no two-teacher dataset {name!r} (known: {', '.join(MIXED)})")
+    base, styled = MIXED[name]
     dlib = make_pseudo(base, root, progress=progress)
-    raw = cache_file(name).with_suffix(".faceapi.raw.npz")
+    raw = cache_file(base.removesuffix("-dlib68") + "-mix68").with_suffix(".faceapi.raw.npz")
     if raw.exists():
         second, seconds = load_raw(raw, len(dlib.labels))
     else:
@@ -464,18 +466,33 @@ def make_mixed(name: str, root: Path, progress: bool = True) -> Result:
         second = second_teacher(dlib.source, dlib.labels, progress)
         seconds = time.perf_counter() - start
         save_raw(raw, second, seconds)
-    mixed = [
-        Label((a.direct + b.direct) / 2, (a.flipped + b.flipped) / 2, a.box, a.box_source)
-        if a.direct is not None
-        and a.flipped is not None
-        and b.direct is not None
-        and b.flipped is not None
-        else a
-        for a, b in zip(dlib.labels, second)
+    both = [
+        i
+        for i, (a, b) in enumerate(zip(dlib.labels, second))
+        if a.points is not None and b.points is not None
     ]
+    eye = {i: float(eye_distance(dlib.labels[i].points)) for i in both}  # type: ignore[arg-type]
+    style = np.zeros((68, 2))
+    if styled and both:
+        style = np.mean(
+            [(second[i].points - dlib.labels[i].points) / eye[i] for i in both],  # type: ignore[operator]
+            axis=0,
+        )
+    mixed = list(dlib.labels)
+    for i in both:
+        a, b, move = dlib.labels[i], second[i], style * eye[i]
+        assert a.direct is not None and a.flipped is not None
+        assert b.direct is not None and b.flipped is not None
+        mixed[i] = Label(
+            ((a.direct + b.direct - move) / 2).astype(np.float32),
+            ((a.flipped + b.flipped - move) / 2).astype(np.float32),
+            a.box,
+            a.box_source,
+        )
     shift = SOURCES[base][1]
+    teachers = TWO_TEACHERS + (" (face-api.js moved into dlib's style)" if styled else "")
     result = measure(dlib.source, mixed, dlib.thresholds, shift, dlib.seconds + seconds)
-    result = replace(result, kept=dlib.kept, teachers=TWO_TEACHERS)
+    result = replace(result, kept=dlib.kept, teachers=teachers)
     write_result(result, cache_file(name), root)
     return result
 
@@ -539,7 +556,12 @@ SOURCES: dict[str, tuple[Callable[[Path], Source], float]] = {
     "utkface-dlib68": (utkface_source, 0.0),
 }
 #: The two-teacher datasets (:func:`make_mixed`).
-MIXED = ("mtfl-train-mix68", "utkface-mix68")
+MIXED: dict[str, tuple[str, bool]] = {
+    "mtfl-train-mix68": ("mtfl-train-dlib68", False),
+    "utkface-mix68": ("utkface-dlib68", False),
+    "mtfl-train-mixstyled68": ("mtfl-train-dlib68", True),
+    "utkface-mixstyled68": ("utkface-dlib68", True),
+}
 TWO_TEACHERS = (
     "teachers dlib shape_predictor_68_face_landmarks and face-api.js face_landmark_68 "
     "(tcnn.data.faceapi, on the original image; the two labels averaged, dlib's faces kept), dlib"
