@@ -138,6 +138,11 @@ def unmirror(points: np.ndarray, width: float) -> np.ndarray:
     return out[SIXTY_EIGHT.flip_permutation()]
 
 
+def mirror_box(box: Box, width: float) -> Box:
+    """``box`` on the image mirrored left-right (``width`` wide), continuous pixels."""
+    return Box(width - box.right, box.top, width - box.left, box.bottom)
+
+
 def pick_box(
     detections: Sequence[Box], size: tuple[int, int], hint: np.ndarray | None
 ) -> Box | None:
@@ -212,8 +217,7 @@ class Teacher:
         direct = (self._shape(big, big_box) + 0.5) / f
         mirrored = np.ascontiguousarray(big[:, ::-1])
         wb = w * f
-        mirror_box = Box(wb - big_box.right, big_box.top, wb - big_box.left, big_box.bottom)
-        flipped = unmirror(self._shape(mirrored, mirror_box) + 0.5, wb) / f
+        flipped = unmirror(self._shape(mirrored, mirror_box(big_box, wb)) + 0.5, wb) / f
         return Label(direct.astype(np.float32), flipped.astype(np.float32), b, found.box_source)
 
 
@@ -366,6 +370,19 @@ def load_raw(path: Path, count: int) -> tuple[list[Label], float]:
         return labels, float(z["seconds"])
 
 
+def cached_answers(
+    raw: Path, count: int, run: Callable[[], list[Label]]
+) -> tuple[list[Label], float]:
+    """A teacher's answers from ``raw`` (:func:`load_raw`), or ``run()`` timed and saved there."""
+    if raw.exists():
+        return load_raw(raw, count)
+    start = time.perf_counter()
+    labels = run()
+    seconds = time.perf_counter() - start
+    save_raw(raw, labels, seconds)
+    return labels, seconds
+
+
 def cache_file(name: str) -> Path:
     """The pseudo-label CSV of dataset ``name`` in the data cache."""
     from tcnn.data.datasets import cache_dir
@@ -392,14 +409,11 @@ def make_pseudo(
         ) from None
     source = make_source(root)
     path = cache_file(name)
-    raw = path.with_suffix(".raw.npz")
-    if raw.exists():
-        labels, seconds = load_raw(raw, len(source.items))
-    else:
-        start = time.perf_counter()
-        labels = label_source(source, progress, workers)
-        seconds = time.perf_counter() - start
-        save_raw(raw, labels, seconds)
+    labels, seconds = cached_answers(
+        path.with_suffix(".raw.npz"),
+        len(source.items),
+        lambda: label_source(source, progress, workers),
+    )
     result = measure(source, labels, thresholds, shift, seconds)
     write_result(result, path, root)
     return result
@@ -427,11 +441,9 @@ def second_teacher(
         boxes = [b for i in chunk if (b := labels[i].box) is not None]
         direct = place(net, images, boxes)
         mirrored = [np.ascontiguousarray(img[:, ::-1]) for img in images]
-        mboxes = [
-            Box(img.shape[1] - b.right, b.top, img.shape[1] - b.left, b.bottom)
-            for img, b in zip(images, boxes)
-        ]
-        flipped = place(net, mirrored, mboxes)
+        flipped = place(
+            net, mirrored, [mirror_box(b, img.shape[1]) for img, b in zip(images, boxes)]
+        )
         for k, i in enumerate(chunk):
             back = unmirror(flipped[k], images[k].shape[1])
             out[i] = Label(
@@ -443,6 +455,13 @@ def second_teacher(
         bar.update(len(chunk))
     bar.close()
     return out
+
+
+def _answers(label: Label) -> tuple[np.ndarray, np.ndarray] | None:
+    """A label's direct and flipped answers, or ``None`` without them."""
+    if label.direct is None or label.flipped is None:
+        return None
+    return label.direct, label.flipped
 
 
 def make_mixed(name: str, root: Path, progress: bool = True) -> Result:
@@ -459,35 +478,29 @@ def make_mixed(name: str, root: Path, progress: bool = True) -> Result:
     base, styled = MIXED[name]
     dlib = make_pseudo(base, root, progress=progress)
     raw = cache_file(base.removesuffix("-dlib68") + "-mix68").with_suffix(".faceapi.raw.npz")
-    if raw.exists():
-        second, seconds = load_raw(raw, len(dlib.labels))
-    else:
-        start = time.perf_counter()
-        second = second_teacher(dlib.source, dlib.labels, progress)
-        seconds = time.perf_counter() - start
-        save_raw(raw, second, seconds)
-    both = [
-        i
+    second, seconds = cached_answers(
+        raw, len(dlib.labels), lambda: second_teacher(dlib.source, dlib.labels, progress)
+    )
+    pairs = {
+        i: (pa, pb)
         for i, (a, b) in enumerate(zip(dlib.labels, second))
-        if a.points is not None and b.points is not None
-    ]
-    eye = {i: float(eye_distance(dlib.labels[i].points)) for i in both}  # type: ignore[arg-type]
+        if (pa := _answers(a)) and (pb := _answers(b))
+    }
+    eye = {i: float(eye_distance((pa[0] + pa[1]) / 2)) for i, (pa, _) in pairs.items()}
     style = np.zeros((68, 2))
-    if styled and both:
+    if styled and pairs:
         style = np.mean(
-            [(second[i].points - dlib.labels[i].points) / eye[i] for i in both],  # type: ignore[operator]
+            [(pb[0] + pb[1] - pa[0] - pa[1]) / (2 * eye[i]) for i, (pa, pb) in pairs.items()],
             axis=0,
         )
     mixed = list(dlib.labels)
-    for i in both:
-        a, b, move = dlib.labels[i], second[i], style * eye[i]
-        assert a.direct is not None and a.flipped is not None
-        assert b.direct is not None and b.flipped is not None
+    for i, ((ad, af), (bd, bf)) in pairs.items():
+        move = style * eye[i]
         mixed[i] = Label(
-            ((a.direct + b.direct - move) / 2).astype(np.float32),
-            ((a.flipped + b.flipped - move) / 2).astype(np.float32),
-            a.box,
-            a.box_source,
+            ((ad + bd - move) / 2).astype(np.float32),
+            ((af + bf - move) / 2).astype(np.float32),
+            dlib.labels[i].box,
+            dlib.labels[i].box_source,
         )
     shift = SOURCES[base][1]
     teachers = TWO_TEACHERS + (" (face-api.js moved into dlib's style)" if styled else "")
