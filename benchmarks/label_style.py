@@ -13,6 +13,13 @@ them: after the config's ``label_shift`` (the pixel-convention rule).
 
 Run: ``python benchmarks/label_style.py [--source ytf68-train --config configs/tcnn68.toml]``
 (writes configs/styles/SOURCE.json).
+
+Calibrated to people: ``--source aflw68-train --config configs/tcnn68h.toml --human`` measures
+the teacher against aflw68's human labels on its training part (configs/styles/aflw68-train.json)
+and then writes, for every other source of the config, the offsets that move its labels into
+the human style (configs/styles/SOURCE-human.json): the teacher's own pseudo-labels by
+``teacher - human``, a source with its own measured style file by ``(source - teacher) +
+(teacher - human)``. Only training faces are read.
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ def main() -> None:
     ap.add_argument("--source", default="ytf68-train", help="a source of the config's data")
     ap.add_argument("--config", default=str(CONFIGS / "tcnn68.toml"), help="its training config")
     ap.add_argument("--factor", type=int, default=2, help="upscaling before the teacher runs")
+    ap.add_argument(
+        "--human",
+        action="store_true",
+        help="--source holds human labels: also write every other source's move into them",
+    )
     args = ap.parse_args()
     cfg = load_config(args.config)
     names = dataset_names(cfg.data)
@@ -76,6 +88,31 @@ def main() -> None:
     write_text(out, json.dumps(record, indent=1) + "\n")
     print(f"{args.source}: {len(keep)} of {len(samples)} faces; mean offset {size:.4f} extents")
     print(out)
+    if args.human:
+        for name in names:
+            if name != args.source:
+                print(write_human_style(name, offsets, args.source))
+
+
+def write_human_style(name: str, human: np.ndarray, source: str) -> Path:
+    """Write the offsets that move ``name``'s labels into the human style measured on
+    ``source`` (``human``: human - teacher, ``[K, 2]`` extents): ``(own - teacher) - human``,
+    ``own`` being ``name``'s measured style file if there is one, else the teacher's own."""
+    own_file = CONFIGS / "styles" / f"{name}.json"
+    own = np.asarray(json.loads(own_file.read_text())["offsets"]) if own_file.exists() else 0.0
+    offsets = own - human
+    record = {
+        "source": name,
+        "reference": f"the human labels of {source} (MERL-RAV's 300-W-style points), through "
+        "the pseudo-labels' teacher: (label - teacher) - (human - teacher), both measured on "
+        "training faces" + (f" ({own_file.name})" if own_file.exists() else " (label = teacher)"),
+        "unit": "landmark extent (the longer side of the labels' bounding box)",
+        "mean_offset_size": round(float(np.linalg.norm(offsets, axis=1).mean()), 5),
+        "offsets": [[round(float(x), 6), round(float(y), 6)] for x, y in offsets],
+    }
+    out = CONFIGS / "styles" / f"{name}-human.json"
+    write_text(out, json.dumps(record, indent=1) + "\n")
+    return out
 
 
 if __name__ == "__main__":

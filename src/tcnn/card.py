@@ -41,13 +41,18 @@ class Crop:
         shift_y: the crop centre's downward shift, in box heights.
         rule: the rule in words.
         antialias: resize with an antialiasing filter (PIL's bilinear); ``False``: sample each
-            crop pixel bilinearly, as OpenCV's ``cv2.resize`` does (the seed's pipeline).
+            crop pixel bilinearly and round, as OpenCV's ``cv2.resize`` does (the seed's
+            pipeline).
+        clip: cut the crop region to the image first (the seed's pipeline): a box that crosses
+            the image's edge gives a crop of its part inside the image, stretched to S x S, and
+            the points map back through that part. ``False``: the parts outside are black.
     """
 
     scale: float
     shift_y: float = 0.0
     rule: str = "face box scaled about its centre, resized to S x S"
     antialias: bool = True
+    clip: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,8 +74,9 @@ class ModelCard:
             called it ``colour``.
         input, output: the graph's input and output in words.
         crop: how the crop is cut from the face box.
-        detector: the face detector whose boxes the model was trained on (the default at
-            inference).
+        detector: the face detector whose boxes the model was trained on (the box convention
+            a detector's boxes are mapped onto, :func:`tcnn.detect.box_map`).
+        default_detector: the face detector used when none is named; ``""``: ``detector``.
         boxes: how the training boxes were made, in words.
         coordinates: the coordinate convention of the training labels, in words.
         mirror_average: whether the graph averages in the prediction on the mirrored crop.
@@ -104,6 +110,7 @@ class ModelCard:
     output: str = OUTPUT
     crop: Crop
     detector: str = "dlib"
+    default_detector: str = ""
     boxes: str = ""
     coordinates: str = ""
     mirror_average: bool = False

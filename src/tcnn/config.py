@@ -66,11 +66,13 @@ class TrainConfig:
     data: str = "mtfl-train"
     data_root: str = ""
     detector: str = "dlib"
+    # the face detector the model card names for use when none is given ("": ``detector``)
+    default_detector: str = ""
     missed: str = "landmarks"  # box for faces the detector missed: "landmarks" or "drop"
     limit: int = 0  # use only the first N faces (0 = all); for quick checks
     val_fraction: float = 0.05
     # architecture
-    activation: str = "abstanh"  # "abstanh" (the seed) or "bnrelu"
+    activation: str = "abstanh"  # "abstanh" (the seed), "bnrelu", or "relu" (bnrelu folded)
     input_size: int = 40
     channels: tuple[int, int, int, int] = (16, 48, 64, 64)
     hidden: int = 100
@@ -91,6 +93,10 @@ class TrainConfig:
     # JSON file of per-point offsets (`benchmarks/label_style.py`, measured on training faces)
     # that moves that source's labels into the reference style, after label_shift
     label_style: tuple[str, ...] = ()
+    # how often a face of each source is drawn relative to the others (one positive value per
+    # source of a "+" union; empty: every face equally often), e.g. to weigh a small set of
+    # human labels against many pseudo-labels
+    source_weights: tuple[float, ...] = ()
     # start from the weights of a model of the same architecture instead of a random
     # initialisation (its input standardisation too): a run folder or its checkpoint.pt, or a
     # tcnn ONNX model (a shipped name or a path; not a BatchNorm one: its export folds them)

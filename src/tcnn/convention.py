@@ -81,10 +81,11 @@ def style_offsets(labels: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The mean per-point offset (label - reference) over faces, in landmark extents: ``[K, 2]``.
 
     Args:
-        labels, reference: ``[N, K, 2]`` the same faces, same pixels.
+        labels, reference: ``[N, K, 2]`` the same faces, same pixels (a ``NaN`` point, without
+            a location, is left out of its point's mean).
     """
     unit = extent(labels)[:, None, None]
-    return np.mean((np.asarray(labels, np.float64) - reference) / unit, axis=0)
+    return np.nanmean((np.asarray(labels, np.float64) - reference) / unit, axis=0)
 
 
 def restyle(samples: Sequence[Sample], offsets: np.ndarray) -> list[Sample]:

@@ -108,6 +108,7 @@ def model_card(
         channel_order="RGB",
         crop=Crop(cfg.crop_scale, cfg.crop_shift_y),
         detector=cfg.detector,
+        default_detector=cfg.default_detector,
         boxes=f"training crops from the {cfg.detector} detector's boxes on the training "
         "images (faces it missed: a box placed from the landmarks by the median relation), "
         "jittered in position, scale and aspect",

@@ -97,7 +97,8 @@ class LandmarkDetector:
                 "refine needs to place the second crop"
             )
         self.refine = refine
-        self.detector_name: str = detector or self.model.card.detector
+        card = self.model.card
+        self.detector_name: str = detector or card.default_detector or card.detector
         self.upsample = upsample
         self.detector_threads = threads if detector_threads is None else detector_threads
         self.threshold: float = (
@@ -202,8 +203,8 @@ class LandmarkDetector:
     def _place(self, items: Sequence[tuple[np.ndarray, Box]], boxes: Sequence[Box]) -> np.ndarray:
         """One pass of the network: the landmarks of each image's face in ``boxes``."""
         m = self.model
-        rule = CropRule(m.crop_scale, m.crop_shift_y)
-        regions = [rule.region(b) for b in boxes]
+        rule = CropRule(m.crop_scale, m.crop_shift_y, m.crop_clip)
+        regions = [rule.region(b, img.shape) for (img, _), b in zip(items, boxes)]
         crops = [(img, r) for (img, _), r in zip(items, regions)]
         if len(items) <= CHUNK:
             units = m.run(self._crops(crops))

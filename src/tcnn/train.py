@@ -39,10 +39,17 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def face_errors(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
-    """``[N]`` mean point distance over the normalising distance, from ``[N, K, 2]`` points."""
+    """``[N]`` mean point distance over the normalising distance, from ``[N, K, 2]`` points.
+
+    A target point without a location (``NaN``: aflw68's self-occluded points) is left out of
+    its face's mean, and gives no gradient.
+    """
+    located = ~torch.isnan(target).any(-1)
+    target = torch.where(located[..., None], target, pred.detach())
     a, b = scheme.normalisers[scheme.default_normaliser]
     norm = (target[:, list(a)].mean(1) - target[:, list(b)].mean(1)).norm(dim=-1)
-    return (pred - target).norm(dim=-1).mean(-1) / norm.clamp(min=1e-3)
+    dist = (pred - target).norm(dim=-1).sum(-1) / located.sum(-1).clamp(min=1)
+    return dist / norm.clamp(min=1e-3)
 
 
 def normalised_loss(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
@@ -176,7 +183,7 @@ def train(
     write_text(run / "config.toml", to_toml(cfg))
     loop = Loop(cfg.name, cfg.optim, cfg.augment, scheme_for(net.arch.points))
     state = {"arch": net.arch.to_dict(), "config": dataclasses.asdict(cfg), "data": info}
-    fit(net, train_set, val_set, loop, run, state, resume, gen, progress)
+    fit(net, train_set, val_set, loop, run, state, resume, gen, progress, train_set.weights)
     finish(run, progress=progress, train_set=train_set)
     return run
 
@@ -226,7 +233,10 @@ def weights_from_onnx(model: str, net: torch.nn.Module) -> dict[str, torch.Tenso
     from tcnn.models.registry import resolve
 
     path = resolve(model)
-    inits = {i.name: i for i in onnx.load(str(path)).graph.initializer}
+    graph = onnx.load(str(path)).graph
+    if getattr(getattr(net, "arch", None), "activation", "") == "relu":
+        return folded_weights(path, graph, net)
+    inits = {i.name: i for i in graph.initializer}
     state = {}
     for key, value in net.state_dict().items():
         found = inits.get(f"net.{key}")
@@ -240,6 +250,43 @@ def weights_from_onnx(model: str, net: torch.nn.Module) -> dict[str, torch.Tenso
                 f"{path}: no weights {key} {tuple(value.shape)} for config init{folded}"
             )
         state[key] = torch.from_numpy(numpy_helper.to_array(found).copy())
+    return state
+
+
+def folded_weights(path: Path, graph: Any, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of a ``"relu"`` Vanilla CNN read from a ``"bnrelu"`` model's ONNX graph.
+
+    The export folded each convolution's BatchNorm into it; FC5's BatchNorm is folded here
+    the same way (its running statistics, as at inference), so the ReLU network computes what
+    the graph computes and can train on from there.
+
+    Raises:
+        TcnnError: when the graph's layers do not fit ``net``.
+    """
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    norms = [n for n in graph.node if n.op_type == "BatchNormalization"]
+    values: list[np.ndarray] = [inits.get("net.mean"), inits.get("net.std")]  # type: ignore[list-item]
+    for node in convs:
+        values += [inits[node.input[1]], inits[node.input[2]]]
+    if len(gemms) == 2 and len(norms) == 1:
+        gamma, beta, mu, var = (inits[n] for n in norms[0].input[1:5])
+        eps = next((a.f for a in norms[0].attribute if a.name == "epsilon"), 1e-5)
+        g = gamma / np.sqrt(var + eps)
+        w5, b5 = inits[gemms[0].input[1]], inits[gemms[0].input[2]]
+        values += [w5 * g[:, None], (b5 - mu) * g + beta]
+        values += [inits[gemms[1].input[1]], inits[gemms[1].input[2]]]
+    want = net.state_dict()
+    if len(values) != len(want) or any(v is None for v in values):
+        raise TcnnError(f"{path}: its layers do not fit a relu Vanilla CNN for config init")
+    state = {}
+    for (key, target), value in zip(want.items(), values):
+        if tuple(value.shape) != tuple(target.shape):
+            raise TcnnError(f"{path}: no weights {key} {tuple(target.shape)} for config init")
+        state[key] = torch.from_numpy(value.astype(np.float32))
     return state
 
 

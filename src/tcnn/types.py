@@ -61,14 +61,15 @@ class Box:
         """The face box a detector would give for a face with these landmarks.
 
         Args:
-            points: ``[K, 2]`` landmarks in continuous pixels.
+            points: ``[K, 2]`` landmarks in continuous pixels (``NaN`` points, without a
+                location, are left out).
             relation: ``(dx, dy, size)``: the box centre sits ``(dx, dy)`` times the landmarks'
                 extent (the longer side of their bounding box) from the centre of that bounding
                 box, and the box side is ``size`` times the extent. A model card's
                 ``box_from_landmarks`` holds the median relation measured on its training faces.
         """
         dx, dy, size = (float(v) for v in relation)
-        (x0, y0), (x1, y1) = points.min(0), points.max(0)
+        (x0, y0), (x1, y1) = np.nanmin(points, 0), np.nanmax(points, 0)
         extent = float(max(x1 - x0, y1 - y0))
         cx, cy = (x0 + x1) / 2 + dx * extent, (y0 + y1) / 2 + dy * extent
         half = size * extent / 2
@@ -76,7 +77,7 @@ class Box:
 
     def landmark_relation(self, points: np.ndarray) -> tuple[float, float, float]:
         """The ``(dx, dy, size)`` relation of this box to ``[K, 2]`` landmarks (see above)."""
-        (x0, y0), (x1, y1) = points.min(0), points.max(0)
+        (x0, y0), (x1, y1) = np.nanmin(points, 0), np.nanmax(points, 0)
         extent = float(max(x1 - x0, y1 - y0))
         bx, by = self.center
         return (

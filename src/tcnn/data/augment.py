@@ -30,11 +30,15 @@ class CropSet:
     Attributes:
         images: ``[N, 3, 2S, 2S]`` uint8 RGB.
         points: ``[N, K, 2]`` float32 landmarks in centred crop units of the model's region
-            (``pixel / S - 0.5``): the model's target with no augmentation.
+            (``pixel / S - 0.5``): the model's target with no augmentation; ``NaN`` where a
+            point has no location.
+        weights: ``[N]`` how often each face is drawn relative to the others in an epoch
+            (the config's ``source_weights``); ``None``: uniformly.
     """
 
     images: torch.Tensor
     points: torch.Tensor
+    weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.images)

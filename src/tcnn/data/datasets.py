@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -160,6 +161,25 @@ DATASETS = {
             scoring="visible and externally occluded points scored, self-occluded ones skipped",
         ),
         DatasetSpec(
+            "aflw68-train",
+            68,
+            lambda r: aflw68_part(r, "train"),
+            2,
+            description="aflw68's training part (about half: AFLW image ids by AFLW68_SPLIT)",
+            normaliser="inter-pupil",
+            scoring="visible and externally occluded points scored, self-occluded ones skipped",
+        ),
+        DatasetSpec(
+            "aflw68-test",
+            68,
+            lambda r: aflw68_part(r, "test"),
+            2,
+            description="aflw68's held-out part (the other AFLW image ids): every reported "
+            "aflw68 figure of a model that learnt from aflw68-train",
+            normaliser="inter-pupil",
+            scoring="visible and externally occluded points scored, self-occluded ones skipped",
+        ),
+        DatasetSpec(
             "300w-train",
             68,
             lambda r: read_300w(r, _300W_TRAIN),
@@ -193,6 +213,31 @@ DATASETS = {
         ),
     )
 }
+
+
+#: The fixed split of aflw68 by AFLW image id (the ``imageNNNNN`` of the file name): a face is
+#: in the held-out part ("test") when the SHA-256 of its id, read as an integer, is even, else
+#: in the training part. Faces cut from one AFLW photo always land in the same part.
+AFLW68_SPLIT = "sha256(AFLW image id) even: aflw68-test (held out), odd: aflw68-train"
+
+
+def aflw68_part_of(path: str | Path) -> str:
+    """``"test"`` or ``"train"``: the part of aflw68 a face's image belongs to (AFLW68_SPLIT).
+
+    Raises:
+        TcnnError: when the file name holds no AFLW image id (``imageNNNNN``).
+    """
+    found = re.search(r"image\d+", Path(path).name)
+    if found is None:
+        raise TcnnError(f"{path}: no AFLW image id (imageNNNNN) in the file name")
+    digest = int(hashlib.sha256(found.group(0).encode()).hexdigest(), 16)
+    return "test" if digest % 2 == 0 else "train"
+
+
+def aflw68_part(root: Path, part: str) -> list[Annotation]:
+    """The faces of aflw68 in ``part`` (``"train"`` or ``"test"``) by :data:`AFLW68_SPLIT`."""
+    faces = read_aflw68(root / "aflw68/test_landmarks68.csv", root / "mtfl")
+    return [a for a in faces if aflw68_part_of(a.path) == part]
 
 
 def _pseudo68(root: Path, name: str) -> list[Annotation]:
@@ -232,7 +277,8 @@ def dataset_points(data: str) -> int:
 class Sample:
     """An annotation with the face box a detector gave for it (``None`` when it was missed).
 
-    ``flags`` and ``group`` are the annotation's (:class:`~tcnn.data.formats.Annotation`).
+    ``flags`` and ``group`` are the annotation's (:class:`~tcnn.data.formats.Annotation`);
+    ``source`` names the dataset it came from.
     """
 
     path: Path
@@ -241,6 +287,7 @@ class Sample:
     score: float
     flags: np.ndarray | None = None
     group: str = ""
+    source: str = ""
 
 
 def load_dataset(
@@ -277,7 +324,8 @@ def load_dataset(
         annotations = annotations[:limit]
     boxes = find_boxes(annotations, detector, spec.upsample, progress=progress)
     return [
-        Sample(a.path, a.landmarks, b, s, a.flags, a.group) for a, (b, s) in zip(annotations, boxes)
+        Sample(a.path, a.landmarks, b, s, a.flags, a.group, name)
+        for a, (b, s) in zip(annotations, boxes)
     ]
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from tcnn.config import TrainConfig
 from tcnn.convention import restyle, shift_labels
@@ -52,7 +54,7 @@ def fill_missing_boxes(samples: Sequence[Sample], mode: str) -> list[Sample]:
     out = []
     for s in samples:
         if s.box is None:
-            s = Sample(s.path, s.landmarks, Box.from_landmarks(s.landmarks, rel), np.nan)
+            s = replace(s, box=Box.from_landmarks(s.landmarks, rel), score=np.nan)
         out.append(s)
     return out
 
@@ -152,4 +154,25 @@ def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, 
         "missed_boxes": cfg.missed,
         "box_from_landmarks": list(relation),
     }
-    return make_crops(train, **kw), make_crops(val, **kw), info
+    train_set = make_crops(train, **kw)
+    train_set.weights = source_weights(train, cfg)
+    return train_set, make_crops(val, **kw), info
+
+
+def source_weights(samples: Sequence[Sample], cfg: TrainConfig) -> torch.Tensor | None:
+    """``[N]`` each face's drawing weight, its source's ``cfg.source_weights`` entry (``None``
+    when the config gives none: every face equally often).
+
+    Raises:
+        TcnnError: neither no value nor one positive value per source.
+    """
+    if not cfg.source_weights:
+        return None
+    names = dataset_names(cfg.data)
+    if len(cfg.source_weights) != len(names) or min(cfg.source_weights) <= 0:
+        raise TcnnError(
+            f"source_weights: give one positive weight per dataset in {cfg.data!r} "
+            f"({len(names)}), not {list(cfg.source_weights)}"
+        )
+    weight = dict(zip(names, cfg.source_weights))
+    return torch.tensor([weight[s.source] for s in samples], dtype=torch.float64)

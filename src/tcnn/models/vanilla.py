@@ -22,8 +22,10 @@ class VanillaArch:
         input_size: side of the square input crop in pixels.
         channels: filters of Conv1-Conv4.
         hidden: width of FC5.
-        activation: ``"abstanh"`` (the seed: abs(tanh), no normalisation) or ``"bnrelu"``
-            (BatchNorm then ReLU after every convolution and FC5).
+        activation: ``"abstanh"`` (the seed: abs(tanh), no normalisation), ``"bnrelu"``
+            (BatchNorm then ReLU after every convolution and FC5) or ``"relu"`` (ReLU alone: a
+            ``"bnrelu"`` network with its BatchNorm folded into the layers before it, as its
+            ONNX export holds it; :func:`tcnn.train.weights_from_onnx` restarts from that).
     """
 
     points: int = 5
@@ -59,7 +61,9 @@ def _act(arch: VanillaArch, channels: int, conv: bool) -> list[nn.Module]:
         return [AbsTanh()]
     if arch.activation == "bnrelu":
         return [nn.BatchNorm2d(channels) if conv else nn.BatchNorm1d(channels), nn.ReLU()]
-    raise ValueError(f"unknown activation {arch.activation!r} (abstanh or bnrelu)")
+    if arch.activation == "relu":
+        return [nn.ReLU()]
+    raise ValueError(f"unknown activation {arch.activation!r} (abstanh, bnrelu or relu)")
 
 
 class VanillaCNN(nn.Module):
