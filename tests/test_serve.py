@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from serve_live import live_server
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import COORDINATES, ServeConfig, create_app
+from tcnn.serve.engine import Slot
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = ServeConfig(max_upload_mb=1.0, max_pixels=4_000_000, threads=2, queue=2)
@@ -215,13 +216,21 @@ def test_bad_uploads(client: TestClient, photo: bytes, astronaut: np.ndarray) ->
         assert cause in r.json()["error"], r.text
 
 
-def test_oversize_upload_413(client: TestClient) -> None:
+def test_oversize_upload_413_names_the_limit_in_the_options_units(client: TestClient) -> None:
     big = b"\0" * (LIMITS.max_body_bytes + 1)
     r = post(client, big)
-    assert r.status_code == 413 and "limit" in r.json()["error"]
+    assert r.status_code == 413
+    assert r.json() == {
+        "error": "request body: 1.399 MB is over the 1.3989 MB that --max-upload-mb 1 allows "
+        "(room for base64 in JSON)"
+    }
     # A body under the body limit but an image over the upload limit (base64 allows 4/3).
     r = client.post("/v1/landmarks", json={"image": base64.b64encode(b"\0" * 1_040_000).decode()})
-    assert r.status_code == 413 and "1040000 bytes" in r.json()["error"]
+    assert r.status_code == 413
+    assert r.json() == {"error": "image: 1.04 MB is over the limit of --max-upload-mb 1"}
+    # Just over: enough digits to tell the size from the limit.
+    r = client.post("/v1/landmarks", json={"image": base64.b64encode(b"\0" * 1_000_001).decode()})
+    assert r.json() == {"error": "image: 1.000001 MB is over the limit of --max-upload-mb 1"}
 
 
 def test_decompression_bombs_413_with_bounded_memory(tmp_path: Path) -> None:
@@ -250,37 +259,53 @@ print(json.dumps({{"answers": out, "grew_kb": grew}}))
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     (s1, e1), (s2, e2) = report["answers"]
-    assert s1 == 413 and "too many pixels" in e1
-    assert s2 == 413 and "3000x3000" in e2
+    assert s1 == 413 and e1 == "image: 900000000 pixels, over the limit of --max-pixels 4000000"
+    assert s2 == 413
+    assert e2 == "image: 3000x3000 is 9000000 pixels, over the limit of --max-pixels 4000000"
     assert report["grew_kb"] < 50_000  # decoding either would take over 100 MB
 
 
-def _hold(c: TestClient, jobs: int) -> threading.Event:
-    """Start ``jobs`` pool jobs that block until the returned event is set."""
+def _fill(c: TestClient, places: int) -> list[Slot]:
+    """Take ``places`` places in the pool, as requests still uploading hold them."""
     engine = c.app.state.engine  # type: ignore[attr-defined]
-    gate = threading.Event()
-    for _ in range(jobs):
-        c.portal.start_task_soon(engine.run, gate.wait)  # type: ignore[union-attr]
-    deadline = time.monotonic() + 10
-    while engine.busy < jobs and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert engine.busy == jobs
-    return gate
+    slots = [engine.admit() for _ in range(places)]
+    assert engine.busy == places
+    return slots
 
 
 def test_saturated_pool_answers_503_with_retry_after(photo: bytes) -> None:
-    cfg = ServeConfig(threads=1, queue=1, max_wait_ms=0, preload=False)
+    cfg = ServeConfig(threads=1, queue=1, preload=False)
     with TestClient(create_app(cfg)) as c:
-        gate = _hold(c, 2)  # one running, one waiting: the queue is full
+        slots = _fill(c, 2)  # one for the thread, one waiting: the queue is full
         r = post(c, photo)
-        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
-        assert "busy: 1 requests waiting for 1 inference threads" in r.json()["error"]
-        gate.set()
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json() == {
+            "error": "busy: 1 requests waiting for 1 inference threads, the limit of --queue 1; "
+            "retry after 1 s"
+        }
+        for slot in slots:
+            slot.release()
+        assert c.app.state.engine.busy == 0  # type: ignore[attr-defined]
         assert post(c, photo).status_code == 200
         assert "tcnn_rejected_total 1" in c.get("/metrics").text
 
 
-def test_queue_bound_comes_from_the_wait_limit_and_service_time(photo: bytes) -> None:
+def test_default_queue_is_16_a_thread(photo: bytes) -> None:
+    """The default admits 16 waiting requests per inference thread, then refuses."""
+    with TestClient(create_app(ServeConfig(threads=2, preload=False))) as c:
+        health = c.get("/healthz").json()
+        assert (health["threads"], health["queue"], health["queue_limit"]) == (2, 32, 32)
+        assert health["max_wait_ms"] == 0
+        slots = _fill(c, 2 + 32)
+        r = post(c, photo)
+        assert r.status_code == 503 and "32 requests waiting for 2 inference threads" in r.text
+        slots.pop().release()
+        assert post(c, photo).status_code == 200  # a place came free
+        for slot in slots:
+            slot.release()
+
+
+def test_queue_bound_can_come_from_a_wait_limit(photo: bytes) -> None:
     cfg = ServeConfig(threads=2, queue=32, max_wait_ms=150, preload=False)
     with TestClient(create_app(cfg)) as c:
         engine = c.app.state.engine  # type: ignore[attr-defined]
@@ -289,11 +314,13 @@ def test_queue_bound_comes_from_the_wait_limit_and_service_time(photo: bytes) ->
         health = c.get("/healthz").json()
         assert (health["queue_limit"], health["service_ms"], health["max_wait_ms"]) == (3, 100, 150)
         assert "tcnn_queue_limit 3" in c.get("/metrics").text
-        gate = _hold(c, 5)  # 2 running, 3 waiting
+        slots = _fill(c, 5)  # 2 for the threads, 3 waiting
         r = post(c, photo)
-        assert r.status_code == 503 and "limit 3" in r.json()["error"]
+        assert r.status_code == 503
+        assert "the limit of --max-wait-ms 150 at 100 ms a request (3 waiting" in r.json()["error"]
         assert r.headers["retry-after"] == "1"  # 3 jobs x 100 ms / 2 threads: under 1 s
-        gate.set()
+        for slot in slots:
+            slot.release()
 
 
 def test_a_request_that_waited_too_long_is_refused_not_run() -> None:
@@ -314,15 +341,48 @@ def test_a_request_that_waited_too_long_is_refused_not_run() -> None:
     engine.close()
 
 
-def test_normal_load_answers_200(photo: bytes) -> None:
-    """As many clients as threads never wait, however slow the machine: all 200."""
-    with TestClient(create_app(ServeConfig(threads=2, preload=False))) as c:
-        with ThreadPoolExecutor(2) as clients:
-            codes = list(clients.map(lambda _: post(c, photo).status_code, range(12)))
-        assert codes == [200] * 12
-        health = c.get("/healthz").json()
-        assert health["busy"] == 0 and health["service_ms"] > 0
-        assert "tcnn_rejected_total 0" in c.get("/metrics").text
+def test_eight_naive_clients_at_once_all_get_200(photo: bytes) -> None:
+    """Out of the box (2 threads here), 8 clients sending at the same moment with no retry
+    logic all get answers, however slow the machine: they wait, they are not refused."""
+    import httpx
+
+    app = create_app(ServeConfig(threads=2))
+    engine = app.state.engine
+    start = threading.Barrier(8)
+
+    def client(_: int) -> list[int]:
+        with httpx.Client(base_url=url, timeout=300) as http:
+            start.wait(timeout=300)
+            return [
+                http.post("/v1/landmarks", files={"image": photo}).status_code for _ in range(3)
+            ]
+
+    with live_server(app) as url, ThreadPoolExecutor(8) as clients:
+        codes = [code for codes in clients.map(client, range(8)) for code in codes]
+        assert codes == [200] * 24
+        assert engine.wait_idle(timeout=60) and engine.rejected == 0
+        assert "tcnn_rejected_total 0" in httpx.get(f"{url}/metrics").text
+        assert httpx.get(f"{url}/healthz").json()["service_ms"] > 0
+
+
+def test_a_full_queue_refuses_before_reading_the_upload() -> None:
+    """Memory stays bounded under any load: beyond threads + queue, a request gets 503 (with
+    Retry-After, as JSON) although not one byte of its body was sent."""
+    app = create_app(ServeConfig(threads=1, queue=1, preload=False))
+    engine = app.state.engine
+    with live_server(app) as url:
+        slots = [engine.admit() for _ in range(2)]
+        s = _raw(
+            url,
+            b"POST /v1/landmarks HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            b"multipart/form-data; boundary=b\r\nContent-Length: 900000\r\n\r\n",
+        )
+        head, _, body = _reply(s)
+        s.close()
+        assert head.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in head.lower()
+        assert json.loads(body)["error"].startswith("busy: 1 requests waiting")
+        for slot in slots:
+            slot.release()
 
 
 def test_internal_errors_reach_no_client_as_tracebacks(
@@ -354,13 +414,45 @@ def test_a_thousand_bad_requests_then_a_good_one(client: TestClient, photo: byte
 
 def _raw(url: str, head: bytes, body: bytes = b"") -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
-    s = socket.create_connection((host, int(port)), timeout=20)
+    s = socket.create_connection((host, int(port)), timeout=120)
     s.sendall(head + body)
     return s
 
 
+def _reply(s: socket.socket) -> tuple[bytes, bytes, bytes]:
+    """One HTTP reply read from ``s``: its head, the separator and its body (by its length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, sep, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            ln.split(b":")[1]
+            for ln in head.lower().split(b"\r\n")
+            if ln.startswith(b"content-length:")
+        )
+    )
+    while len(body) < length:
+        chunk = s.recv(4096)
+        assert chunk, body
+        body += chunk
+    return head, sep, body
+
+
 def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
     app = create_app(LIMITS)
+    metrics, observed, statuses = app.state.metrics, threading.Condition(), []
+    record = metrics.observe
+
+    def observe(route: str, method: str, status: int, seconds: float) -> None:
+        record(route, method, status, seconds)
+        with observed:
+            statuses.append(status)
+            observed.notify_all()
+
+    metrics.observe = observe  # every answer the server ends
     with live_server(app) as url:
         # Content-Length over the limit: 413 comes back although no body byte was sent.
         s = _raw(
@@ -368,7 +460,7 @@ def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
             b"POST /v1/landmarks HTTP/1.1\r\nHost: x\r\nContent-Type: "
             b"multipart/form-data; boundary=b\r\nContent-Length: 50000000\r\n\r\n",
         )
-        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+        assert _reply(s)[0].startswith(b"HTTP/1.1 413")
         s.close()
         # Chunked, no length: 413 once the streamed bytes pass the limit, the rest never sent.
         s = _raw(
@@ -379,9 +471,10 @@ def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
         piece = b"A" * 65536
         for _ in range(LIMITS.max_body_bytes // len(piece) + 2):
             s.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
-        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+        assert _reply(s)[0].startswith(b"HTTP/1.1 413")
         s.close()
-        # Clients that hang up mid-upload.
+        # Clients that hang up mid-upload: each ends as 499 (or 503 while the others hold
+        # every place); the server has ended them all before the next request.
         for _ in range(20):
             s = _raw(
                 url,
@@ -390,11 +483,60 @@ def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
                 b'{"image": "AAAA',
             )
             s.close()
+        with observed:
+            assert observed.wait_for(lambda: len(statuses) == 22, timeout=300), statuses
+        assert statuses.count(413) == 2 and set(statuses) <= {413, 499, 503}, statuses
         import httpx
 
-        r = httpx.post(f"{url}/v1/landmarks", files={"image": photo}, timeout=30)
+        r = httpx.post(f"{url}/v1/landmarks", files={"image": photo}, timeout=300)
         assert r.status_code == 200 and len(r.json()["faces"]) == 1
         assert httpx.get(f"{url}/healthz").json()["busy"] == 0
+
+
+def test_detectors_say_which_run_here(photo: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's detector choice lists every detector; one that cannot run (dlib missing,
+    here made so) is listed with the reason, and asking for it gets 422 naming it."""
+    from tcnn.detect import DETECTORS
+
+    with TestClient(create_app(ServeConfig(threads=1, preload=False))) as c:
+        listed = c.get("/v1/detectors").json()
+        assert [d["name"] for d in listed] == list(DETECTORS)
+        assert listed[0] == {"name": "retinaface", "available": True, "why_not": None}
+        r = post(c, photo, "detector=retinaface&model=vanilla5")
+        assert r.status_code == 200 and r.json()["detector"] == "retinaface"
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib now fails
+    with TestClient(create_app(ServeConfig(threads=1, preload=False))) as c:
+        listed = {d["name"]: d for d in c.get("/v1/detectors").json()}
+        assert not listed["dlib"]["available"] and "dlib-bin" in listed["dlib"]["why_not"]
+        assert listed["retinaface"]["available"]
+        r = post(c, photo, "detector=dlib")
+        assert r.status_code == 422
+        assert r.json()["error"].startswith("detector: dlib cannot run on this server (")
+        assert "dlib-bin" in r.json()["error"]
+
+
+def test_every_error_has_one_json_format(client: TestClient) -> None:
+    """Whatever refuses it (route, method, middleware, validation, the handler), an error is
+    ``{"error": "<one line>"}`` as application/json, in one serialisation."""
+    answers = [
+        (client.get("/nope"), 404, "GET /nope: no such route"),
+        (client.get("/static/nope.js"), 404, "GET /static/nope.js: no such route or file"),
+        (client.get("/v1/landmarks"), 405, "GET /v1/landmarks: method not allowed (allowed: POST)"),
+        (client.post("/v1/align?size=abc", json={}), 422, "size: Input should be a valid integer"),
+        (client.post("/v1/landmarks", content=b"x" * 2_000_000), 413, "--max-upload-mb 1"),
+        (
+            client.post("/v1/landmarks", content=b"{}", headers={"content-length": "zz"}),
+            400,
+            "Content-Length 'zz' is not a number",
+        ),
+        (post(client, b"GIF89a"), 400, "not an image"),
+    ]
+    for r, status, cause in answers:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"] == "application/json", r.headers
+        error = r.json()["error"]
+        assert list(r.json()) == ["error"] and cause in error and "\n" not in error, r.text
+        assert r.content == json.dumps(r.json(), separators=(",", ":")).encode()
 
 
 def test_openapi_schema_is_committed() -> None:
@@ -432,6 +574,8 @@ def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> No
         10.0,
         40e6,
     )
+    assert (args.threads, args.queue, args.max_wait_ms) == (None, None, 0.0)
+    assert ServeConfig().queue is None and ServeConfig().max_wait_ms == 0  # 16 a thread, no wait
     assert main(["serve", "--openapi"]) == 0
     assert json.loads(capsys.readouterr().out)["paths"].keys() >= {"/v1/landmarks", "/v1/align"}
 

@@ -719,16 +719,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default cores / workers)",
     )
     p.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=150.0,
-        help="longest a request may wait for an inference thread (150 ms; 0: no limit): the "
-        "queue holds at most max-wait x threads / the mean run time of recent requests; a "
-        "request beyond that, or one that waited longer while others wait behind it, gets 503 "
-        "with Retry-After",
+        "--queue",
+        type=int,
+        help="requests per worker that may wait for an inference thread (default 16 per "
+        f"thread: {16 * (os.cpu_count() or 1)} with one worker on this machine's "
+        f"{os.cpu_count() or 1} cores); one more gets 503 with Retry-After before its upload "
+        "is read, so a worker holds at most threads + queue uploads",
     )
     p.add_argument(
-        "--queue", type=int, default=32, help="waiting requests before 503, at most (32)"
+        "--max-wait-ms",
+        type=float,
+        default=0.0,
+        help="optional bound by time (0, the default: none): also refuse when more requests "
+        "wait than threads finish in this many ms at the recent mean run time, or when one "
+        "has waited longer while others wait behind it",
     )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload (10 MB)")
     p.add_argument("--max-pixels", type=float, default=40e6, help="largest image (40e6 pixels)")

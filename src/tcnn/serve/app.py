@@ -36,9 +36,16 @@ from tcnn.models.registry import WEIGHTS, list_models
 from tcnn.outputs import COORDINATES
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import schema
-from tcnn.serve.engine import ApiError, Choice, Engine, decode_base64, decode_image
+from tcnn.serve.engine import (
+    QUEUE_PER_THREAD,
+    ApiError,
+    Choice,
+    Engine,
+    decode_base64,
+    decode_image,
+)
 from tcnn.serve.engine import parse_boxes as _parse_boxes
-from tcnn.serve.middleware import BodyLimit, Metrics, Observe
+from tcnn.serve.middleware import BodyLimit, Metrics, Observe, error_reply, megabytes
 from tcnn.types import Face
 
 T = TypeVar("T")
@@ -58,18 +65,19 @@ class ServeConfig:
         max_pixels: largest image accepted, width x height, checked before decoding.
         threads: inference threads (``None``: one per core), each running one-thread ONNX
             Runtime sessions.
-        queue: most requests that may wait for a thread; more get 503 with ``Retry-After``.
-        max_wait_ms: longest a request may wait for a thread, ms (0: no limit but ``queue``):
-            the queue holds at most ``max_wait_ms * threads / mean service time`` requests
-            (see :class:`~tcnn.serve.engine.Engine`); beyond, 503 with ``Retry-After``.
+        queue: most requests that may wait for a thread (``None``: 16 per thread); one more
+            gets 503 with ``Retry-After`` before its upload is read.
+        max_wait_ms: 0 (the default) for no bound but ``queue``; else also refuse requests
+            beyond ``max_wait_ms * threads / mean service time`` waiting, or that waited
+            longer (see :class:`~tcnn.serve.engine.Engine`).
         preload: load the default model and face detector at start-up.
     """
 
     max_upload_mb: float = 10.0
     max_pixels: int = 40_000_000
     threads: int | None = None
-    queue: int = 32
-    max_wait_ms: float = 150.0
+    queue: int | None = None
+    max_wait_ms: float = 0.0
     preload: bool = True
 
     def __post_init__(self) -> None:
@@ -78,7 +86,7 @@ class ServeConfig:
                 f"max upload {self.max_upload_mb} MB / max pixels {self.max_pixels}: "
                 "must be positive"
             )
-        if (self.threads is not None and self.threads < 1) or self.queue < 0:
+        if (self.threads is not None and self.threads < 1) or (self.queue or 0) < 0:
             raise TcnnError(f"threads {self.threads} / queue {self.queue}: need >= 1 / >= 0")
         if not 0 <= self.max_wait_ms < float("inf"):
             raise TcnnError(f"max wait {self.max_wait_ms} ms: must be 0 (no limit) or more")
@@ -117,10 +125,12 @@ class Detection:
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:
-    """The web service: ``/v1/landmarks``, ``/v1/align``, ``/v1/models``, ``/healthz``,
-    ``/metrics``, ``/openapi.json`` and the page at ``/``."""
+    """The web service: ``/v1/landmarks``, ``/v1/align``, ``/v1/models``, ``/v1/detectors``,
+    ``/healthz``, ``/metrics``, ``/openapi.json`` and the page at ``/``."""
     cfg = config or ServeConfig()
-    engine = Engine(cfg.threads or os.cpu_count() or 1, cfg.queue, cfg.max_wait_ms)
+    threads = cfg.threads or os.cpu_count() or 1
+    queue = QUEUE_PER_THREAD * threads if cfg.queue is None else cfg.queue
+    engine = Engine(threads, queue, cfg.max_wait_ms)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -128,11 +138,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         if cfg.preload:
             engine.warm([engine.choose(None, 5, None), engine.choose(None, 68, None)])
             log.info(
-                "tcnn serve: loaded %s; %d threads, max wait %g ms (queue at most %d)",
+                "tcnn serve: loaded %s; %d inference threads, up to %d requests waiting%s",
                 engine.loaded,
                 engine.threads,
-                engine.max_wait_ms,
                 engine.queue,
+                f", max wait {engine.max_wait_ms:g} ms" if engine.max_wait_ms else "",
             )
         yield
         engine.close()
@@ -149,11 +159,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         {
             "tcnn_inflight_requests": ("Jobs running or queued in the pool.", lambda: engine.busy),
             "tcnn_rejected_total": (
-                "Requests refused with 503 (queue at its bound, or waited over the limit).",
+                "Requests refused with 503 (queue at its limit, or waited over --max-wait-ms).",
                 lambda: engine.rejected,
             ),
             "tcnn_queue_limit": (
-                "Requests that may wait for a thread now (max wait x threads / service time).",
+                "Requests that may wait for a thread now (--queue, or less by --max-wait-ms).",
                 lambda: engine.queue_limit,
             ),
             "tcnn_service_seconds": (
@@ -164,7 +174,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         }
     )
     app.state.engine, app.state.config, app.state.metrics = engine, cfg, metrics
-    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes, upload_mb=cfg.max_upload_mb)
     app.add_middleware(Observe, metrics=metrics)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -173,10 +183,13 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         request: Request, choice: Choice, boxes: str | None, then: Callable[[Detection], T]
     ) -> T | Response:
         parsed = _parse_boxes(boxes)
-        data = await _read_upload(request, cfg)
-        if data is None:
-            return Response(status_code=499)  # the client is gone; nobody reads this
-        return await engine.run(_job, engine, cfg, metrics, data, choice, parsed, then)
+        with engine.admit() as slot:  # a place in the queue before the upload is read
+            data = await _read_upload(request, cfg)
+            if data is None:
+                return Response(status_code=499)  # the client is gone; nobody reads this
+            return await engine.run(
+                _job, engine, cfg, metrics, data, choice, parsed, then, slot=slot
+            )
 
     @app.post("/v1/landmarks", **schema.LANDMARKS)
     async def landmarks(
@@ -224,6 +237,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         out = [{**m, "card": _card(m["name"])} for m in list_models()]
         return JSONResponse(out)
 
+    @app.get("/v1/detectors", **schema.DETECTORS)
+    def detectors() -> JSONResponse:  # a plain function: FastAPI runs it off the event loop
+        out = [
+            {"name": name, "available": why is None, "why_not": why}
+            for name, why in engine.available().items()
+        ]
+        return JSONResponse(out)
+
     @app.get("/healthz", **schema.HEALTH)
     async def healthz() -> JSONResponse:
         return JSONResponse(
@@ -265,6 +286,8 @@ def _job(
     rgb = decode_image(data, cfg.max_pixels)
     t1 = perf_counter()
     det = engine.detector(choice)
+    if boxes is None:
+        engine.check_runs(det.detector_name)
     try:
         faces = det.detect(rgb, boxes)
     except TcnnError as exc:
@@ -339,7 +362,11 @@ async def _read_upload(request: Request, cfg: ServeConfig) -> bytes | None:
             log.info("%s: the client hung up before the upload ended", request.url.path)
         return None
     if len(data) > cfg.max_upload_bytes:
-        raise ApiError(413, f"image: {len(data)} bytes; the limit is {cfg.max_upload_bytes}")
+        raise ApiError(
+            413,
+            f"image: {megabytes(len(data), cfg.max_upload_bytes)[0]} MB is over the limit of "
+            f"--max-upload-mb {cfg.max_upload_mb:g}",
+        )
     return data
 
 
@@ -349,7 +376,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     def reply(request: Request, status: int, message: str, headers: Any = None) -> JSONResponse:
         level = logging.ERROR if status >= 500 else logging.WARNING
         log.log(level, "%d %s %s: %s", status, request.method, request.url.path, message)
-        return JSONResponse({"error": message}, status, headers=headers)
+        return error_reply(status, message, headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -357,7 +384,15 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return reply(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None) or {}
+        what = f"{request.method} {request.url.path[:200]}"
+        if exc.status_code == 404:
+            message = f"{what}: no such route or file (routes: /openapi.json)"
+        elif exc.status_code == 405 and "Allow" in headers:
+            message = f"{what}: method not allowed (allowed: {headers['Allow']})"
+        else:
+            message = f"{what}: {exc.detail}"
+        return reply(request, exc.status_code, message, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -367,7 +402,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.error("500 %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-        return JSONResponse({"error": "internal error (the server log has the details)"}, 500)
+        return error_reply(500, "internal error (the server log has the details)")
 
 
 def _card(name: str) -> dict[str, Any]:

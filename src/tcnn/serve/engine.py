@@ -12,6 +12,7 @@ import binascii
 import io
 import json
 import math
+import re
 import threading
 import warnings
 from collections import deque
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tcnn.detect import DETECTORS
+from tcnn.detect import DETECTORS, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
 from tcnn.models.registry import DEFAULTS, list_models
@@ -65,8 +66,16 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(413, f"image: too many pixels (limit {max_pixels / 1e6:g} MP)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own limit (about 89 million pixels) caught it while reading the header.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1))} pixels" if found else "too many pixels"
+        limit = (
+            f"over the limit of --max-pixels {max_pixels}"
+            if found is None or int(found.group(1)) > max_pixels
+            else "over Pillow's decompression bomb limit"
+        )
+        raise ApiError(413, f"image: {size}, {limit}") from None
     except UnidentifiedImageError:
         raise ApiError(
             400, f"image: not an image file ({len(data)} bytes, unknown format)"
@@ -79,8 +88,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         if w * h > max_pixels:
             raise ApiError(
                 413,
-                f"image: {w}x{h} is {w * h / 1e6:.1f} megapixels; the limit is "
-                f"{max_pixels / 1e6:g}",
+                f"image: {w}x{h} is {w * h} pixels, over the limit of --max-pixels {max_pixels}",
             )
         if w == 0 or h == 0:
             raise ApiError(400, f"image: zero size ({w}x{h})")
@@ -136,29 +144,63 @@ class Choice:
 #: Run times the service time estimate averages (the most recent jobs).
 SERVICE_WINDOW = 64
 
+#: Requests that may wait per inference thread, by default (``tcnn serve --queue``).
+QUEUE_PER_THREAD = 16
+
+
+class Slot:
+    """One admitted request's place in the pool: taken before its upload is read, given back
+    when its job ends (or when it ends without a job). A context manager: leaving the block
+    gives the slot back unless a job has taken it over."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._held = True
+        self.handed = False
+
+    def release(self) -> None:
+        """Give the place back (once; later calls do nothing)."""
+        with self._engine._count:
+            if not self._held:
+                return
+            self._held = False
+            self._engine.busy -= 1
+            self._engine._count.notify_all()
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self.handed:
+            self.release()
+
 
 @dataclass
 class Engine:
     """Landmark detectors loaded once per process, and the bounded pool that runs them.
 
-    At most ``threads`` jobs run at once. A job may wait for a thread at most about
-    ``max_wait_ms``: the queue holds at most ``max_wait_ms * threads / service`` jobs, where
-    ``service`` is the mean run time of the last :data:`SERVICE_WINDOW` jobs (those the pool
-    finishes within ``max_wait_ms``), and never more than ``queue``. A request beyond that
-    bound, or one that has waited longer than ``max_wait_ms`` when a thread takes it while other
-    jobs wait behind it, gets 503 with ``Retry-After`` instead of joining a backlog.
+    At most ``threads`` jobs run at once and at most ``queue`` more wait: a request takes its
+    place (:meth:`admit`) before its upload is read, so at most ``threads + queue`` uploads
+    are held in memory at once. A request beyond that gets 503 with ``Retry-After`` (the time
+    the pool needs for the requests waiting) without its body being read.
+
+    ``max_wait_ms`` (0, the default: off) adds a bound by time for those who prefer refusals to
+    waiting: the queue then holds at most ``max_wait_ms * threads / service`` requests, where
+    ``service`` is the mean run time of the last :data:`SERVICE_WINDOW` jobs, and a job that
+    waited longer than ``max_wait_ms`` when a thread takes it, while others wait behind it, is
+    refused too.
 
     Args:
         threads: worker threads running inference.
-        queue: most jobs that may wait for a thread, whatever the estimate.
+        queue: most requests that may wait for a thread.
         max_wait_ms: longest wait for a thread, milliseconds; 0 for no limit but ``queue``.
         ort_threads: ONNX Runtime threads per detector (requests are the parallelism:
             ``threads * ort_threads`` should not exceed the cores).
     """
 
     threads: int = 2
-    queue: int = 32
-    max_wait_ms: float = 150.0
+    queue: int = 2 * QUEUE_PER_THREAD
+    max_wait_ms: float = 0.0
     ort_threads: int = 1
     _detectors: dict[Choice, LandmarkDetector] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -171,11 +213,13 @@ class Engine:
             )
         self.pool: ThreadPoolExecutor | None = None
         self.open()
-        #: Jobs running or waiting; requests refused with 503 since start.
+        #: Requests admitted and not yet done (uploading, waiting or running); refused since
+        #: start.
         self.busy = 0
         self.rejected = 0
-        self._count = threading.Lock()
+        self._count = threading.Condition()
         self._times: deque[float] = deque(maxlen=SERVICE_WINDOW)
+        self._available: dict[str, str | None] = {}
         #: Shipped model names and their points, read once (each card is parsed and checked).
         self.shipped = {m["name"]: int(m["points"]) for m in list_models()}
 
@@ -210,6 +254,28 @@ class Engine:
                 self._detectors[choice] = det
             return det
 
+    def available(self) -> dict[str, str | None]:
+        """Each face detector's name and ``None`` when it runs here, else why not (each tried
+        once: that may take a second, so not on the event loop)."""
+        return {name: self.why_not(name) for name in DETECTORS}
+
+    def why_not(self, name: str) -> str | None:
+        """Why face detector ``name`` cannot run here (``None`` when it can), tried once."""
+        with self._lock:
+            if name not in self._available:
+                try:
+                    make_detector(name, threads=1)
+                    self._available[name] = None
+                except TcnnError as exc:
+                    self._available[name] = str(exc)
+            return self._available[name]
+
+    def check_runs(self, name: str) -> None:
+        """Raises ApiError 422 when face detector ``name`` cannot run here."""
+        why = self.why_not(name)
+        if why is not None:
+            raise ApiError(422, f"detector: {name} cannot run on this server ({why})")
+
     @property
     def loaded(self) -> list[str]:
         with self._lock:
@@ -223,18 +289,19 @@ class Engine:
 
     @property
     def queue_limit(self) -> int:
-        """Jobs that may wait now: those the pool finishes within ``max_wait_ms``, at most
-        ``queue`` (``queue`` until a job has been timed, or without a wait limit)."""
+        """Requests that may wait now: ``queue``, or with a wait limit those the pool finishes
+        within ``max_wait_ms`` (``queue`` until a job has been timed)."""
         service = self.service_ms
         if not self.max_wait_ms or service is None:
             return self.queue
         return min(self.queue, int(self.max_wait_ms * self.threads / service))
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a pool thread; 503 with ``Retry-After`` beyond the queue's bound.
+    def admit(self) -> Slot:
+        """A place for one request, before its upload is read.
 
-        The slot is released when the job ends, not when the caller stops waiting, so a
-        client that hangs up cannot make room for more jobs than there are slots.
+        Raises:
+            ApiError: 503 with ``Retry-After`` when ``threads`` requests run and the queue is
+                at its limit.
         """
         limit = self.queue_limit
         with self._count:
@@ -246,24 +313,50 @@ class Engine:
                 self.rejected += 1
         if not admitted:
             raise self._busy(
-                f"busy: {waiting} requests waiting for {self.threads} inference threads "
-                f"(limit {limit}); retry shortly",
+                f"busy: {waiting} requests waiting for {self.threads} inference threads, "
+                f"the limit of {self._limit_text(limit)}",
                 waiting,
             )
+        return Slot(self)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no request holds a place (``busy`` is 0); false after ``timeout`` s."""
+        with self._count:
+            return self._count.wait_for(lambda: self.busy == 0, timeout)
+
+    def _limit_text(self, limit: int) -> str:
+        """What set the queue's limit, in the options' units."""
+        service = self.service_ms
+        if self.max_wait_ms and service is not None and limit < self.queue:
+            return (
+                f"--max-wait-ms {self.max_wait_ms:g} at {service:.0f} ms a request "
+                f"({limit} waiting; --queue {self.queue})"
+            )
+        return f"--queue {self.queue}"
+
+    async def run(self, fn: Callable[..., T], *args: Any, slot: Slot | None = None) -> T:
+        """``fn(*args)`` on a pool thread, in ``slot`` (else one taken now: 503 with
+        ``Retry-After`` beyond the queue's bound).
+
+        The slot is given back when the job ends, not when the caller stops waiting, so a
+        client that hangs up cannot make room for more jobs than there are slots.
+        """
+        slot = slot or self.admit()
+        slot.handed = True
         try:
             if self.pool is None:
                 raise ApiError(503, "the server is shutting down", {"Retry-After": "1"})
             future = self.pool.submit(self._timed, perf_counter(), fn, *args)
         except (RuntimeError, ApiError):
-            self._done(None)
+            slot.release()
             raise
-        future.add_done_callback(self._done)
+        future.add_done_callback(lambda _: slot.release())
         return await asyncio.wrap_future(future)
 
     def _timed(self, queued: float, fn: Callable[..., T], *args: Any) -> T:
-        """Runs on the pool thread: refuses a job that waited too long while others wait
-        behind it (refusing it drains the backlog; with none, running it is the fastest
-        answer), times the others."""
+        """Runs on the pool thread: with a wait limit, refuses a job that waited too long while
+        others wait behind it (refusing it drains the backlog; with none, running it is the
+        fastest answer); times the jobs it runs."""
         start = perf_counter()
         waited_ms = (start - queued) * 1e3
         waiting = 0
@@ -273,8 +366,8 @@ class Engine:
                 self.rejected += bool(waiting)
         if waiting:
             raise self._busy(
-                f"busy: waited {waited_ms:.0f} ms for an inference thread (limit "
-                f"{self.max_wait_ms:g} ms); retry shortly",
+                f"busy: waited {waited_ms:.0f} ms for an inference thread (--max-wait-ms "
+                f"{self.max_wait_ms:g})",
                 waiting,
             )
         try:
@@ -284,15 +377,11 @@ class Engine:
                 self._times.append(perf_counter() - start)
 
     def _busy(self, message: str, waiting: int) -> ApiError:
-        """A 503 whose ``Retry-After`` is the time the pool needs for the jobs now waiting
-        (whole seconds, at least 1)."""
+        """A 503 whose ``Retry-After`` is the time the pool needs for the requests now waiting
+        (whole seconds, at least 1); the message says it."""
         service = self.service_ms or 0.0
         seconds = max(1, math.ceil(waiting * service / self.threads / 1e3))
-        return ApiError(503, message, {"Retry-After": str(seconds)})
-
-    def _done(self, _: object) -> None:
-        with self._count:
-            self.busy -= 1
+        return ApiError(503, f"{message}; retry after {seconds} s", {"Retry-After": str(seconds)})
 
     def warm(self, choices: Sequence[Choice]) -> None:
         """Load these detectors and build each pool thread's face detector (a blank image)."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+
+from starlette.responses import JSONResponse
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -20,11 +21,27 @@ log = logging.getLogger("tcnn.serve")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-async def _send_error(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def error_reply(status: int, message: str, headers: Any = None) -> JSONResponse:
+    """The one error format of every route and middleware: ``{"error": "<one line>"}``."""
+    return JSONResponse({"error": message}, status, headers=headers)
+
+
+async def _send_error(scope: Scope, receive: Any, send: Any, status: int, message: str) -> None:
+    await error_reply(status, message)(scope, receive, send)
+
+
+def megabytes(size: int, limit: int) -> tuple[str, str]:
+    """``size`` and ``limit`` bytes in MB (10^6 bytes), with the digits it takes to tell them
+    apart (at least 3 significant ones).
+
+    >>> megabytes(13_398_870, 13_398_869), megabytes(50_000_000, 13_398_869)
+    (('13.39887', '13.398869'), ('50', '13.4'))
+    """
+    for digits in range(3, 10):
+        texts = f"{size / 1e6:.{digits}g}", f"{limit / 1e6:.{digits}g}"
+        if size == limit or texts[0] != texts[1]:
+            return texts
+    return f"{size / 1e6:f}", f"{limit / 1e6:f}"
 
 
 class BodyLimit:
@@ -33,11 +50,16 @@ class BodyLimit:
     A ``Content-Length`` over the limit is refused before any of the body is read; a body
     without one (chunked) is counted as it streams in, and refused when the count passes the
     limit. The application then sees the client as gone and its reply is dropped.
+
+    Args:
+        upload_mb: the upload limit (``--max-upload-mb``) that ``max_bytes`` makes room for;
+            the message names it, in its units.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_mb: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_mb = upload_mb
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -48,13 +70,16 @@ class BodyLimit:
             try:
                 declared = int(length)
             except ValueError:
-                await _send_error(send, 400, f"Content-Length {length[:40]!r} is not a number")
+                text = length[:40].decode("latin-1")
+                await _send_error(
+                    scope, receive, send, 400, f"Content-Length {text!r} is not a number"
+                )
                 return
             if declared > self.max_bytes:
                 log.warning(
                     "413 %s: Content-Length %d over %d", scope["path"], declared, self.max_bytes
                 )
-                await _send_error(send, 413, self._message(declared))
+                await _send_error(scope, receive, send, 413, self._message(declared))
                 return
         seen = 0
         refused = False
@@ -70,7 +95,7 @@ class BodyLimit:
                     refused = True
                     scope["tcnn.refused"] = True
                     log.warning("413 %s: streamed body passed %d bytes", scope["path"], seen)
-                    await _send_error(send, 413, self._message(seen, streamed=True))
+                    await _send_error(scope, receive, send, 413, self._message(seen, True))
                     return {"type": "http.disconnect"}
             return msg
 
@@ -81,8 +106,12 @@ class BodyLimit:
         await self.app(scope, counted, guarded)
 
     def _message(self, size: int, streamed: bool = False) -> str:
-        size_text = f"more than {size}" if streamed else str(size)
-        return f"request body of {size_text} bytes is over the limit of {self.max_bytes} bytes"
+        size_mb, limit_mb = megabytes(size, self.max_bytes)
+        return (
+            f"request body: {'more than ' if streamed else ''}{size_mb} MB is over the "
+            f"{limit_mb} MB that --max-upload-mb {self.upload_mb:g} allows (room for base64 "
+            "in JSON)"
+        )
 
 
 class Metrics:

@@ -18,7 +18,7 @@ DESCRIPTION = (
 )
 POINTS = "Landmark scheme, 5 or 68 (default: the model's, or 5)."
 MODEL = "A shipped model name (see /v1/models); default: the default model for `points`."
-DETECTOR = "Face detector name (default: the one the model card names)."
+DETECTOR = "Face detector name (see /v1/detectors; default: the one the model card names)."
 BOXES = (
     "Known face boxes, skipping detection: a JSON list of [left, top, right, bottom] in "
     "continuous pixels, e.g. [[120, 80, 260, 220]]."
@@ -73,16 +73,25 @@ class ModelInfo(BaseModel):
     card: dict[str, Any]
 
 
+class DetectorInfo(BaseModel):
+    name: str
+    available: bool = Field(description="Whether it runs on this server.")
+    why_not: str | None = Field(description="Why it does not (a missing package); else null.")
+
+
 class Health(BaseModel):
     status: str
     version: str
     loaded: list[str] = Field(description="model/detector pairs loaded in this worker.")
-    busy: int = Field(description="Requests running or queued in this worker's pool.")
+    busy: int = Field(
+        description="Requests admitted and not done in this worker (uploading, waiting, running)."
+    )
     threads: int = Field(description="Inference threads of this worker.")
-    queue: int = Field(description="Most requests that may wait, whatever the wait limit.")
-    max_wait_ms: float = Field(description="Longest wait for a thread, ms (0: no limit).")
+    queue: int = Field(description="Most requests that may wait for a thread (--queue).")
+    max_wait_ms: float = Field(description="Optional wait limit, ms (0, the default: none).")
     queue_limit: int = Field(
-        description="Requests that may wait now: max_wait_ms x threads / service_ms, at most queue."
+        description="Requests that may wait now: queue, or less with a wait limit "
+        "(max_wait_ms x threads / service_ms)."
     )
     service_ms: float | None = Field(
         description="Mean run time of the recent requests on a thread, ms (null before any)."
@@ -92,11 +101,12 @@ class Health(BaseModel):
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     why = {
         400: "Bad input: empty, not an image, truncated, bad base64 or JSON.",
-        413: "Upload or image too large (bytes or pixels).",
+        413: "Upload or image too large (--max-upload-mb, --max-pixels).",
         415: "Not multipart/form-data or JSON, or an image format not accepted.",
-        422: "Unknown model, points or detector; malformed boxes or parameters.",
-        503: "Busy: the queue is at its bound (or the request waited longer than the wait "
-        "limit). Retry after `Retry-After` seconds.",
+        422: "Unknown model, points or detector (or one that cannot run here); malformed "
+        "boxes or parameters.",
+        503: "Busy: threads + queue requests are in progress (the queue's limit; or, with "
+        "a wait limit set, the request waited longer). Retry after `Retry-After` seconds.",
     }
     return {c: {"model": Error, "description": why[c]} for c in codes}
 
@@ -167,6 +177,10 @@ ALIGN: dict[str, Any] = {
 MODELS: dict[str, Any] = {
     "summary": "The shipped models and their cards",
     "response_model": list[ModelInfo],
+}
+DETECTORS: dict[str, Any] = {
+    "summary": "The face detectors and whether each runs on this server",
+    "response_model": list[DetectorInfo],
 }
 HEALTH: dict[str, Any] = {"summary": "Liveness and this worker's state", "response_model": Health}
 METRICS: dict[str, Any] = {

@@ -4,13 +4,16 @@
 
 const $ = (id) => document.getElementById(id);
 const COLOURS_5 = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#bf5af2"];
-// What the page did last, for people and for tests: {answer, text, faces}.
-window.tcnnState = { answer: null, text: null, faces: 0 };
+// What the page shows, for people and for tests: the answer to the current photo and
+// settings (null while asking, or after an error), its text, its faces, the error if any,
+// and whether a request is under way.
+window.tcnnState = { answer: null, text: null, faces: 0, error: null, pending: false };
 
 let models = [];
-let photo = null; // the last photo: a Blob, re-sent when points or model change
+let photo = null; // the last photo: a Blob, re-sent when points, model or detector change
 let bitmap = null;
 let downloadUrl = null;
+let asked = 0; // requests sent; only the latest one's reply is shown
 
 function setStatus(text, isError) {
   $("status").textContent = text;
@@ -27,6 +30,21 @@ async function loadModels() {
   fillModels();
 }
 
+async function loadDetectors() {
+  let detectors = [];
+  try {
+    detectors = await (await fetch("/v1/detectors")).json();
+  } catch (err) {
+    setStatus("Could not list the face detectors: " + err, true);
+  }
+  for (const d of detectors) {
+    const option = new Option(d.available ? d.name : d.name + " (cannot run here)", d.name);
+    option.disabled = !d.available;
+    if (d.why_not) option.title = d.why_not;
+    $("detector").add(option);
+  }
+}
+
 function fillModels() {
   const points = Number($("points").value);
   const select = $("model");
@@ -41,11 +59,40 @@ function fillModels() {
 function query() {
   const params = new URLSearchParams({ points: $("points").value });
   if ($("model").value) params.set("model", $("model").value);
+  if ($("detector").value) params.set("detector", $("detector").value);
   return "/v1/landmarks?" + params;
+}
+
+// Forget the shown answer: the photo alone on the canvas (blank if the browser cannot show
+// it), no JSON, nothing to download.
+function clearAnswer(error, pending) {
+  window.tcnnState = { answer: null, text: null, faces: 0, error: error, pending: pending };
+  $("canvas").dataset.faces = "0";
+  $("json").textContent = "";
+  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+  downloadUrl = null;
+  $("download").removeAttribute("href");
+  $("download").classList.add("disabled");
+  const canvas = $("canvas");
+  const ctx = canvas.getContext("2d");
+  if (bitmap) {
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    ctx.drawImage(bitmap, 0, 0);
+  } else {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+  }
+}
+
+function fail(message) {
+  clearAnswer(message, false);
+  setStatus(message, true);
 }
 
 async function send() {
   if (!photo) return;
+  const ticket = ++asked;
+  clearAnswer(null, true);
   setStatus("Finding faces…");
   const form = new FormData();
   form.append("image", photo, photo.name || "photo.png");
@@ -54,18 +101,19 @@ async function send() {
     reply = await fetch(query(), { method: "POST", body: form });
     text = await reply.text();
   } catch (err) {
-    setStatus("The server did not answer: " + err, true);
+    if (ticket === asked) fail("The server did not answer: " + err);
     return;
   }
+  if (ticket !== asked) return; // a newer request is under way; its reply will be shown
   let answer;
   try {
     answer = JSON.parse(text);
   } catch (err) {
-    setStatus(`HTTP ${reply.status}: not JSON`, true);
+    fail(`HTTP ${reply.status}: not JSON`);
     return;
   }
   if (!reply.ok) {
-    setStatus(`HTTP ${reply.status}: ${answer.error}`, true);
+    fail(`HTTP ${reply.status}: ${answer.error}`);
     return;
   }
   show(answer, text);
@@ -73,7 +121,13 @@ async function send() {
 
 function show(answer, text) {
   draw(answer);
-  window.tcnnState = { answer: answer, text: text, faces: answer.faces.length };
+  window.tcnnState = {
+    answer: answer,
+    text: text,
+    faces: answer.faces.length,
+    error: null,
+    pending: false,
+  };
   $("canvas").dataset.faces = String(answer.faces.length);
   $("json").textContent = JSON.stringify(answer, null, 1);
   if (downloadUrl) URL.revokeObjectURL(downloadUrl);
@@ -115,13 +169,19 @@ function draw(answer) {
   }
 }
 
+let chosen = 0; // photos chosen; a later choice wins over one still being read
+
 async function usePhoto(blob) {
-  photo = blob;
+  const mine = ++chosen;
+  let shown = null;
   try {
-    bitmap = await createImageBitmap(blob);
+    shown = await createImageBitmap(blob);
   } catch (err) {
-    bitmap = null; // the browser cannot show it; the server may still read it
+    shown = null; // the browser cannot show it; the server may still read it
   }
+  if (mine !== chosen) return;
+  photo = blob;
+  bitmap = shown;
   await send();
 }
 
@@ -155,6 +215,7 @@ $("points").addEventListener("change", () => {
   send();
 });
 $("model").addEventListener("change", send);
+$("detector").addEventListener("change", send);
 $("webcam").addEventListener("click", startWebcam);
 $("snap").addEventListener("click", snap);
 const drop = $("drop");
@@ -169,3 +230,4 @@ drop.addEventListener("drop", (e) => {
   if (e.dataTransfer.files[0]) usePhoto(e.dataTransfer.files[0]);
 });
 loadModels();
+loadDetectors();
