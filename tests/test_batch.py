@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,6 +135,43 @@ def _parts(out: Path) -> int:
     return len(list(out.glob("part-*.parquet")))
 
 
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still there and not a zombie (which cannot write
+    a file, and which a container's init may never reap)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _kill_at(cmd: list[str], out: Path, target: int) -> int | None:
+    """Run ``cmd`` until ``out`` holds ``target`` parts, then kill -9 its whole process group.
+    Returns the parts it left (counted once no process of the group is left), or ``None``
+    when the job ended, or wrote its last part, before the kill."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 600  # generous: a loaded machine, two worker start-ups
+    try:
+        while proc.poll() is None and _parts(out) < target:  # a state, polled
+            assert time.monotonic() < deadline, f"no part {target} within 600 s"
+            time.sleep(0.01)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        ended_itself = proc.wait() == 0
+        while _running_in_group(proc.pid):  # the workers too, before counting their parts
+            assert time.monotonic() < deadline, "the killed job's workers are still there"
+            time.sleep(0.01)
+    parts = _parts(out)
+    return None if ended_itself or parts >= 8 else parts
+
+
 def test_kill_minus_nine_then_resume_equals_uninterrupted(
     photos: Path, reference: list[dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -143,23 +182,18 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(
     cmd += ["--workers", "2", "--part-size", "2", "--align", "48"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     rng = random.Random(13)
-    kills = 0
-    for attempt in range(3):
+    kills: list[int] = []
+    for _ in range(12):  # 3 runs, unless one ends before its kill (then all start again)
         target = min(7, _parts(out) + rng.randint(1, 2))
-        proc = subprocess.Popen(
-            cmd + (["--resume"] if attempt else []),
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        while proc.poll() is None and _parts(out) < target:
-            time.sleep(0.02)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 2 and _parts(out) < 8
+        parts = _kill_at(cmd + (["--resume"] if kills else []), out, target)
+        if parts is None:
+            shutil.rmtree(out, ignore_errors=True)
+            kills.clear()
+            continue
+        kills.append(parts)
+        if len(kills) == 3:
+            break
+    assert len(kills) == 3 and kills == sorted(kills) and _parts(out) == kills[-1] < 8, kills
     done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, check=True)
     assert "16 file(s)" in done.stdout
     assert _parts(out) == 8 and not list(out.glob(".*.tmp"))
