@@ -79,7 +79,7 @@ class Trunk:
         graph = onnx.load(str(path))
         init = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
         gemms = [n for n in graph.graph.node if n.op_type == "Gemm"]
-        bn = next(n for n in graph.graph.node if n.op_type == "BatchNormalization")
+        bn = next((n for n in graph.graph.node if n.op_type == "BatchNormalization"), None)
         self.feature_name = gemms[0].input[0]
         graph.graph.output.append(
             onnx.helper.make_tensor_value_info(self.feature_name, onnx.TensorProto.FLOAT, None)
@@ -89,8 +89,13 @@ class Trunk:
         )
         self.input = self.session.get_inputs()[0].name
         w1, b1 = init[gemms[0].input[1]], init[gemms[0].input[2]]
-        gamma, beta, mu, var = (init[name] for name in bn.input[1:5])
-        eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        if bn is None:  # a "relu" model (tcnn68h): FC5 has no BatchNorm of its own
+            hidden = len(init[gemms[0].input[2]])
+            gamma, beta, mu, var = (np.full(hidden, v, np.float32) for v in (1.0, 0.0, 0.0, 1.0))
+            eps = 0.0
+        else:
+            gamma, beta, mu, var = (init[name] for name in bn.input[1:5])
+            eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
         g = gamma / np.sqrt(var + eps)
         self.fc5 = (w1 * g[:, None], (b1 - mu) * g + beta)
         self.fc6 = (init[gemms[1].input[1]], init[gemms[1].input[2]])
@@ -326,6 +331,7 @@ def export_k1(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tcnn68", help="shipped 68-point model name or .onnx")
+    ap.add_argument("--config", default=str(CONFIG), help="the model's training config")
     ap.add_argument("--ks", type=int, nargs="*", default=list(KS), help="clusters K")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per (K, routing)")
     ap.add_argument("--passes", type=int, default=1, help="augmented crops per training face")
@@ -343,7 +349,7 @@ def main() -> None:
     torch.set_num_threads(2)
     model = load_model(args.model)
     trunk = Trunk(model.path)
-    cfg = load_config(CONFIG)
+    cfg = load_config(args.config)
     t0 = time.time()
     train, val = training_features(trunk, cfg, args.passes)
     check = base_check(trunk, val)
