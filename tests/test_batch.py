@@ -84,7 +84,11 @@ def test_two_workers_same_rows_and_crops(
 ) -> None:
     out = tmp_path / "out"
     code = main(["batch", str(photos), "-o", str(out), "--workers", "2", "--part-size", "4"])
-    assert code == 0 and "16 file(s)" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert code == 1 and "16 file(s)" in printed.out and "2 failed" in printed.out  # as detect
+    errors = [line for line in printed.err.splitlines() if line.startswith("failed: ")]
+    assert [Path(e.split(": ")[1]).name for e in errors] == ["corrupt.jpg", "empty.png"]
+    assert f"2 input(s) failed: the rows with status 'failed' in {out}" in printed.err
     assert rows(out) == [{**r, "crop": None} for r in reference]
     out2 = tmp_path / "aligned"
     run(photos, out2, workers=2, part_size=4, align=48, progress=False)
@@ -164,7 +168,7 @@ def _kill_at(cmd: list[str], out: Path, target: int) -> int | None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        ended_itself = proc.wait() == 0
+        ended_itself = proc.wait() >= 0  # an exit status (1: its failed inputs), not a signal
         while _running_in_group(proc.pid):  # the workers too, before counting their parts
             assert time.monotonic() < deadline, "the killed job's workers are still there"
             time.sleep(0.01)
@@ -194,8 +198,8 @@ def test_kill_minus_nine_then_resume_equals_uninterrupted(
         if len(kills) == 3:
             break
     assert len(kills) == 3 and kills == sorted(kills) and _parts(out) == kills[-1] < 8, kills
-    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, check=True)
-    assert "16 file(s)" in done.stdout
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "16 file(s)" in done.stdout, done.stderr  # 2 inputs failed
     assert _parts(out) == 8 and not list(out.glob(".*.tmp"))
     assert rows(out) == reference
     with pytest.raises(TcnnError, match="already holds a batch output"):
@@ -227,12 +231,13 @@ def test_missing_column_empty_input_unwritable_output(photos: Path, tmp_path: Pa
     assert not (tmp_path / "o5").exists()
 
 
-def _peak_rss_mb(cmd: list[str]) -> float:
-    """Peak resident memory (MB) of the largest process of a command (workers included)."""
+def _peak_rss_mb(cmd: list[str], code: int = 0) -> float:
+    """Peak resident memory (MB) of the largest process of a command (workers included) that
+    exits with ``code``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
-    assert status == 0, proc.stderr.read() if proc.stderr else status
+    assert os.waitstatus_to_exitcode(status) == code, proc.stderr.read() if proc.stderr else status
     return usage.ru_maxrss / 1024
 
 
@@ -242,8 +247,8 @@ def test_many_missing_paths_finish_with_bounded_memory(tmp_path: Path) -> None:
     pq.write_table(pa.table({"path": [f"/no/such/{i}.jpg" for i in range(2_000)]}), small)
     pq.write_table(pa.table({"path": [f"/no/such/{i}.jpg" for i in range(60_000)]}), large)
     base = [sys.executable, "-m", "tcnn", "batch", "-q", "--workers", "2", "--part-size", "1000"]
-    rss_small = _peak_rss_mb([*base, str(small), "-o", str(tmp_path / "o1")])
-    rss_large = _peak_rss_mb([*base, str(large), "-o", str(tmp_path / "o2")])
+    rss_small = _peak_rss_mb([*base, str(small), "-o", str(tmp_path / "o1")], code=1)
+    rss_large = _peak_rss_mb([*base, str(large), "-o", str(tmp_path / "o2")], code=1)
     table = pq.read_table(tmp_path / "o2", columns=["status", "error"])
     assert table.num_rows == 60_000 and set(table.column("status").to_pylist()) == {"failed"}
     assert table.column("error")[59_999].as_py() == "/no/such/59999.jpg: no such file"
@@ -255,7 +260,7 @@ def test_refine_moves_the_landmarks_and_is_part_of_the_job(
 ) -> None:
     out = tmp_path / "refined"
     code = main(["batch", str(photos), "-o", str(out), "--workers", "1", "--refine", "-q"])
-    assert code == 0
+    assert code == 1  # its corrupt and empty files
     refined = rows(out)
     plain = [r for r in reference if r["landmarks"] is not None]
     moved = [r for r in refined if r["landmarks"] is not None]
@@ -265,3 +270,26 @@ def test_refine_moves_the_landmarks_and_is_part_of_the_job(
     assert any(a["landmarks"] != b["landmarks"] for a, b in zip(moved, plain))
     with pytest.raises(TcnnError, match=r"different job.*refine"):
         run(photos, out, resume=True, progress=False)
+
+
+def test_exit_status_zero_only_when_no_input_failed(
+    astronaut: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As tcnn detect: 0 when every input was read, 1 (and each failure named) otherwise."""
+    good = tmp_path / "good"
+    good.mkdir()
+    Image.fromarray(astronaut).save(good / "astronaut.jpg")
+    Image.new("RGB", (64, 48), (90, 120, 200)).save(good / "blue.png")  # no face: not a failure
+    assert main(["batch", str(good), "-o", str(tmp_path / "o1"), "--workers", "1", "-q"]) == 0
+    assert not capsys.readouterr().err
+    listing = tmp_path / "list.txt"
+    paths = [good / "astronaut.jpg", *(tmp_path / f"gone-{i}.jpg" for i in range(7))]
+    listing.write_text("".join(f"{p}\n" for p in paths))
+    out = tmp_path / "o2"
+    assert main(["batch", str(listing), "-o", str(out), "--workers", "1", "-q"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[:5] == [f"failed: {tmp_path}/gone-{i}.jpg: no such file" for i in range(5)]
+    assert err[5:] == [
+        f"tcnn: 7 input(s) failed (2 more): the rows with status 'failed' in {out} hold each "
+        "one's error"
+    ]

@@ -352,6 +352,24 @@ def count_rows(table: Any) -> dict[str, int]:
     return {"files": first + no_face + failed, "faces": faces, "no_face": no_face, "failed": failed}
 
 
+def failures(out: str | os.PathLike[str], limit: int = 5) -> list[tuple[str, str]]:
+    """The first ``limit`` failed inputs of a batch output, ``(path, error)``, in part order.
+
+    Reads only the ``status``, ``path`` and ``error`` columns, part by part, and stops at
+    ``limit``: cheap on an output of millions of rows.
+    """
+    pq = _pyarrow().parquet
+    found: list[tuple[str, str]] = []
+    for path in sorted(Path(out).glob("part-*.parquet")):
+        table = pq.read_table(path, columns=["status", "path", "error"])
+        for status, source, error in zip(*(c.to_pylist() for c in table.columns)):
+            if status == "failed":
+                found.append((source, error))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

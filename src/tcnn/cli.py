@@ -134,7 +134,7 @@ def _save_astronaut(astronaut: np.ndarray, folder: Path) -> Path:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from tcnn.batch import run
+    from tcnn.batch import failures, run
 
     summary = run(
         args.inputs, args.output, points=args.points, model=args.model, detector=args.detector,
@@ -143,7 +143,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
         part_size=args.part_size, progress=not args.quiet, refine=args.refine,
     )  # fmt: skip
     print(f"{summary.line()} in {summary.seconds:.1f} s")
-    return 0
+    if not summary.failed:
+        return 0
+    # As tcnn detect: a run with inputs that failed exits 1; the rows hold every error.
+    shown = failures(summary.out)
+    for path, error in shown:
+        print(f"failed: {error}" if path in error else f"failed: {path}: {error}", file=sys.stderr)
+    more = f" ({summary.failed - len(shown)} more)" if summary.failed > len(shown) else ""
+    print(
+        f"tcnn: {summary.failed} input(s) failed{more}: the rows with status 'failed' in "
+        f"{summary.out} hold each one's error",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
