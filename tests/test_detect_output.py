@@ -56,6 +56,53 @@ def test_running_twice_in_place_reads_no_drawings_and_loses_none(
     assert Image.open("out/face-2.landmarks.jpg").format == "JPEG"
 
 
+def test_earlier_results_inside_an_input_folder_are_not_read(
+    tmp_path: Path,
+    astronaut_png: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """tcnn's own outputs in a folder (detect's with drawings, batch's with aligned crops, the
+    demo's, one being written) are not read again by a run that writes elsewhere."""
+    from tcnn.batch import run as batch_run
+    from tcnn.outputs import LandmarksWriter
+
+    monkeypatch.chdir(tmp_path)
+    _copies(tmp_path, astronaut_png, ["photos/a.png", "photos/sub/b.png", "photos/mine/c.png"])
+    Path("photos/mine/landmarks.json").write_text('{"mine": true}')  # a user's file: read on
+    assert run(capsys, "detect", "photos", "-o", "photos/old", "--draw")[0] == 0
+    assert run(capsys, "demo", "-o", "photos/demo")[0] == 0  # its photo and the drawing
+    batch_run("photos/sub", "photos/job", workers=1, align=48, progress=False)
+    assert list(Path("photos/job/_crops").rglob("*.png"))  # images a plain listing would read
+    _copies(tmp_path, astronaut_png, ["photos/running/d.png"])
+    writing = LandmarksWriter(Path("photos/running/landmarks.csv"), 5, {"model": "vanilla5"})
+    try:  # a run still writing: only its temp file is there
+        assert [p.name for p in Path("photos/running").glob(".*.tmp")]
+        code, out, _ = run(capsys, "detect", "photos", "-o", "elsewhere")
+    finally:
+        writing.abort()
+    assert code == 0
+    data = json.loads(Path("elsewhere/landmarks.json").read_text())
+    assert sorted({f["file"] for f in data["faces"]}) == [
+        "photos/a.png",
+        "photos/mine/c.png",
+        "photos/sub/b.png",
+    ]
+    assert data["images"] == 3 and data["skipped"] == ["photos/mine/landmarks.json"]
+    earlier = "photos/demo, photos/job, photos/old, photos/running"
+    assert f"not read, tcnn's own results from earlier runs: {earlier}" in out
+    # A folder that holds a result, named itself: read, but not the drawings tcnn wrote there.
+    listed = pipeline.list_images(["photos/old", "photos/demo"])
+    assert listed.files == [Path("photos/demo/astronaut.png")]
+    drawn = ["a.landmarks.jpg", "b.landmarks.jpg", "c.landmarks.jpg", "astronaut.landmarks.png"]
+    assert [p.name for p in listed.results] == drawn
+    code, _, err = run(capsys, "detect", "photos/old", "-o", "elsewhere2")
+    assert code == 1
+    why = "1 file(s) that are not images, 3 earlier tcnn result(s)"
+    assert_one_line_error(err, f"no images found in photos/old ({why})")
+    assert pipeline.is_result_folder("photos/job") and not pipeline.is_result_folder("photos/mine")
+
+
 def test_unique_names_never_repeat() -> None:
     names = UniqueNames()
     got = [names(s) for s in ["a/x.jpg", "b/x.png", "x-2.jpg", "c/X.jpg", "d/x.jpg", "<array 3>"]]

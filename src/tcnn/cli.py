@@ -29,7 +29,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     listed = list_images(args.paths, exclude=Path(args.output))
     if not listed.files:
-        others = f" ({len(listed.skipped)} file(s) that are not images)" if listed.skipped else ""
+        passed = [f"{len(listed.skipped)} file(s) that are not images"] if listed.skipped else []
+        passed += [f"{len(listed.results)} earlier tcnn result(s)"] if listed.results else []
+        others = f" ({', '.join(passed)})" if passed else ""
         raise TcnnError(f"no images found in {' '.join(args.paths)}{others}")
     lm = LandmarkDetector(
         args.model, args.points, args.detector, args.upsample, args.threshold, refine=args.refine
@@ -95,6 +97,10 @@ def _report_listing(listed: FileList, shown: int = 5) -> None:
             names = ", ".join(str(f) for f in files[:shown])
             more = f" and {len(files) - shown} more" if len(files) > shown else ""
             print(f"{len(files)} file(s) {what}: {names}{more}")
+    if listed.results:
+        names = ", ".join(str(f) for f in listed.results[:shown])
+        more = f" and {len(listed.results) - shown} more" if len(listed.results) > shown else ""
+        print(f"not read, tcnn's own results from earlier runs: {names}{more}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -222,15 +222,100 @@ class FileList:
             each file once (by resolved path) in first-seen order.
         skipped: files in the folders that are not images by their suffix.
         duplicates: files named more than once (counted once).
+        results: what a named folder held of tcnn's own results and was not read: its
+            subfolders that hold a result (:func:`is_result_folder`), and the drawings
+            (``*.landmarks.jpg``/``.png``) in a named folder that holds one itself.
     """
 
     files: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     duplicates: list[Path] = field(default_factory=list)
+    results: list[Path] = field(default_factory=list)
+
+
+#: The files that mark a folder as a tcnn result, and how tcnn begins each one: the
+#: landmarks file of ``tcnn detect`` and ``tcnn demo`` (JSON or CSV) and the job file of
+#: ``tcnn batch`` (a Parquet dataset). Checked by content, so that a user's own file of the
+#: same name does not hide a folder.
+RESULT_MARKS: dict[str, bytes] = {
+    "landmarks.json": b'{\n "coordinates": ',
+    "landmarks.csv": b"# coordinates: ",
+    "_job.json": b'{\n "inputs": ',
+}
+
+#: The drawings ``tcnn detect --draw`` and ``tcnn demo`` write beside their landmarks file.
+DRAWING_SUFFIXES = (".landmarks.jpg", ".landmarks.png")
+
+
+def _temp_of(name: str) -> str | None:
+    """The file whose temp file ``name`` is while a run writes it (``.NAME.PID.tmp``)."""
+    if name.startswith(".") and name.endswith(".tmp"):
+        base, _, pid = name[1:-4].rpartition(".")
+        if pid.isdigit():
+            return base
+    return None
+
+
+def is_result_folder(folder: str | os.PathLike[str], names: Iterable[str] | None = None) -> bool:
+    """Whether ``folder`` holds a tcnn result (:data:`RESULT_MARKS`), finished or being written
+    (its temp file ``.landmarks.json.PID.tmp``, say).
+
+    Args:
+        names: the folder's file names when the caller has them (saves listing it again).
+    """
+    folder = Path(folder)
+    if names is None:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return False
+    for name in names:
+        if _temp_of(name) in RESULT_MARKS:
+            return True  # a run writing it now: its first bytes may not be on disk yet
+        head = RESULT_MARKS.get(name)
+        if head is None:
+            continue
+        try:
+            with open(folder / name, "rb") as f:
+                if f.read(len(head)) == head:
+                    return True
+        except OSError:  # removed meanwhile (a temp file renamed), or unreadable
+            continue
+    return False
+
+
+def _walk(root: Path, out: FileList, exclude: Path | None) -> list[Path]:
+    """Every file under ``root`` (symlinked folders not followed), sorted as ``rglob`` sorts,
+    but none in the folder ``exclude`` (resolved); subfolders that hold a tcnn result are passed
+    over (named in ``out.results``), and so are the drawings in ``root`` when ``root`` holds a
+    result itself."""
+    found: list[Path] = []
+    passed: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if exclude is not None and here.resolve() == exclude:
+            dirnames.clear()  # the run's own output folder: silently
+            continue
+        if here != root and is_result_folder(here, filenames):
+            passed.append(here)
+            dirnames.clear()
+            continue
+        drawings = here == root and is_result_folder(here, filenames)
+        for name in filenames:
+            if drawings and name.lower().endswith(DRAWING_SUFFIXES):
+                passed.append(here / name)
+            else:
+                found.append(here / name)
+    out.results += sorted(passed)
+    found.sort()
+    return found
 
 
 def list_images(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = None) -> FileList:
     """Expand files and folders into image files.
+
+    A folder is listed recursively, passing over tcnn's own results in it (an earlier run's
+    output folder, its drawings): see :attr:`FileList.results`.
 
     Args:
         exclude: a folder whose contents are never listed (an output folder inside the input).
@@ -251,7 +336,7 @@ def list_images(paths: Iterable[str | os.PathLike[str]], exclude: Path | None = 
         if not p.is_dir():
             add(p)
             continue
-        for f in sorted(p.rglob("*")):
+        for f in _walk(p, out, skip_dir):
             if not f.is_file():
                 continue
             if skip_dir is not None and skip_dir in f.resolve().parents:
