@@ -85,3 +85,22 @@ def test_source_weights_give_each_face_its_sources_weight() -> None:
         source_weights(faces, TrainConfig(data=cfg.data, source_weights=(1.0,)))
     with pytest.raises(TcnnError, match="one positive weight per dataset"):
         source_weights(faces, TrainConfig(data=cfg.data, source_weights=(1.0, 0.0)))
+
+
+def test_card_default_detector_is_used_when_none_is_named(tmp_path: Path) -> None:
+    import shutil
+
+    from tcnn import LandmarkDetector
+    from tcnn.card import update_card
+    from tcnn.models.registry import resolve
+
+    path = tmp_path / "m.onnx"
+    shutil.copy(resolve("tcnn68"), path)
+    assert LandmarkDetector(model=str(path)).detector_name == "dlib"  # the box convention
+    update_card(path, default_detector="retinaface")
+    lm = LandmarkDetector(model=str(path))
+    assert lm.detector_name == "retinaface"
+    assert lm.box_map is not None  # RetinaFace's boxes still mapped onto the HOG convention
+    assert LandmarkDetector(model=str(path), detector="dlib").detector_name == "dlib"
+    with pytest.raises(TcnnError, match="default_detector: 'hog' is not"):
+        update_card(path, default_detector="hog")

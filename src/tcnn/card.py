@@ -45,7 +45,8 @@ class Crop:
             pipeline).
         clip: cut the crop region to the image first (the seed's pipeline): a box that crosses
             the image's edge gives a crop of its part inside the image, stretched to S x S, and
-            the points map back through that part. ``False``: the parts outside are black.
+            the points map back through that part. ``False``: the parts outside are black. A
+            card holds the key only when it is set.
     """
 
     scale: float
@@ -130,6 +131,11 @@ class ModelCard:
             object.__setattr__(self, "scheme", f"{self.points}pt")
         if self.channel_order not in ("RGB", "BGR"):
             raise TcnnError(f"model card channel_order: {self.channel_order!r} is not RGB or BGR")
+        if self.default_detector not in ("", "retinaface", "dlib", "dlib-cnn"):
+            raise TcnnError(
+                f"model card default_detector: {self.default_detector!r} is not retinaface, "
+                "dlib or dlib-cnn"
+            )
         if self.points <= 0 or self.input_size <= 0 or self.crop.scale <= 0:
             raise TcnnError("model card: points, input_size and crop.scale must be positive")
 
@@ -142,6 +148,8 @@ class ModelCard:
             value = getattr(self, f.name)
             if isinstance(value, Crop):
                 value = dataclasses.asdict(value)
+                if not value["clip"]:  # written only when set: earlier cards stay current
+                    del value["clip"]
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
