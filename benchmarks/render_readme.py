@@ -344,6 +344,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from ytf68_style import ytf68_style_section
 
             out[key] = ytf68_style_section(result)
+        elif key == "teacher_calibration":
+            from teacher_calibration import teacher_calibration_section
+
+            out[key] = teacher_calibration_section(result)
         elif key == "refine_variants":
             from refine_variants import refine_variants_section
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from common import ROOT, write_result
+from render_readme import measured
 from tcnn import LandmarkDetector
 from tcnn.convention import extent, style_offsets
 from tcnn.data.datasets import AFLW68_SPLIT, load_dataset
@@ -110,6 +111,28 @@ def main() -> None:
         before, after = (result["teachers"][name][k]["mean"] for k in ("before", "after"))
         print(f"{name}: {100 * before:.2f}% -> {100 * after:.2f}% on {len(test_h)} faces")
     print(write_result("teacher_calibration", result))
+
+
+def teacher_calibration_section(result: dict[str, Any]) -> str:
+    """README table: each teacher before and after its calibration, overall and per part."""
+    parts = ("jaw", "brows", "nose", "eyes", "mouth")
+    lines = [
+        "| teacher | calibration | mean | " + " | ".join(parts) + " |",
+        "|---|---|---|" + "---|" * len(parts),
+    ]
+    for name, t in result["teachers"].items():
+        for when in ("before", "after"):
+            r = t[when]
+            cells = " | ".join(f"{100 * r['by_region'][p]:.2f}%" for p in parts)
+            label = "none" if when == "before" else f"per-point offsets ({t['offsets']})"
+            lines.append(f"| {name} | {label} | {100 * r['mean']:.2f}% | {cells} |")
+    lines += [
+        "",
+        f"aflw68's held-out part ({result['split']}): the {result['faces']} faces the dlib "
+        f"teacher found, scored as in the aflw68 table; offsets fitted on aflw68-train "
+        f"({result['train_faces']} faces found there). " + measured(result["machine"]),
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
