@@ -12,6 +12,7 @@ from PIL import Image
 
 from tcnn.caffe import convert_caffe
 from tcnn.errors import TcnnError
+from tcnn.types import Box
 
 pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -397,10 +398,11 @@ def test_cli_convert_then_detect(
 
 
 def seed_resize(patch: np.ndarray, size: int = 40) -> np.ndarray:
-    """OpenCV's ``cv2.resize(patch, (size, size))`` (INTER_LINEAR) in numpy: ``[h, w, 3]``.
+    """OpenCV's ``cv2.resize(patch, (size, size))`` (INTER_LINEAR) in numpy: ``[h, w, 3]`` uint8.
 
     Output pixel ``j`` samples the input at index ``(j + 0.5) * n / size - 0.5``, clamped to
-    the edge pixels.
+    the edge pixels, rounded to nearest (OpenCV's fixed-point arithmetic differs from this by
+    one level in about an eighth of the pixels).
     """
 
     def axis(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -412,54 +414,120 @@ def seed_resize(patch: np.ndarray, size: int = 40) -> np.ndarray:
     x0, x1, fx = axis(patch.shape[1])
     p = patch.astype(np.float64)
     rows = p[y0] * (1 - fy)[:, None, None] + p[y1] * fy[:, None, None]
-    return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+    out = rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+    return np.floor(out + 0.5).astype(np.uint8)
 
 
-def seed_pipeline(
-    crop: np.ndarray, rect: tuple[int, int, int, int], weights: Weights, mean, std
-) -> np.ndarray:
-    """The seed's released Python pipeline on one face crop, in numpy: ``[5, 2]`` continuous px.
+def seed_crop(
+    rgb: np.ndarray, rect: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seed's crop of a face: ``(crop [40, 40, 3] RGB, origin (x, y), size (w, h))``.
 
-    ``rect`` is dlib's ``(left, top, right, bottom)`` (inclusive indices); ``crop`` is those
-    pixels resized to 40x40 (:func:`seed_resize`), RGB. The network's output ``p`` (0-40 across
-    the crop) maps back to ``left + p * width / 40``, a 0-based pixel index; continuous
-    coordinates are that + 0.5.
+    ``rect`` is dlib's ``(left, top, right, bottom)``, inclusive pixel indices; the seed clips
+    it to the image and resizes the pixels inside (:func:`seed_resize`).
     """
-    left, top, right, bottom = rect
-    width, height = right - left + 1, bottom - top + 1
-    bgr = crop.astype(np.float64).transpose(2, 0, 1)[None, ::-1]
-    p = forward(bgr, weights, mean, std)[0] * 40
-    index = np.array([left, top]) + p * np.array([width, height]) / 40
-    return index + 0.5
+    h, w = rgb.shape[:2]
+    left, top = max(rect[0], 0), max(rect[1], 0)
+    right, bottom = min(rect[2], w - 1), min(rect[3], h - 1)
+    crop = seed_resize(rgb[top : bottom + 1, left : right + 1])
+    return crop, np.array([left, top], float), np.array([right - left + 1, bottom - top + 1], float)
+
+
+def seed_points(units: np.ndarray, origin: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The seed's mapping back: network output ``p`` (here ``units`` = p + 0.5, 0-1 across the
+    crop) to ``left + units * width``, a 0-based pixel index; continuous pixels add 0.5."""
+    return origin + units * size + 0.5
+
+
+def dlib_rect(box: Box) -> tuple[int, int, int, int]:
+    """A HOG box (continuous, ``Box.from_dlib``) as dlib's inclusive pixel indices."""
+    return int(box.left), int(box.top), int(box.right) - 1, int(box.bottom) - 1
 
 
 def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
     converted: Path, weights: Weights, images: tuple[Path, Path], shared_root: Path
 ) -> None:
+    """Synthetic weights, real AFLW faces and HOG boxes, some crossing the image's edge."""
+    from tcnn.codec import CropRule
     from tcnn.detect import make_detector
     from tcnn.imaging import load_image
     from tcnn.predictor import LandmarkDetector
-    from tcnn.types import Box
 
     mean, std = bgr_of(images[0]), bgr_of(images[1])
     lm = LandmarkDetector(converted, detector="dlib")
+    rule = CropRule(lm.model.crop_scale, lm.model.crop_shift_y, lm.model.crop_clip)
     hog = make_detector("dlib", upsample=2)
-    names = sorted((shared_root / "mtfl" / "AFLW").glob("*.jpg"))[:60]  # 80x80 images
-    checked = 0
+    names = sorted((shared_root / "mtfl" / "AFLW").glob("*.jpg"))[:160]  # 80x80 images
+    crops, got, origins, sizes, crossing = [], [], [], [], 0
     for path in names:
         rgb = load_image(path)
         for box, _ in hog(rgb):
-            if box.left < 0 or box.top < 0 or box.right > 80 or box.bottom > 80:
-                continue  # the seed's crop needs the box inside the image
-            rect = (int(box.left), int(box.top), int(box.right) - 1, int(box.bottom) - 1)
-            # The crop: the seed's OpenCV resize of the box's pixels, up to uint8 rounding.
-            ours = lm._crops([(rgb, Box.from_dlib(rect))])[0].astype(np.float64)
-            seed = seed_resize(rgb[rect[1] : rect[3] + 1, rect[0] : rect[2] + 1])
-            assert np.abs(ours - seed).max() <= 1.0 + 1e-6
-            # The mapping back: the seed's, in continuous pixels (its indices + 0.5).
-            got = lm.detect(rgb, boxes=[Box.from_dlib(rect)])[0].landmarks
-            want = seed_pipeline(ours, rect, weights, mean, std)
-            assert np.abs(got - want).max() < 2e-3
-            checked += 1
-    assert checked >= 20
+            rect = dlib_rect(box)
+            seed, origin, size = seed_crop(rgb, rect)
+            # The crop: the seed's resize of the box's pixels inside the image, up to ties.
+            ours = lm._crops([(rgb, rule.region(box, rgb.shape))])[0]
+            diff = np.abs(ours.astype(int) - seed)
+            assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+            crops.append(ours)
+            got.append(lm.detect(rgb, boxes=[box])[0].landmarks)
+            origins.append(origin)
+            sizes.append(size)
+            crossing += rect[0] < 0 or rect[1] < 0 or rect[2] >= 80 or rect[3] >= 80
+    assert len(crops) >= 100 and crossing >= 3
+    # The mapping back: the seed's, in continuous pixels (its indices + 0.5).
+    bgr = np.stack(crops).astype(np.float64).transpose(0, 3, 1, 2)[:, ::-1]
+    units = forward(bgr, weights, mean, std)
+    want = seed_points(units, np.stack(origins)[:, None], np.stack(sizes)[:, None])
+    assert np.abs(np.stack(got) - want).max() < 2e-3
     assert lm.model.pixel_offset == (0.5, 0.5) and not lm.model.crop_antialias
+    assert lm.model.crop_clip
+
+
+# ---------------------------------------------------------------- the seed's real model
+
+#: The seed's pipeline (its README's, with OpenCV 5.1's cv2.resize) on the faces HOG finds among
+#: the first 600 of MTFL's AFLW test list (532 faces, 36 boxes crossing the image's edge),
+#: measured with benchmarks/seed_caffe.py's functions: mean and median error in percent, and
+#: faces over 10%. The same pipeline without clipping the boxes (black outside the image) gave
+#: 7.44% and 75 failures; with a truncating resize (PIL's sampler) instead of rounding, 67.
+SEED_SLICE_LIMIT = 600
+SEED_SLICE = {"faces": 532, "mean": 7.1291, "median": 6.2515, "failures": 66}
+
+
+@pytest.fixture(scope="module")
+def seed_model(shared_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed's released vanillaCNN.caffemodel, converted by tcnn."""
+    folder = shared_root / "seed-vanillacnn"
+    if not (folder / "vanillaCNN.caffemodel").is_file():
+        pytest.skip(f"{folder} holds no vanillaCNN.caffemodel")
+    out = tmp_path_factory.mktemp("seed") / "seed.onnx"
+    return convert_caffe(
+        folder / "vanillaCNN.caffemodel", folder / "trainMean.png", folder / "trainSTD.png", out
+    )
+
+
+def test_real_seed_model_reproduces_the_seeds_figures(seed_model: Path, shared_root: Path) -> None:
+    """tcnn's evaluate of the converted seed model against the seed's pipeline on a slice of
+    MTFL AFLW test with HOG boxes: per face against the numpy reimplementation above, and in
+    summary against the figures the seed's pipeline gave with OpenCV."""
+    from tcnn.data.datasets import load_dataset
+    from tcnn.evaluate import evaluate
+    from tcnn.imaging import load_image
+
+    limit = SEED_SLICE_LIMIT
+    result = evaluate(
+        seed_model, "mtfl-aflw", str(shared_root), "dlib", progress=False, limit=limit
+    )
+    samples = load_dataset("mtfl-aflw", shared_root, "dlib", progress=False, limit=limit)
+    found = [(s.path, s.box) for s in samples if s.box is not None]
+    assert len(result.errors) == len(found) == SEED_SLICE["faces"]
+    session = ort.InferenceSession(str(seed_model), providers=["CPUExecutionProvider"])
+    crops, origins, sizes = zip(*(seed_crop(load_image(p), dlib_rect(b)) for p, b in found))
+    bgr = np.stack(crops).transpose(0, 3, 1, 2)[:, ::-1].astype(np.float32)
+    units = session.run(None, {"image": np.ascontiguousarray(bgr)})[0]
+    want = seed_points(units, np.stack(origins)[:, None], np.stack(sizes)[:, None])
+    assert np.abs(result.pred - want).max() < 0.05  # pixels of the 80x80 images; ties apart
+    summary = result.summary()
+    assert abs(summary["mean"] - SEED_SLICE["mean"]) < 0.05
+    assert abs(summary["median"] - SEED_SLICE["median"]) < 0.05
+    assert int((result.errors > 0.10).sum()) == SEED_SLICE["failures"]

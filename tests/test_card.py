@@ -34,6 +34,9 @@ def test_round_trip_and_defaults() -> None:
     assert data["crop"] == {"scale": 1.5, "shift_y": 0.1, "rule": card.crop.rule, "antialias": True}
     assert data["offset"] == [0.01, -0.02] and data["box_from_landmarks"] == [0.0, 0.1, 1.2]
     assert data["pixel_offset"] == [0.0, 0.0]
+    clipped = card.replace(crop={**data["crop"], "clip": True})  # the seed's crop rule
+    assert clipped.crop.clip and clipped.to_dict()["crop"]["clip"] is True
+    assert ModelCard.from_dict(clipped.to_dict()) == clipped
     assert ModelCard.from_dict(json.loads(json.dumps(data))) == card
     assert card.scheme == "68pt" and card.channel_order == "RGB"
     with pytest.raises(dataclasses_frozen()):

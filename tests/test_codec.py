@@ -116,6 +116,20 @@ def test_crop_rule_of_a_card() -> None:
     assert CropRule.from_card({"scale": 1.0}) == CropRule()
 
 
+def test_crop_rule_clips_to_the_image() -> None:
+    """The seed's rule: the region cut to the image; no image size, no cut; others never cut."""
+    clip = CropRule.from_card({"scale": 1.0, "clip": True})
+    box = Box(-6, 50, 40, 96)
+    assert clip.region(box, (80, 80, 3)) == Box(0, 50, 40, 80)
+    assert clip.region(Box(10, 10, 50, 50), (80, 80, 3)) == Box(10, 10, 50, 50)
+    assert clip.region(box) == box
+    assert CropRule().region(box, (80, 80, 3)) == box
+    # Points map back through the cut region: its top-left corner and its size.
+    np.testing.assert_allclose(
+        from_crop(np.array([[0.5, 0.5]]), clip.region(box, (80, 80))), [[20, 65]]
+    )
+
+
 def _centred_box_test(box: Box, centre_px: tuple[int, int]) -> None:
     """The blob on the box's centre pixel must land at the centre of the box's own crop."""
     i, j = centre_px

@@ -83,21 +83,57 @@ def pil_crop(image: np.ndarray, region: Box, size: int, antialias: bool) -> np.n
     )
 
 
-@pytest.mark.parametrize("antialias", [True, False])
-def test_crops_are_pils_pixels(antialias: bool) -> None:
-    """Shrunk, enlarged, fractional and partly outside regions: exactly PIL's pixels."""
+def random_regions(n: int = 40) -> list[Box]:
+    """Shrunk, enlarged, fractional and partly outside regions of an 83x61 image."""
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (61, 83, 3), np.uint8)
     regions = []
-    for _ in range(40):
+    for _ in range(n):
         side = rng.uniform(5.0, 90.0)
         left, top = rng.uniform(-side / 2, 83 - side / 2), rng.uniform(-side / 2, 61 - side / 2)
         regions.append(Box(left, top, left + side, top + side * rng.uniform(0.8, 1.2)))
+    return regions
+
+
+@pytest.mark.parametrize("antialias", [True, False])
+def test_crops_are_pils_pixels(antialias: bool) -> None:
+    """Antialiased: exactly PIL's pixels. Without: PIL's bilinear samples, rounded to nearest
+    where PIL's affine transform truncates (OpenCV rounds), so at most one level above."""
+    image = np.random.default_rng(0).integers(0, 256, (61, 83, 3), np.uint8)
+    regions = random_regions()
     expected = np.stack([pil_crop(image, r, 24, antialias) for r in regions])
     got = crop_batch([(image, r) for r in regions], 24, antialias)
     assert got.shape == (40, 24, 24, 3) and got.dtype == np.uint8
-    np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(crop_resize(image, regions[0], 24, antialias), expected[0])
+    np.testing.assert_array_equal(crop_resize(image, regions[0], 24, antialias), got[0])
+    if antialias:
+        np.testing.assert_array_equal(got, expected)
+    else:
+        diff = got.astype(int) - expected
+        assert diff.min() == 0 and diff.max() == 1 and 0.2 < diff.mean() < 0.5
+
+
+def test_unantialiased_crops_round_like_opencv() -> None:
+    """Without antialiasing each crop pixel is the bilinear sample at its centre, rounded."""
+    image = np.random.default_rng(1).integers(0, 256, (61, 83, 3), np.uint8)
+    for region in random_regions(20):
+        x0, y0 = int(np.floor(region.left)), int(np.floor(region.top))
+        pad = 64
+        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0))).astype(np.float64)
+        want = np.empty((24, 24, 3))
+        for j in range(24):
+            for i in range(24):  # the sample point in the padded image's pixel indices
+                x = region.left + (i + 0.5) * region.width / 24 - 0.5 + pad
+                y = region.top + (j + 0.5) * region.height / 24 - 0.5 + pad
+                x = min(max(x, x0 + pad), np.ceil(region.right) + pad - 1)
+                y = min(max(y, y0 + pad), np.ceil(region.bottom) + pad - 1)
+                xi, yi = int(np.floor(x)), int(np.floor(y))
+                fx, fy = x - xi, y - yi
+                p = padded[yi : yi + 2, xi : xi + 2]  # at a clamped edge fx or fy is 0
+                top = p[0, 0] * (1 - fx) + p[0, 1] * fx
+                bottom = p[1, 0] * (1 - fx) + p[1, 1] * fx
+                want[j, i] = top * (1 - fy) + bottom * fy
+        got = crop_resize(image, region, 24, antialias=False).astype(int)
+        diff = got - np.floor(want + 0.5)
+        assert np.abs(diff).max() <= 1 and (diff != 0).mean() < 0.01, region
 
 
 def test_crop_region_scale_and_shift() -> None:

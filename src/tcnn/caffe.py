@@ -408,12 +408,18 @@ def _card(
         input_size=SIZE,
         channel_order="BGR",
         input="float32 [N, 3, S, S] pixel values 0-255 (BGR); normalisation is inside the graph",
+        # The seed's pipeline: the dlib box clipped to the image, its pixels stretched to 40x40
+        # by cv2.resize. Measured on the 2,665 MTFL AFLW faces HOG finds (213 boxes cross the
+        # image's edge): without clip (black outside) 7.41% mean, 15.8% failures, against the
+        # seed's 7.01% and 13.4%; PIL's truncating sampler instead of rounding: 13.5% failures.
         crop=Crop(
             1.0,
             0.0,
-            "dlib HOG box, no margin, resized to 40x40 by bilinear sampling without "
-            "antialiasing (OpenCV's resize, as the seed's code)",
+            "dlib HOG box, no margin, clipped to the image, its pixels resized to 40x40 by "
+            "bilinear sampling rounded to nearest, without antialiasing (OpenCV's cv2.resize, "
+            "as the seed's code)",
             antialias=False,
+            clip=True,
         ),
         detector="dlib",
         coordinates="the seed's pipeline: image point = dlib box left/top + output * box "

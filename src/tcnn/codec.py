@@ -33,19 +33,31 @@ class CropRule:
     Attributes:
         scale: region side relative to the box side (1.0: the box itself), about its centre.
         shift_y: downward shift of the region centre, as a fraction of the box height.
+        clip: cut the region to the image (the seed's pipeline); see :func:`clip_region`.
     """
 
     scale: float = 1.0
     shift_y: float = 0.0
+    clip: bool = False
 
     @classmethod
     def from_card(cls, crop: Mapping[str, Any]) -> CropRule:
         """The rule of a model card's ``crop`` entry (``{"scale": ..., "shift_y": ...}``)."""
-        return cls(float(crop["scale"]), float(crop.get("shift_y", 0.0)))
+        return cls(
+            float(crop["scale"]), float(crop.get("shift_y", 0.0)), bool(crop.get("clip", False))
+        )
 
-    def region(self, box: Box) -> Box:
-        """The image region the model sees for ``box``, in continuous pixels."""
-        return crop_region(box, self.scale, self.shift_y)
+    def region(self, box: Box, image_size: tuple[int, ...] | None = None) -> Box:
+        """The image region the model sees for ``box``, in continuous pixels.
+
+        Args:
+            image_size: the image's ``(height, width, ...)``; a rule with ``clip`` cuts the
+                region to it (without it, the region is not cut).
+        """
+        region = crop_region(box, self.scale, self.shift_y)
+        if self.clip and image_size is not None:
+            region = clip_region(region, image_size[0], image_size[1])
+        return region
 
 
 def crop_region(box: Box, scale: float = 1.0, shift_y: float = 0.0) -> Box:
@@ -60,6 +72,20 @@ def crop_region(box: Box, scale: float = 1.0, shift_y: float = 0.0) -> Box:
     cy += shift_y * box.height
     hw, hh = box.width * scale / 2, box.height * scale / 2
     return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+def clip_region(region: Box, height: int, width: int) -> Box:
+    """The part of ``region`` inside a ``height x width`` image (the seed's crop rule).
+
+    The seed's pipeline crops a dlib box's pixels that lie in the image and stretches them to
+    the model's input, so points also map back through this part (:func:`from_crop`).
+    """
+    return Box(
+        max(region.left, 0.0),
+        max(region.top, 0.0),
+        min(region.right, float(width)),
+        min(region.bottom, float(height)),
+    )
 
 
 def _origin_size(regions: Box | Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:

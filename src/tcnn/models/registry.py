@@ -76,6 +76,11 @@ class Model:
         return self.card.crop.antialias
 
     @property
+    def crop_clip(self) -> bool:
+        """Whether the crop region is cut to the image first (the seed's pipeline)."""
+        return self.card.crop.clip
+
+    @property
     def pixel_offset(self) -> tuple[float, float]:
         """``(dx, dy)`` image pixels added to every point after mapping back to the image."""
         return self.card.pixel_offset
