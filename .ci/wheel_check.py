@@ -7,7 +7,9 @@ from binary wheels only and checks that neither torch nor setuptools is there. T
 
 1. ``tcnn detect`` on a shared photo finds its faces (default model and detector);
 2. with ``[serve]`` added, ``tcnn serve`` on a free loopback port answers ``/healthz`` (polled,
-   with an overall deadline) and ``POST /v1/landmarks`` with the photo: 200 and its faces.
+   with an overall deadline) and ``POST /v1/landmarks`` with the photo: 200 and its faces;
+3. with ``[video]`` added, ``tcnn video`` on a 5-frame clip of the photo finds them in each;
+4. with ``[batch]`` added, ``tcnn batch`` on the photo's folder exits 0 with faces found.
 
 Needs the network only for the package registry (the wheels tcnn depends on). Standard
 library only: it runs under any Python 3.10+.
@@ -115,6 +117,35 @@ def check_detect(tcnn: Path, photo: Path, faces: int, work: Path) -> None:
     log(f"tcnn detect {photo.name}: {got} faces, detector {data['detector']}")
 
 
+def check_video(python: Path, photo: Path, faces: int, work: Path) -> None:
+    """``tcnn video`` on a short clip of the photo (made with tcnn's own writer)."""
+    clip, jsonl = work / "clip.mp4", work / "clip.jsonl"
+    make = (
+        "import sys, numpy as np; from PIL import Image; from tcnn.video import VideoWriter\n"
+        "rgb = np.asarray(Image.open(sys.argv[1]).convert('RGB'))\n"
+        "w = VideoWriter(sys.argv[2], 10, (rgb.shape[1], rgb.shape[0]))\n"
+        "for _ in range(5): w.write(rgb)\n"
+        "w.close()\n"
+    )
+    sh([python, "-c", make, photo, clip], cwd=work)
+    sh([python.parent / "tcnn", "video", clip, "--jsonl", jsonl, "-q"], cwd=work)
+    frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    counts = [len(f["faces"]) for f in frames]
+    if len(frames) != 5 or counts != [faces] * 5:
+        raise SystemExit(f"wheel-check: tcnn video: faces per frame {counts}, want 5 x {faces}")
+    log(f"tcnn video: 5 frames, {faces} faces in each")
+
+
+def check_batch(tcnn: Path, photos: Path, work: Path) -> None:
+    """``tcnn batch`` on the shared photos folder: exit 0 (no input failed), faces found."""
+    out = work / "batch-out"
+    done = sh([tcnn, "batch", photos, "-o", out, "-q", "--workers", "1"], cwd=work)
+    line = done.stdout.strip().splitlines()[-1]
+    if ", 0 failed" not in line or ", 0 face(s)" in line:
+        raise SystemExit(f"wheel-check: tcnn batch: {line}")
+    log(f"tcnn batch {photos.name}/: {line}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -201,10 +232,17 @@ def main() -> None:
         pip_install(python, str(wheel))
         check_environment(python)
         tcnn = python.parent / "tcnn"
-        check_detect(tcnn, args.photo.resolve(), args.faces, work)
-        pip_install(python, f"{wheel}[serve]")
-        check_environment(python)
-        check_serve(tcnn, args.photo.resolve(), args.faces, work)
+        photo = args.photo.resolve()
+        check_detect(tcnn, photo, args.faces, work)
+        for extra in ("serve", "video", "batch"):  # each added to the same venv
+            pip_install(python, f"{wheel}[{extra}]")
+            check_environment(python)
+            if extra == "serve":
+                check_serve(tcnn, photo, args.faces, work)
+            elif extra == "video":
+                check_video(python, photo, args.faces, work)
+            else:
+                check_batch(tcnn, photo.parent, work)
     log("passed")
 
 
