@@ -314,6 +314,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from tcnn.quantize import quantize_model
+
+    name = Path(str(args.model)).stem
+    out = Path(args.output or f"{name}-int8.onnx")
+    card = quantize_model(
+        args.model, out, args.faces, args.seed, args.data, args.root, args.name, not args.quiet
+    )
+    q = (card.source or {}).get("quantization", {})
+    calib = q.get("calibration", {})
+    print(
+        f"wrote {out} (card {out.with_suffix('.json')}): {card.name}, "
+        f"{len(q.get('quantized_nodes', []))} layers int8, calibrated on "
+        f"{calib.get('faces')} faces of {calib.get('data')}"
+    )
+    return 0
+
+
 def cmd_convert_caffe(args: argparse.Namespace) -> int:
     try:
         import onnx  # noqa: F401
@@ -708,6 +726,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the shipped models")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "quantize",
+        help="write the int8 version of a model (ONNX Runtime static quantization)",
+        description="Quantize a landmark model to int8 (QDQ), calibrated on faces of the "
+        "training data its card names, cut by its crop rule; the card of the new model says "
+        "how it was made. Needs onnx (pip install 'tcnn[train]').",
+    )
+    p.add_argument("model", help="shipped model name or float .onnx path")
+    p.add_argument("-o", "--output", help="output .onnx (default MODEL-int8.onnx)")
+    p.add_argument("--name", help="the new model's name (default MODEL-int8)")
+    p.add_argument("--faces", type=int, default=512, help="calibration faces (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the faces' draw (default 0)")
+    p.add_argument("--data", help="calibration dataset (default: the card's training data)")
+    p.add_argument("--root", help="data folder (default $TCNN_DATA or ../shared/data)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser(
         "convert-caffe",

@@ -1,0 +1,183 @@
+"""tcnn.quantize: the exact lean graph, the int8 recipe from a card, refusals of bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tcnn.card import read_card
+from tcnn.cli import main
+from tcnn.data.datasets import Sample
+from tcnn.errors import TcnnError
+from tcnn.models.registry import WEIGHTS, load_model
+from tcnn.predictor import LandmarkDetector
+from tcnn.types import Box
+
+onnx = pytest.importorskip("onnx")
+quantize = pytest.importorskip("tcnn.quantize")
+
+#: The astronaut's face box (continuous pixels), RetinaFace's (rounded).
+FACE = Box(178.0, 57.0, 273.0, 177.0)
+
+
+def _inputs(n: int = 16, size: int = 40) -> np.ndarray:
+    """Crops around the face: shifted and scaled copies, as network input (not noise)."""
+    from skimage import data
+
+    from tcnn.imaging import crop_batch
+
+    img = data.astronaut()
+    rng = np.random.default_rng(0)
+    regions = []
+    for _ in range(n):
+        dx, dy = rng.uniform(-10, 10, 2)
+        s = rng.uniform(0.9, 1.1)
+        cx, cy = (FACE.left + FACE.right) / 2 + dx, (FACE.top + FACE.bottom) / 2 + dy
+        h = FACE.width * s / 2
+        regions.append(Box(cx - h, cy - h, cx + h, cy + h))
+    crops = crop_batch([(img, r) for r in regions], size, True)
+    return np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32)
+
+
+def _run(model: object, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    data = model.SerializeToString() if hasattr(model, "SerializeToString") else model
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(None, {"image": x})[0])
+
+
+def test_lean_graph_is_the_same_function() -> None:
+    model = onnx.load(str(WEIGHTS / "vanilla5.onnx"))
+    x = _inputs()
+    before = _run(model, x)
+    assert quantize.lean_graph(model) == 5  # 4 convolutions and FC5
+    ops = [n.op_type for n in model.graph.node]
+    assert "Abs" not in ops and ops.count("LeakyRelu") == 5
+    # the tanh follows the pooling: 3 poolings precede a tanh
+    pools = [i for i, op in enumerate(ops) if op == "MaxPool"]
+    assert all(ops[i + 1] == "Tanh" for i in pools) and len(pools) == 3
+    np.testing.assert_allclose(_run(model, x), before, atol=1e-6)
+
+
+def test_lean_graph_leaves_a_relu_model_alone() -> None:
+    model = onnx.load(str(WEIGHTS / "tcnn68.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert quantize.lean_graph(model) == 0
+    assert [n.op_type for n in model.graph.node] == ops
+
+
+@pytest.fixture(scope="module")
+def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """vanilla5 quantized on crops of the astronaut (the calibration draw replaced)."""
+    out = tmp_path_factory.mktemp("int8") / "v5q.onnx"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(quantize, "calibration_crops", lambda card, *a: _inputs(64))
+    try:
+        quantize.quantize_model("vanilla5", out, faces=64, progress=False)
+    finally:
+        mp.undo()
+    return out
+
+
+def test_quantized_model_card_says_how_it_was_made(int8_model: Path) -> None:
+    card = read_card(int8_model)
+    assert card.name == "vanilla5-int8" and card.metrics == {}
+    assert card.points == 5 and card.input_size == 40 and card.mirror_average
+    q = card.source["quantization"]  # type: ignore[index]
+    assert q["float_nodes"] == ["/net/trunk/trunk.0/Conv", "/net/head/head.2/Gemm"]
+    assert len(q["quantized_nodes"]) == 4
+    assert q["calibration"]["data"] == "mtfl-train" and q["calibration"]["faces"] == 64
+    assert card.source["graph_digest"] == quantize.graph_digest(WEIGHTS / "vanilla5.onnx")  # type: ignore[index]
+    assert int8_model.with_suffix(".json").is_file()
+    ops = {n.op_type for n in onnx.load(str(int8_model)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_quantized_model_answers_near_the_float_one(int8_model: Path) -> None:
+    x = _inputs(8)
+    got = load_model(int8_model).session.run(None, {"image": x})[0]
+    ref = load_model("vanilla5").session.run(None, {"image": x})[0]
+    diff = np.abs(got - ref)
+    # crop units (0-1 across the crop): a hundredth is 0.4 px of a 40 px crop
+    assert diff.mean() < 0.005 and diff.max() < 0.03
+    assert not np.array_equal(got, ref)  # it is another network
+
+
+def test_shipped_int8_model_places_the_astronaut_like_the_float_one(astronaut: np.ndarray) -> None:
+    boxes = [FACE]
+    q = LandmarkDetector("vanilla5-int8").detect(astronaut, boxes)[0].landmarks
+    f = LandmarkDetector("vanilla5").detect(astronaut, boxes)[0].landmarks
+    assert np.abs(q - f).max() < 1.5  # pixels, on a 95 px face
+
+
+def test_calibration_crops_come_from_the_cards_training_data(
+    monkeypatch: pytest.MonkeyPatch, astronaut_png: Path
+) -> None:
+    seen = {}
+
+    def fake_load(name: str, root: object, detector: str, progress: bool) -> list[Sample]:
+        seen.update(name=name, detector=detector)
+        lm = np.zeros((5, 2), np.float32)
+        return [Sample(astronaut_png, lm, FACE, 1.0), Sample(astronaut_png, lm, None, 0.0)] * 3
+
+    monkeypatch.setattr("tcnn.data.datasets.load_dataset", fake_load)
+    card = read_card(WEIGHTS / "vanilla5.onnx")
+    x = quantize.calibration_crops(card, faces=2, progress=False)
+    assert seen == {"name": "mtfl-train", "detector": "retinaface"}
+    assert x.shape == (2, 3, 40, 40) and x.dtype == np.float32
+    assert x.min() >= 0 and x.max() <= 255 and x.std() > 10
+
+
+def _one_line(exc: pytest.ExceptionInfo[TcnnError], *words: str) -> None:
+    text = str(exc.value)
+    assert "\n" not in text and all(w in text for w in words), text
+
+
+def test_corrupt_quantized_file_is_refused(int8_model: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(int8_model.read_bytes()[:5000])
+    with pytest.raises(TcnnError) as exc:
+        load_model(cut)
+    _one_line(exc, str(cut), "not a valid ONNX model")
+    with pytest.raises(TcnnError) as exc:
+        quantize.quantize_model(cut, tmp_path / "x.onnx")
+    _one_line(exc, str(cut))
+
+
+def test_wrong_kind_of_model_is_refused(int8_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(TcnnError) as exc:  # quantizing twice
+        quantize.quantize_model(int8_model, tmp_path / "x.onnx")
+    _one_line(exc, str(int8_model), "already quantized")
+    bare = onnx.load(str(int8_model))
+    del bare.metadata_props[:]  # an int8 ONNX file that is no tcnn model (no card)
+    plain = tmp_path / "plain.onnx"
+    onnx.save(bare, str(plain))
+    for call in (lambda: load_model(plain), lambda: quantize.quantize_model(plain, tmp_path / "y")):
+        with pytest.raises(TcnnError) as exc:
+            call()
+        _one_line(exc, str(plain), "without a tcnn model card")
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y").exists()
+
+
+def test_cli_quantize_writes_the_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(quantize, "calibration_crops", lambda card, *a: _inputs(32))
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", "vanilla5", "-o", str(out), "--faces", "32", "-q"]) == 0
+    said = capsys.readouterr().out
+    assert f"wrote {out}" in said and "4 layers int8" in said and "mtfl-train" in said
+    assert load_model(out).card.name == "vanilla5-int8"
+
+
+def test_cli_quantize_refuses_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["quantize", str(bad), "-o", str(tmp_path / "q.onnx")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(bad) in err
