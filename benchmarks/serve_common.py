@@ -103,14 +103,22 @@ def multipart(data: bytes, filename: str) -> tuple[bytes, str]:
 
 @dataclass
 class Load:
-    """What one load level measured: per answer its latency (s) and status, in order."""
+    """What one load level measured.
+
+    Per request, in the order they ended: its latency (s) from its first send to its last
+    answer, and that answer's status (a retrying client's request ends at its first answer
+    that is not a 503). Per HTTP answer, retries included: the statuses.
+    """
 
     latencies: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
     codes: list[int] = field(default_factory=list)
+    #: Every HTTP answer by status, retried ones included.
+    statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     #: Seconds the clients slept as ``Retry-After`` told them.
     backed_off_s: float = 0.0
+    #: Requests a retrying client gave up on: its next retry would have passed the deadline.
+    unfinished: int = 0
 
 
 def load(
@@ -120,13 +128,15 @@ def load(
     clients: int,
     count: int,
     max_s: float,
-    honour_retry_after: bool = True,
+    retry: bool = True,
 ) -> Load:
-    """``count`` POSTs to /v1/landmarks from ``clients`` keep-alive connections (or ``max_s``).
+    """``count`` requests (POST /v1/landmarks) from ``clients`` keep-alive connections, each
+    sending its next request when the last one ends, for at most ``max_s`` seconds.
 
-    A client refused with 503 waits the ``Retry-After`` seconds it was told (as a
-    well-behaved client does; cut short at the deadline) unless ``honour_retry_after`` is
-    false, then sends its next request.
+    A naive client (``retry`` false) takes any answer as the end of its request. A retrying
+    one, refused with 503, waits the ``Retry-After`` seconds it was told and sends the same
+    request again, until it is answered otherwise; one whose wait would pass the deadline
+    gives up (counted in ``unfinished``, not served).
     """
     out = Load()
     lock = threading.Lock()
@@ -134,7 +144,7 @@ def load(
     deadline = time.monotonic() + max_s
 
     def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         headers = {"Content-Type": ctype, "Content-Length": str(len(body))}
         while time.monotonic() < deadline:
             with lock:
@@ -142,17 +152,22 @@ def load(
                     break
                 left[0] -= 1
             t0 = time.perf_counter()
-            conn.request("POST", "/v1/landmarks", body, headers)
-            r = conn.getresponse()
-            r.read()
-            dt = time.perf_counter() - t0
-            with lock:
-                out.latencies.append(dt)
-                out.codes.append(r.status)
-                out.statuses[r.status] = out.statuses.get(r.status, 0) + 1
-            wait = float(r.getheader("Retry-After") or 0) if r.status == 503 else 0.0
-            if honour_retry_after and wait > 0:
-                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            while True:
+                conn.request("POST", "/v1/landmarks", body, headers)
+                r = conn.getresponse()
+                r.read()
+                with lock:
+                    out.statuses[r.status] = out.statuses.get(r.status, 0) + 1
+                if r.status != 503 or not retry:
+                    with lock:
+                        out.latencies.append(time.perf_counter() - t0)
+                        out.codes.append(r.status)
+                    break
+                wait = float(r.getheader("Retry-After") or 1)
+                if time.monotonic() + wait > deadline:
+                    with lock:
+                        out.unfinished += 1
+                    break
                 time.sleep(wait)
                 with lock:
                     out.backed_off_s += wait

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -265,6 +266,19 @@ print(json.dumps({{"answers": out, "grew_kb": grew}}))
     assert report["grew_kb"] < 50_000  # decoding either would take over 100 MB
 
 
+def test_the_readme_quotes_the_limit_messages() -> None:
+    from tcnn.serve.engine import ApiError, decode_image
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    with pytest.raises(ApiError) as refused:
+        decode_image(png_bomb(9000, 6000), 40_000_000)
+    assert refused.value.status == 413 and f"`{refused.value.message}`" in readme
+    cfg = ServeConfig(max_upload_mb=10, threads=1, preload=False)
+    with TestClient(create_app(cfg)) as c:
+        r = post(c, b"\0" * 12_500_000)
+    assert r.status_code == 413 and f"`{r.json()['error']}`" in readme
+
+
 def _fill(c: TestClient, places: int) -> list[Slot]:
     """Take ``places`` places in the pool, as requests still uploading hold them."""
     engine = c.app.state.engine  # type: ignore[attr-defined]
@@ -290,15 +304,17 @@ def test_saturated_pool_answers_503_with_retry_after(photo: bytes) -> None:
         assert "tcnn_rejected_total 1" in c.get("/metrics").text
 
 
-def test_default_queue_is_16_a_thread(photo: bytes) -> None:
-    """The default admits 16 waiting requests per inference thread, then refuses."""
+def test_default_queue_is_16_a_core(photo: bytes) -> None:
+    """The default lets 16 requests per core wait in each worker, then refuses."""
+    queue = 16 * (os.cpu_count() or 1)
     with TestClient(create_app(ServeConfig(threads=2, preload=False))) as c:
         health = c.get("/healthz").json()
-        assert (health["threads"], health["queue"], health["queue_limit"]) == (2, 32, 32)
+        assert (health["threads"], health["queue"], health["queue_limit"]) == (2, queue, queue)
         assert health["max_wait_ms"] == 0
-        slots = _fill(c, 2 + 32)
+        slots = _fill(c, 2 + queue)
         r = post(c, photo)
-        assert r.status_code == 503 and "32 requests waiting for 2 inference threads" in r.text
+        assert r.status_code == 503
+        assert f"{queue} requests waiting for 2 inference threads" in r.json()["error"]
         slots.pop().release()
         assert post(c, photo).status_code == 200  # a place came free
         for slot in slots:
@@ -575,7 +591,7 @@ def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> No
         40e6,
     )
     assert (args.threads, args.queue, args.max_wait_ms) == (None, None, 0.0)
-    assert ServeConfig().queue is None and ServeConfig().max_wait_ms == 0  # 16 a thread, no wait
+    assert ServeConfig().queue is None and ServeConfig().max_wait_ms == 0  # 16 a core, no wait
     assert main(["serve", "--openapi"]) == 0
     assert json.loads(capsys.readouterr().out)["paths"].keys() >= {"/v1/landmarks", "/v1/align"}
 

@@ -775,9 +775,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue",
         type=int,
         help="requests per worker that may wait for an inference thread (default 16 per "
-        f"thread: {16 * (os.cpu_count() or 1)} with one worker on this machine's "
-        f"{os.cpu_count() or 1} cores); one more gets 503 with Retry-After before its upload "
-        "is read, so a worker holds at most threads + queue uploads",
+        f"core: {16 * (os.cpu_count() or 1)} on this machine's {os.cpu_count() or 1} cores); "
+        "one more gets 503 with Retry-After before its upload is read, so a worker holds at "
+        "most threads + queue uploads",
     )
     p.add_argument(
         "--max-wait-ms",

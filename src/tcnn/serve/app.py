@@ -37,7 +37,7 @@ from tcnn.outputs import COORDINATES
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import schema
 from tcnn.serve.engine import (
-    QUEUE_PER_THREAD,
+    QUEUE_PER_CORE,
     ApiError,
     Choice,
     Engine,
@@ -65,7 +65,7 @@ class ServeConfig:
         max_pixels: largest image accepted, width x height, checked before decoding.
         threads: inference threads (``None``: one per core), each running one-thread ONNX
             Runtime sessions.
-        queue: most requests that may wait for a thread (``None``: 16 per thread); one more
+        queue: most requests that may wait for a thread (``None``: 16 per core); one more
             gets 503 with ``Retry-After`` before its upload is read.
         max_wait_ms: 0 (the default) for no bound but ``queue``; else also refuse requests
             beyond ``max_wait_ms * threads / mean service time`` waiting, or that waited
@@ -129,7 +129,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     ``/healthz``, ``/metrics``, ``/openapi.json`` and the page at ``/``."""
     cfg = config or ServeConfig()
     threads = cfg.threads or os.cpu_count() or 1
-    queue = QUEUE_PER_THREAD * threads if cfg.queue is None else cfg.queue
+    queue = QUEUE_PER_CORE * (os.cpu_count() or 1) if cfg.queue is None else cfg.queue
     engine = Engine(threads, queue, cfg.max_wait_ms)
 
     @asynccontextmanager

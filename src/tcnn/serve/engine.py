@@ -144,8 +144,10 @@ class Choice:
 #: Run times the service time estimate averages (the most recent jobs).
 SERVICE_WINDOW = 64
 
-#: Requests that may wait per inference thread, by default (``tcnn serve --queue``).
-QUEUE_PER_THREAD = 16
+#: Requests a worker lets wait per core of the machine, by default (``tcnn serve --queue``):
+#: per core, not per thread of the worker, because connections spread unevenly over workers
+#: and each worker should take what the whole machine would.
+QUEUE_PER_CORE = 16
 
 
 class Slot:
@@ -199,7 +201,7 @@ class Engine:
     """
 
     threads: int = 2
-    queue: int = 2 * QUEUE_PER_THREAD
+    queue: int = 2 * QUEUE_PER_CORE
     max_wait_ms: float = 0.0
     ort_threads: int = 1
     _detectors: dict[Choice, LandmarkDetector] = field(default_factory=dict, repr=False)
