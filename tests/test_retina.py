@@ -13,7 +13,16 @@ from PIL import Image
 from tcnn.detect import DETECTORS, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
-from tcnn.retina import DEFAULT_THRESHOLD, RetinaFace, anchors, detection_scale, nms, weights_path
+from tcnn.retina import (
+    DEFAULT_THRESHOLD,
+    SCAN_FACE,
+    RetinaFace,
+    anchors,
+    detection_scale,
+    dlib_reach,
+    nms,
+    weights_path,
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +112,41 @@ def test_large_photos_are_downscaled_and_boxes_mapped_back(
     retina: RetinaFace, astronaut: np.ndarray
 ) -> None:
     big = np.asarray(Image.fromarray(astronaut).resize((2048, 2048), Image.Resampling.BILINEAR))
-    assert detection_scale(2048, 2048, retina.min_side, retina.max_side) == 1280 / 2048
+    # 0.6: an 80 px face (dlib's reach at upsample 0) scanned at 48 px, within 1280 px
+    assert detection_scale(2048, 2048, retina.min_side, retina.max_side) == 0.6
     small_box = retina(astronaut)[0][0]
     big_box = retina(big)[0][0]
     np.testing.assert_allclose(np.array(big_box.as_tuple()) / 4, small_box.as_tuple(), atol=4)
+
+
+def test_size_rule_scans_the_smallest_face_at_scan_face() -> None:
+    assert SCAN_FACE == 48 and dlib_reach(512) == 40 and dlib_reach(513) == 80
+    assert detection_scale(667, 1000, 320, 1280) == 0.6  # scanned 600 px long
+    assert detection_scale(512, 512, 320, 1280) == 1.0  # a 40 px face: never above full size
+    assert detection_scale(200, 300, 320, 1280) == 320 / 300  # min_side bounds it
+    assert detection_scale(3000, 4000, 320, 1280) == 1280 / 4000  # max_side bounds it
+    assert detection_scale(667, 1000, 320, 1280, min_face=120) == 0.4
+    assert detection_scale(667, 1000, 320, 1280, min_face=12) == 1.0
+    # min_face 0: full size within the bounds (the rule before)
+    assert detection_scale(667, 1000, 320, 1280, min_face=0) == 1.0
+    assert detection_scale(3000, 4000, 320, 1280, min_face=0) == 1280 / 4000
+    assert detection_scale(40, 40, 320, 1280, min_face=0) == 8.0
+
+
+def test_bad_min_face_is_refused() -> None:
+    with pytest.raises(TcnnError, match="min_face -1"):
+        RetinaFace(min_face=-1)
+
+
+def test_size_rule_finds_every_face_of_the_group_photo(shared_root) -> None:
+    image = load_image(shared_root / "photos" / "multi_face.jpg")  # 1000 x 667, faces 82-109 px
+    found = RetinaFace()(image)
+    full = RetinaFace(min_face=0)(image)
+    assert len(found) == len(full) == 5
+    for (a, _), (b, _) in zip(
+        sorted(found, key=lambda f: f[0].left), sorted(full, key=lambda f: f[0].left)
+    ):
+        assert abs(a.left - b.left) < 0.1 * b.width and abs(a.width - b.width) < 0.15 * b.width
 
 
 def test_explicit_upsample_doubles(astronaut: np.ndarray) -> None:
