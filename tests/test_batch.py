@@ -21,6 +21,7 @@ from PIL import Image
 from tcnn.batch import Options, PartWorker, run, schema
 from tcnn.cli import main
 from tcnn.errors import TcnnError
+from tcnn.models.registry import DEFAULTS
 
 pq = pytest.importorskip("pyarrow.parquet")
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,8 +73,8 @@ def test_rows_one_per_face_no_face_and_failure(reference: list[dict[str, Any]]) 
     assert all(r["width"] and r["landmarks"] is None for r in no_face)
     faces = [r for r in reference if r["status"] == "face"]
     for r in faces:
-        assert len(r["landmarks"]) == 10 and r["model"] == "vanilla5"
-        assert r["detector"] == "retinaface"  # the detector vanilla5's card names
+        assert len(r["landmarks"]) == 10 and r["model"] == DEFAULTS[5]
+        assert r["detector"] == "retinaface"  # the detector the default model's card names
         assert r["left"] < r["landmarks"][0] < r["right"]  # left eye x inside the box
     one = next(r for r in faces if r["path"].endswith("astro-512-0.png"))
     assert one["width"] == one["height"] == 512

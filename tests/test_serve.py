@@ -27,6 +27,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 from serve_live import live_server
+from tcnn.models.registry import DEFAULTS
 from tcnn.predictor import LandmarkDetector
 from tcnn.serve import COORDINATES, ServeConfig, create_app
 from tcnn.serve.engine import Slot
@@ -91,7 +92,8 @@ def test_landmarks_match_the_library(
     assert len(expected) == 1 and answer["faces"][0]["face"] == 0
     assert answer["image"] == {"width": 512, "height": 512}
     assert answer["coordinates"] == COORDINATES and "[i, i+1)" in COORDINATES
-    assert (answer["model"], answer["points"], answer["detector"]) == ("vanilla5", 5, "retinaface")
+    assert (answer["model"], answer["points"]) == (DEFAULTS[5], 5)
+    assert answer["detector"] == "retinaface"
     assert set(answer["timings_ms"]) == {"decode", "landmarks"}
 
 
@@ -145,7 +147,7 @@ def test_models_health_and_metrics(client: TestClient, photo: bytes) -> None:
     assert {m["name"] for m in models} >= {"vanilla5", "vanilla68"}
     assert all(m["card"]["points"] == m["points"] for m in models)
     health = client.get("/healthz").json()
-    assert health["status"] == "ok" and "vanilla5/retinaface" in health["loaded"]
+    assert health["status"] == "ok" and f"{DEFAULTS[5]}/retinaface" in health["loaded"]
 
     def faces_total() -> float:
         text = client.get("/metrics").text

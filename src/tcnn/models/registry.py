@@ -19,7 +19,7 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 _BULK_LOCK = threading.Lock()
 
 #: The model each scheme uses when none is named.
-DEFAULTS = {5: "vanilla5", 68: "vanilla68"}
+DEFAULTS = {5: "vanilla5-int8", 68: "vanilla68"}
 
 
 def list_models() -> list[dict[str, Any]]:
