@@ -80,11 +80,19 @@ def _wait_for_file(browser: Any, path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _settled(browser: Any) -> dict[str, Any]:
-    """``window.tcnnState`` once the page has no request under way."""
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: d.execute_script("return window.tcnnState.pending === false")
-    )
+def _settled(browser: Any, after: int = 0) -> dict[str, Any]:
+    """``window.tcnnState`` once a request later than number ``after`` has ended (and no
+    other is under way)."""
+
+    def ended(d: Any) -> bool:
+        return bool(
+            d.execute_script(
+                "const s = window.tcnnState; return s.request > arguments[0] && !s.pending",
+                after,
+            )
+        )
+
+    WebDriverWait(browser, WAIT_S).until(ended)
     return browser.execute_script("return window.tcnnState")
 
 
@@ -99,11 +107,14 @@ def _answer_with(browser: Any, key: str, value: object) -> dict[str, Any]:
     return _settled(browser)
 
 
-def _upload(browser: Any, path: Path) -> None:
+def _upload(browser: Any, path: Path) -> dict[str, Any]:
+    """Choose the file ``path`` on the page; ``window.tcnnState`` once its request ended."""
+    before = browser.execute_script("return window.tcnnState.request")
     upload = browser.find_element(By.ID, "file")
     browser.execute_script("arguments[0].style.display = 'block'", upload)
     upload.send_keys(str(path))
     browser.execute_script("arguments[0].style.display = ''", upload)
+    return _settled(browser, before)
 
 
 def _pixel(browser: Any, x: float, y: float) -> list[int]:
@@ -127,10 +138,8 @@ def test_page_draws_landmarks_and_downloads_the_api_answer(
     wait = WebDriverWait(browser, WAIT_S)
     browser.get(url + "/")
     wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) > 0)
-    _upload(browser, photo)
-    wait.until(lambda d: d.find_element(By.ID, "canvas").get_attribute("data-faces") != "0")
-
-    state = _settled(browser)
+    state = _upload(browser, photo)
+    assert browser.find_element(By.ID, "canvas").get_attribute("data-faces") == "1"
     api = httpx.post(
         f"{url}/v1/landmarks?points=5&model=vanilla5", files={"image": photo.read_bytes()}
     )
@@ -171,18 +180,14 @@ def test_an_error_clears_the_previous_answer(
     Image.fromarray(astronaut).save(photo)
     bad.write_bytes(b"this is not a picture")
     browser.get(url + "/")
-    _upload(browser, photo)
-    state = _settled(browser)
+    state = _upload(browser, photo)
     assert state["faces"] == 1 and state["error"] is None
     x, y = state["answer"]["faces"][0]["landmarks"][0]
     assert _pixel(browser, x, y)[3] == 255  # the photo and its landmarks are drawn
     assert browser.find_element(By.ID, "download").get_attribute("href")
 
-    _upload(browser, bad)
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: "HTTP 400" in (d.execute_script("return window.tcnnState.error") or "")
-    )
-    state = _settled(browser)
+    state = _upload(browser, bad)
+    assert "HTTP 400" in state["error"]
     assert state["answer"] is None and state["faces"] == 0 and "not an image" in state["error"]
     assert "HTTP 400" in browser.find_element(By.ID, "status").text
     assert browser.find_element(By.ID, "json").get_attribute("textContent") == ""
@@ -207,8 +212,7 @@ def test_the_detector_choice_reaches_the_api(
     select = Select(browser.find_element(By.ID, "detector"))
     options = [(o.get_attribute("value"), o.is_enabled()) for o in select.options]
     assert options == [("", True)] + [(d["name"], d["available"]) for d in listed]
-    _upload(browser, photo)
-    assert _settled(browser)["answer"]["detector"] == "retinaface"  # the model's own
+    assert _upload(browser, photo)["answer"]["detector"] == "retinaface"  # the model's own
     for name in [d["name"] for d in listed if d["available"] and d["name"] != "retinaface"]:
         Select(browser.find_element(By.ID, "detector")).select_by_value(name)
         state = _answer_with(browser, "detector", name)
@@ -230,7 +234,6 @@ def test_the_photo_fits_the_window(
     Image.fromarray(astronaut).resize(size).save(photo)
     browser.get(url + "/")
     _upload(browser, photo)
-    _settled(browser)
     box = browser.execute_script(
         "const r = document.getElementById('canvas').getBoundingClientRect();"
         "return [r.width, r.height, window.innerWidth, window.innerHeight]"
@@ -246,8 +249,5 @@ def test_page_shows_the_error_for_a_bad_file(url: str, browser: Any, tmp_path: P
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not a picture")
     browser.get(url + "/")
-    _upload(browser, bad)
-    WebDriverWait(browser, WAIT_S).until(
-        lambda d: "HTTP 400" in d.find_element(By.ID, "status").text
-    )
+    assert "HTTP 400" in _upload(browser, bad)["error"]
     assert "not an image" in browser.find_element(By.ID, "status").text

@@ -6,8 +6,15 @@ const $ = (id) => document.getElementById(id);
 const COLOURS_5 = ["#ff3b30", "#34c759", "#0a84ff", "#ffcc00", "#bf5af2"];
 // What the page shows, for people and for tests: the answer to the current photo and
 // settings (null while asking, or after an error), its text, its faces, the error if any,
-// and whether a request is under way.
-window.tcnnState = { answer: null, text: null, faces: 0, error: null, pending: false };
+// whether a request is under way, and which request (1, 2, ...: one per photo or setting).
+window.tcnnState = {
+  answer: null,
+  text: null,
+  faces: 0,
+  error: null,
+  pending: false,
+  request: 0,
+};
 
 let models = [];
 let photo = null; // the last photo: a Blob, re-sent when points, model or detector change
@@ -66,7 +73,14 @@ function query() {
 // Forget the shown answer: the photo alone on the canvas (blank if the browser cannot show
 // it), no JSON, nothing to download.
 function clearAnswer(error, pending) {
-  window.tcnnState = { answer: null, text: null, faces: 0, error: error, pending: pending };
+  window.tcnnState = {
+    answer: null,
+    text: null,
+    faces: 0,
+    error: error,
+    pending: pending,
+    request: asked,
+  };
   $("canvas").dataset.faces = "0";
   $("json").textContent = "";
   if (downloadUrl) URL.revokeObjectURL(downloadUrl);
@@ -127,6 +141,7 @@ function show(answer, text) {
     faces: answer.faces.length,
     error: null,
     pending: false,
+    request: asked,
   };
   $("canvas").dataset.faces = String(answer.faces.length);
   $("json").textContent = JSON.stringify(answer, null, 1);
