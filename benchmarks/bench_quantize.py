@@ -205,7 +205,7 @@ def quantize_section(result: dict[str, Any]) -> str:
         ("stage_batch256", "stage b256"),
         ("network_batch1", "network b1"),
         ("stage_batch1", "stage b1"),
-        ("network_1thread_cpu_batch256", "network 1 thread, CPU s"),
+        ("network_1thread_cpu_batch256", "network, 1 thread, faces per CPU s"),
     )
     for pair in result["pairs"]:
         cols = COLUMNS[pair["points"]]

@@ -360,6 +360,14 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from batch_section import batch_section
 
             out[key] = batch_section(result)
+        elif key == "quantize":
+            from bench_quantize import quantize_section
+
+            out[key] = quantize_section(result)
+        elif key == "e2e":
+            from bench_e2e import e2e_section
+
+            out[key] = e2e_section(result)
         elif key == "serve":
             from serve_section import serve_section
 
