@@ -332,6 +332,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise TcnnError(
+            "calibrate writes the model with the onnx package: pip install 'tcnn[train]'"
+        ) from None
+    from tcnn.calibrate import calibrate
+
+    out = calibrate(args.model, args.data, args.output, args.name or "", args.root)
+    print(f"wrote {out} (card {out.with_suffix('.json')})")
+    return 0
+
+
 def cmd_convert_caffe(args: argparse.Namespace) -> int:
     try:
         import onnx  # noqa: F401
@@ -743,6 +757,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="data folder (default $TCNN_DATA or ../shared/data)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="fit a model's per-point offsets to a dataset's labelling style",
+        description="Fit the mean per-point offset between a dataset's labels and the model's "
+        "answers on its faces (crop units, the card's detector's boxes) and write a copy of the "
+        "model that adds it. Fit on training labels only (e.g. aflw68-train), never on a set "
+        "you then report. Needs tcnn[train].",
+    )
+    p.add_argument("model", help="a shipped model name or an .onnx file")
+    p.add_argument("--data", required=True, help="the dataset whose labels set the style")
+    p.add_argument("-o", "--output", required=True, help="output .onnx")
+    p.add_argument("--name", help="the new model's name (default MODEL-DATA)")
+    p.add_argument("--root", help="data folder (default $TCNN_DATA or ../shared/data)")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser(
         "convert-caffe",
