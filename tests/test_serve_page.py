@@ -141,7 +141,8 @@ def test_page_draws_landmarks_and_downloads_the_api_answer(
     state = _upload(browser, photo)
     assert browser.find_element(By.ID, "canvas").get_attribute("data-faces") == "1"
     api = httpx.post(
-        f"{url}/v1/landmarks?points=5&model=vanilla5", files={"image": photo.read_bytes()}
+        f"{url}/v1/landmarks?points=5&model={state['answer']['model']}",  # the page's default
+        files={"image": photo.read_bytes()},
     )
     assert api.status_code == 200
     assert _without_timings(state["answer"]) == _without_timings(api.json())
@@ -217,7 +218,7 @@ def test_the_detector_choice_reaches_the_api(
         Select(browser.find_element(By.ID, "detector")).select_by_value(name)
         state = _answer_with(browser, "detector", name)
         api = httpx.post(
-            f"{url}/v1/landmarks?points=5&model=vanilla5&detector={name}",
+            f"{url}/v1/landmarks?points=5&model={state['answer']['model']}&detector={name}",
             files={"image": photo.read_bytes()},
             timeout=WAIT_S,
         )
