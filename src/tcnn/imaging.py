@@ -14,7 +14,14 @@ from tcnn.codec import crop_region
 from tcnn.errors import TcnnError
 from tcnn.types import Box
 
-__all__ = ["ImageLike", "crop_batch", "crop_region", "crop_resize", "load_image"]
+__all__ = [
+    "ImageLike",
+    "crop_batch",
+    "crop_region",
+    "crop_resize",
+    "load_image",
+    "load_image_reduced",
+]
 
 ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray
 
@@ -73,12 +80,38 @@ def load_image(image: ImageLike) -> np.ndarray:
     if isinstance(image, Image.Image):
         _check_size(image.size, "image")
         return _to_rgb(_upright(image))
-    path = check_file(image, "an image")
+    return _read(check_file(image, "an image"), 0)[0]
+
+
+def load_image_reduced(image: ImageLike, min_side: int) -> tuple[np.ndarray, int]:
+    """:func:`load_image`, with a JPEG file decoded at a reduced size when that is enough.
+
+    PIL's ``draft`` has the JPEG decoder scale the image down by 2, 4 or 8 in the DCT (much
+    less work than decoding it whole); the largest factor whose image keeps its longer side at
+    least ``min_side`` pixels is used. Other images and other formats load at full size.
+
+    Returns:
+        The ``[h, w, 3]`` uint8 RGB image and the factor ``r`` (1, 2, 4 or 8) from its pixels
+        to the full image's: its pixel ``i`` covers the full image's ``[r i, r (i + 1))``.
+    """
+    if isinstance(image, (np.ndarray, Image.Image)):
+        return load_image(image), 1
+    return _read(check_file(image, "an image"), min_side)
+
+
+def _read(path: Path, min_side: int) -> tuple[np.ndarray, int]:
+    """A file as RGB, a JPEG decoded reduced down to ``min_side`` (0: full size), and the
+    reduction factor."""
     try:
         with Image.open(path) as img:
             _check_size(img.size, str(path))
+            w, h = img.size
+            if min_side and img.format == "JPEG" and max(w, h) >= 2 * min_side:
+                k = min_side / max(w, h)
+                img.draft("RGB", (math.ceil(w * k), math.ceil(h * k)))
+            factor = round(w / img.size[0])
             img.load()
-            return _to_rgb(_upright(img))
+            return _to_rgb(_upright(img)), factor
     except UnidentifiedImageError:
         raise TcnnError(f"{path}: not an image file PIL can read") from None
     except Image.DecompressionBombError:

@@ -19,8 +19,9 @@ from tcnn.detect import (
     make_detector,
 )
 from tcnn.errors import TcnnError
-from tcnn.imaging import ImageLike, crop_batch, load_image
+from tcnn.imaging import ImageLike, crop_batch, load_image, load_image_reduced
 from tcnn.models.registry import Model, load_model
+from tcnn.retina import RetinaFace
 from tcnn.types import Box, Face
 
 BoxLike = Box | Sequence[float]
@@ -160,6 +161,8 @@ class LandmarkDetector:
         Returns:
             One :class:`Face` per face, in detection order; empty when there is none.
         """
+        if boxes is None and isinstance(image, (str, os.PathLike)):
+            return self._detect_file(image)
         rgb = load_image(image)
         if boxes is None:
             found = self.find_faces(rgb)
@@ -169,6 +172,41 @@ class LandmarkDetector:
             return []
         landmarks = self.landmarks(rgb, [b for b, _ in found])
         return [Face(b, s, p) for (b, s), p in zip(found, landmarks)]
+
+    def _detect_file(self, path: str | os.PathLike[str]) -> list[Face]:
+        """:meth:`detect` of an image file, a JPEG decoded at a reduced size when that is enough.
+
+        With RetinaFace's size rule the file is decoded at the smallest size (PIL's ``draft``)
+        that keeps both the scan's resolution and the smallest face it looks for at least the
+        model's crop size; faces are found and placed on that image and mapped back.
+        """
+        det = self.face_detector
+        if not isinstance(det, RetinaFace) or det.upsample is not None:
+            rgb = load_image(path)
+            return self.detect(rgb)
+        from PIL import Image
+
+        from tcnn.imaging import check_file
+
+        try:
+            with Image.open(check_file(path, "an image")) as probe:
+                w, h = probe.size
+        except Exception:  # load_image below raises the one-line error
+            return self.detect(load_image(path))
+        side = max(w, h)
+        scale = det.scale_for(h, w)
+        face_crop = det.smallest_face(side) * self.model.crop_scale / self.model.input_size
+        rgb, r = load_image_reduced(path, int(np.ceil(side / min(1 / scale, face_crop))))
+        if r == 1:
+            return self.detect(rgb)
+        found = [(self.model_box(b), s) for b, s in
+                 [(d.box, d.score) for d in det.detect(rgb, scale * r)]]  # fmt: skip
+        if not found:
+            return []
+        landmarks = self.landmarks(rgb, [b for b, _ in found]) * r
+        return [
+            Face(Box(*(v * r for v in b.as_tuple())), s, p) for (b, s), p in zip(found, landmarks)
+        ]
 
     def landmarks(self, rgb: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """Landmarks for known boxes in an ``[H, W, 3]`` uint8 RGB image, in one batch.

@@ -231,17 +231,32 @@ class RetinaFace:
         if self.min_face is not None and not self.min_face >= 0:
             raise TcnnError(f"min_face {min_face}: must be 0 or more pixels")
 
+    def scale_for(self, height: int, width: int) -> float:
+        """The factor an image of this size is resized by for the scan (``upsample`` or the
+        size rule)."""
+        if self.upsample is not None:
+            return 2.0**self.upsample
+        return detection_scale(height, width, self.min_side, self.max_side, self.min_face)
+
+    def smallest_face(self, side: int) -> float:
+        """The smallest face (pixels) the size rule looks for in an image of longer side
+        ``side``."""
+        return dlib_reach(side) if self.min_face is None else self.min_face
+
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         """``[(box, score), ...]`` best first, for an ``[H, W, 3]`` uint8 RGB image."""
         return [(d.box, d.score) for d in self.detect(image)]
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Detections with their 5 points, best first, for an ``[H, W, 3]`` uint8 RGB image."""
+    def detect(self, image: np.ndarray, scale: float | None = None) -> list[Detection]:
+        """Detections with their 5 points, best first, for an ``[H, W, 3]`` uint8 RGB image.
+
+        Args:
+            scale: resize the image by this factor for the scan, instead of the size rule
+                (for an image decoded at a reduced size: see :meth:`scale_for`).
+        """
         h, w = image.shape[:2]
-        if self.upsample is not None:
-            scale = 2.0**self.upsample
-        else:
-            scale = detection_scale(h, w, self.min_side, self.max_side, self.min_face)
+        if scale is None:
+            scale = self.scale_for(h, w)
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         resized = image
         if (sw, sh) != (w, h):
