@@ -196,7 +196,10 @@ class LandmarkDetector:
         side = max(w, h)
         scale = det.scale_for(h, w)
         face_crop = det.smallest_face(side) * self.model.crop_scale / self.model.input_size
-        rgb, r = load_image_reduced(path, int(np.ceil(side / min(1 / scale, face_crop))))
+        limit = min(1 / scale, face_crop)  # the largest reduction both allow
+        if limit < 2:
+            return self.detect(load_image(path))
+        rgb, r = load_image_reduced(path, int(np.ceil(side / limit)))
         if r == 1:
             return self.detect(rgb)
         found = [(self.model_box(b), s) for b, s in
