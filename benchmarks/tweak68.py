@@ -100,6 +100,8 @@ class Trunk:
         self.fc5 = (w1 * g[:, None], (b1 - mu) * g + beta)
         self.fc6 = (init[gemms[1].input[1]], init[gemms[1].input[2]])
         self.perm, self.sign, self.offset = init["perm"], init["sign"], init["offset"]
+        if "calibration" in init:  # tcnn.calibrate's per-point offsets, added last
+            self.offset = self.offset + init["calibration"][0]
         self.path = path
         self._names = (gemms[0].input[1:3], gemms[1].input[1:3])
         self._bn = (gamma, beta, mu, var, eps)
