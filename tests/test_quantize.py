@@ -185,3 +185,31 @@ def test_cli_quantize_refuses_a_bad_file(
     assert main(["quantize", str(bad), "-o", str(tmp_path / "q.onnx")]) != 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(bad) in err
+
+
+def test_retinaface_refuses_a_model_of_the_wrong_kind(int8_model: Path, tmp_path: Path) -> None:
+    from tcnn.retina import RetinaFace
+
+    with pytest.raises(TcnnError) as exc:
+        RetinaFace(model=int8_model)  # a landmark model
+    _one_line(exc, str(int8_model), "not a RetinaFace model")
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(TcnnError) as exc:
+        RetinaFace(model=cut)
+    _one_line(exc, str(cut), "not a valid RetinaFace ONNX model")
+
+
+def test_int8_retinaface_finds_the_astronaut(
+    shared_root: Path, tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    from tcnn.retina import RetinaFace
+
+    path = quantize.quantize_retinaface(tmp_path / "r8.onnx", images=4, root=shared_root)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "QuantizeLinear" in ops
+    found = RetinaFace(model=path)(astronaut)
+    ref = RetinaFace()(astronaut)
+    assert len(found) == len(ref) == 1
+    diff = np.subtract(found[0][0].as_tuple(), ref[0][0].as_tuple())
+    assert np.abs(diff).max() < 0.05 * ref[0][0].width

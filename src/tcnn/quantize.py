@@ -254,3 +254,63 @@ def _version(package: str) -> str:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def quantize_retinaface(
+    out: str | Path,
+    images: int = 64,
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> Path:
+    """Write the int8 version of RetinaFace (``tcnn.retina``'s network), for measuring it.
+
+    The same QDQ recipe as :func:`quantize_model` on every convolution (the graph is first
+    moved to ONNX opset 13, which per-channel weights need), calibrated on ``images`` MTFL
+    training images (``mtfl-train``; never a test image) scanned as the size rule scans them.
+    Run it with ``RetinaFace(model=out)``.
+
+    Raises:
+        TcnnError: ``onnx`` is missing, or the training images cannot be read.
+    """
+    try:
+        import onnx
+        from onnx import version_converter
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
+    from tcnn.data.datasets import DATASETS, default_root
+    from tcnn.imaging import load_image
+    from tcnn.retina import detection_scale, load_weights, scan_input
+
+    annotations = DATASETS["mtfl-train"].read(Path(root) if root else default_root())
+    pick = np.random.default_rng(seed).permutation(len(annotations))[:images]
+    inputs = []
+    for i in sorted(pick):
+        image = load_image(annotations[i].path)
+        h, w = image.shape[:2]
+        inputs.append(scan_input(image, detection_scale(h, w, 320, 1280))[0])  # RetinaFace()'s
+    feed = iter([{"input": x} for x in inputs])
+    reader = type("Reader", (), {"get_next": lambda self: next(feed, None)})()
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        v13, pre = Path(tmp) / "v13.onnx", Path(tmp) / "pre.onnx"
+        onnx.save(
+            version_converter.convert_version(onnx.load_from_string(load_weights()), 13), str(v13)
+        )
+        quant_pre_process(str(v13), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(Path(tmp) / "int8.onnx"),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
+        )
+        from tcnn.outputs import atomic_path
+
+        with atomic_path(out) as tmp_out:
+            tmp_out.write_bytes((Path(tmp) / "int8.onnx").read_bytes())
+    return out

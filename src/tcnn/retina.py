@@ -172,6 +172,27 @@ def detection_scale(
     return min(max(scale, min_side / side), max_side / side)
 
 
+def scan_input(image: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]:
+    """The network input of an ``[H, W, 3]`` uint8 RGB image resized by ``scale``.
+
+    Returns:
+        ``[1, 3, PH, PW]`` float32 (BGR minus the mean, padded with 0 to multiples of 32) and
+        the resized image's width and height.
+    """
+    h, w = image.shape[:2]
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = image
+    if (sw, sh) != (w, h):
+        resized = np.asarray(Image.fromarray(image).resize((sw, sh), Image.Resampling.BILINEAR))
+    # One subtraction from the uint8 view into the input (a float copy of the image first,
+    # then a transposed copy, took 6 ms of a 640x480 photo's 30; this takes 0.5 ms).
+    ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
+    x = np.zeros((1, 3, ph, pw), np.float32)
+    bgr = resized.transpose(2, 0, 1)[::-1]
+    np.subtract(bgr, MEAN_BGR[:, None, None], out=x[0, :, :sh, :sw], dtype=np.float32)
+    return x, sw, sh
+
+
 @dataclass(frozen=True)
 class Detection:
     """One RetinaFace detection in continuous image pixels.
@@ -199,6 +220,8 @@ class RetinaFace:
         threads: ONNX Runtime threads (``None``: ONNX Runtime's default).
         min_face: the size rule's smallest face in image pixels (``None``: :func:`dlib_reach`
             of the image; 0: scan at full size within ``min_side`` and ``max_side``).
+        model: an ONNX file of the same network to run instead of the package's weights (its
+            int8 version: :func:`tcnn.quantize.quantize_retinaface`).
     """
 
     name = "retinaface"
@@ -211,6 +234,7 @@ class RetinaFace:
         max_side: int = 1280,
         threads: int | None = None,
         min_face: float | None = None,
+        model: str | Path | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -220,9 +244,15 @@ class RetinaFace:
         # One call per image: threads that spin between calls only take the CPU from the rest
         # of the pipeline (measured on a busy 2-core machine: 50 ms against 80 ms a photo).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            load_weights(), opts, providers=["CPUExecutionProvider"]
-        )
+        source = load_weights() if model is None else str(model)
+        try:
+            self._session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for every load failure
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise TcnnError(f"{model}: not a valid RetinaFace ONNX model ({first[:200]})") from None
+        names = [i.name for i in self._session.get_inputs()]
+        if names != ["input"] or len(self._session.get_outputs()) != 3:
+            raise TcnnError(f"{model}: not a RetinaFace model (inputs {names})")
         self._lock = threading.Lock()
         self.upsample = upsample
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -257,17 +287,8 @@ class RetinaFace:
         h, w = image.shape[:2]
         if scale is None:
             scale = self.scale_for(h, w)
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        resized = image
-        if (sw, sh) != (w, h):
-            resized = np.asarray(Image.fromarray(image).resize((sw, sh), Image.Resampling.BILINEAR))
-        # BGR minus mean, padded to a multiple of 32 (the padding is 0 after the mean). One
-        # subtraction from the uint8 view into the input (a float copy of the image first,
-        # then a transposed copy, took 6 ms of a 640x480 photo's 30; this takes 0.5 ms).
-        ph, pw = -(-sh // 32) * 32, -(-sw // 32) * 32
-        x = np.zeros((1, 3, ph, pw), np.float32)
-        bgr = resized.transpose(2, 0, 1)[::-1]
-        np.subtract(bgr, MEAN_BGR[:, None, None], out=x[0, :, :sh, :sw], dtype=np.float32)
+        x, sw, sh = scan_input(image, scale)
+        ph, pw = x.shape[2:]
         with self._lock:
             loc, conf, pts = self._session.run(None, {"input": x})
         scores = conf[0, :, 1]
