@@ -16,6 +16,9 @@ with its defaults into a temporary folder, for measuring only):
   one thread in CPU seconds (``time.process_time``), which other processes' load disturbs
   less. The 1-minute load average is recorded before and after.
 
+With ``--update-cards`` (alone: from the committed result) the shipped int8 models' cards get
+their measured metrics (``metrics``: both protocols' rows, the speed ratios, a headline).
+
 Run: ``python benchmarks/bench_quantize.py --pairs vanilla5=vanilla5-int8 tcnn68``
 (writes benchmarks/results/quantize.json; ``--out NAME`` for another name; about 10 minutes on
 a busy 2-core machine). README section ``bench:quantize`` (:func:`quantize_section`).
@@ -24,6 +27,7 @@ a busy 2-core machine). README section ``bench:quantize`` (:func:`quantize_secti
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -36,6 +40,7 @@ import numpy as np
 
 from bench_aflw68 import score as score68
 from common import (
+    RESULTS,
     landmark_detector,
     load_images,
     machine,
@@ -149,9 +154,15 @@ def _crops(lm: Any, pairs: list[tuple[np.ndarray, Box]]) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", nargs="+", required=True, help="FLOAT=INT8 model pairs")
+    ap.add_argument("--pairs", nargs="+", help="FLOAT=INT8 model pairs")
     ap.add_argument("--out", default="quantize", help="result name under benchmarks/results")
+    ap.add_argument("--update-cards", action="store_true", help="write shipped int8 cards")
     args = ap.parse_args()
+    if not args.pairs:
+        if not args.update_cards:
+            ap.error("give --pairs, or --update-cards")
+        update_cards(json.loads((RESULTS / f"{args.out}.json").read_text()))
+        return
     result: dict[str, Any] = {"pairs": []}
     tmp = tempfile.TemporaryDirectory()
     for pair in args.pairs:
@@ -182,6 +193,42 @@ def main() -> None:
     result["machine"] = machine()
     print(write_result(args.out, result))
     tmp.cleanup()
+    if args.update_cards:
+        update_cards(result)
+
+
+def update_cards(result: dict[str, Any]) -> None:
+    """Write each shipped int8 model's measured rows into its card's ``metrics``."""
+    from tcnn.card import update_card
+    from tcnn.models.registry import WEIGHTS
+
+    for pair in result["pairs"]:
+        path = WEIGHTS / f"{pair['int8']}.onnx"
+        if not path.exists():
+            continue
+        ours, base = pair["accuracy"][1], pair["accuracy"][0]
+        rows = {k: v for k, v in ours.items() if isinstance(v, dict)}
+        first = next(iter(rows))
+        gain = pair["int8_over_float"]["network_batch256"]
+        headline = (
+            f"{100 * rows[first]['mean']:.2f}% mean error ({WORDS[first]}; {base['method']} "
+            f"{100 * base[first]['mean']:.2f}%), network {gain:.2f}x {base['method']} at batch 256"
+        )
+        rounded = {
+            k: {m: round(x, 5) if isinstance(x, float) else x for m, x in v.items()}
+            for k, v in rows.items()
+        }
+        card = update_card(
+            path,
+            metrics={
+                "benchmark": "benchmarks/bench_quantize.py (results/quantize.json)",
+                "headline": headline,
+                **rounded,
+                "int8_over_float": pair["int8_over_float"],
+                "file_kb": ours["file_kb"],
+            },
+        )
+        print(f"{path}: {card.metrics['headline']}")
 
 
 #: The accuracy columns of the README table: result key, heading.
@@ -192,6 +239,16 @@ COLUMNS = {
         ("aflw68_test_retinaface", "aflw68-test RetinaFace"),
         ("ytf68_test_hog", "ytf68 test HOG"),
     ),
+}
+
+
+#: Each accuracy key in words, for card headlines.
+WORDS = {
+    "mtfl_aflw_a_retinaface": "MTFL AFLW test, RetinaFace boxes",
+    "mtfl_aflw_b_hog": "MTFL AFLW test, HOG boxes",
+    "aflw68_test_hog": "aflw68-test, HOG boxes",
+    "aflw68_test_retinaface": "aflw68-test, RetinaFace boxes",
+    "ytf68_test_hog": "ytf68 test, HOG boxes",
 }
 
 
