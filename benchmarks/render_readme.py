@@ -368,6 +368,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from bench_quantize import quantize_section
 
             out[key] = quantize_section(result)
+        elif key == "retina_int8":
+            from retina_int8 import retina_int8_section
+
+            out[key] = retina_int8_section(result)
         elif key == "e2e":
             from bench_e2e import e2e_section
 

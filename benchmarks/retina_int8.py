@@ -73,3 +73,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def retina_int8_section(result: dict[str, Any]) -> str:
+    """The README's ``bench:retina_int8`` section: one table, float against int8."""
+    from render_readme import measured
+
+    n = result["aflw_faces"]
+    lines = [
+        "| RetinaFace | AFLW test found | face-free images: detections | shared photos: faces "
+        "| detector CPU ms/photo |",
+        "|---|---|---|---|---|",
+    ]
+    for k in ("float", "int8"):
+        lines.append(
+            f"| {k} | {result['aflw_found'][k]:,} of {n:,} ({100 * result['aflw_recall'][k]:.2f}%)"
+            f" | {result['false_detections'][k]} on {result['faceless_images']} "
+            f"| {sum(result['photo_faces'][k])} | {result['cpu_ms_per_photo'][k]:.1f} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Load average {result['loadavg_before']:.1f} before the timed passes and "
+        f"{result['loadavg_after']:.1f} after. {measured(result['machine'])}"
+    )
+    return "\n".join(lines)
