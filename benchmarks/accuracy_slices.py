@@ -32,6 +32,7 @@ SLICES = (
     ("mtfl-aflw", "vanilla5-hog", 240, 200),
     ("ytf68-test", "vanilla68", 110, 100),
     ("ytf68-test", "tcnn68", 110, 100),
+    ("aflw68-test", "tcnn68h", 110, 100),
 )
 
 

@@ -17,7 +17,8 @@ FOLDERS = ("lfpw/trainset", "helen/trainset", "afw", "lfpw/testset", "helen/test
 def tree(tmp_path_factory: pytest.TempPathFactory, astronaut_png: Path) -> Path:
     """One astronaut per folder, labelled with the shipped 68-point model's points."""
     root = tmp_path_factory.mktemp("300w")
-    face = max(LandmarkDetector(points=68).detect(astronaut_png), key=lambda f: f.box.width)
+    lm = LandmarkDetector(points=68, detector="dlib")  # the boxes evaluate --detector dlib uses
+    face = max(lm.detect(astronaut_png), key=lambda f: f.box.width)
     pts = face.landmarks + 0.5  # continuous -> 300-W's 1-based convention
     body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in pts)
     for folder in FOLDERS:
@@ -28,7 +29,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory, astronaut_png: Path) -> Path:
 
 
 def test_evaluate_300w_all_subsets(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["evaluate", "--data", "300w", "--root", str(tree), "--format", "json", "-q"])
+    args = ["evaluate", "--data", "300w", "--root", str(tree), "--detector", "dlib"]
+    code = main([*args, "--format", "json", "-q"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0
     got = {(r["subset"], r["normaliser"]): r for r in rows}

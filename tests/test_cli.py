@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tcnn.cli import build_parser, main
+from tcnn.models.registry import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -248,11 +249,11 @@ def test_evaluate_aflw68_small_limit(shared_root: Path, capsys: pytest.CaptureFi
     assert "mean of 36-41 to mean of 42-47 of the labels" in out  # the protocol is said
     assert "self-occluded ones skipped" in out and "by part" in out and "by group" in out
     code, out, _ = run(
-        capsys, "evaluate", "--data", "aflw68", "--limit", "12", "--format", "json", "-q"
+        capsys, "evaluate", "--data", "aflw68-test", "--limit", "12", "--format", "json", "-q"
     )
     result = json.loads(out)
     assert code == 0
-    assert result["model"] == "vanilla68" and result["normaliser"] == "inter-pupil"
+    assert result["model"] == DEFAULTS[68] and result["normaliser"] == "inter-pupil"
     assert result["faces"] + result["missed"] == 12 and result["faces"] > 0
     assert 0 < result["mean"] < 40
     assert set(result["by_region"]) == {"jaw", "brows", "nose", "eyes", "mouth"}

@@ -78,6 +78,7 @@ class ModelCard:
         detector: the face detector whose boxes the model was trained on (the box convention
             a detector's boxes are mapped onto, :func:`tcnn.detect.box_map`).
         default_detector: the face detector used when none is named; ``""``: ``detector``.
+        purpose: what the model is for, in a sentence (``tcnn models`` shows it).
         boxes: how the training boxes were made, in words.
         coordinates: the coordinate convention of the training labels, in words.
         mirror_average: whether the graph averages in the prediction on the mirrored crop.
@@ -112,6 +113,7 @@ class ModelCard:
     crop: Crop
     detector: str = "dlib"
     default_detector: str = ""
+    purpose: str = ""
     boxes: str = ""
     coordinates: str = ""
     mirror_average: bool = False

@@ -311,6 +311,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         mark = " (default)" if m["default"] else ""
         metric = m["metrics"].get("headline", "")
         print(f"{m['name']:<16} {m['points']:>2} points {m['size_kb']:>6} KB  {metric}{mark}")
+        if m["purpose"]:
+            print(f"{'':<16} {m['purpose']}")
     return 0
 
 

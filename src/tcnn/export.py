@@ -35,6 +35,8 @@ LICENCE = {
     "utkface": "Trained on UTKFace (crop_part1): non-commercial research use only.",
     "dlib68": "68-point pseudo-labels from dlib's shape_predictor_68_face_landmarks, trained "
     "on iBUG 300-W, whose licence excludes commercial use.",
+    "aflw68": "Trained on aflw68's training part: AFLW images (research use only) with "
+    "MERL-RAV's 68-point labels (published by MERL for research).",
 }
 
 
@@ -43,6 +45,8 @@ CONVENTIONS = {
     "AFLW test rows value - 0.5 (1-based)",
     "ytf68": "ytf68 labels read as 0-based pixel positions: continuous = value + 0.5",
     "300w": "300-W .pts labels are 1-based: continuous = value - 0.5",
+    "aflw68": "aflw68 labels are continuous pixel coordinates of the 80x80 crops already; "
+    "self-occluded points have none and are left out of the loss",
     "dlib68": "dlib 68-point pseudo-labels stored in continuous pixel coordinates "
     "(tcnn.data.pseudo: (p + 0.5) / upscale of dlib's pixel indices)",
 }

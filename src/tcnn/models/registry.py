@@ -19,7 +19,7 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 _BULK_LOCK = threading.Lock()
 
 #: The model each scheme uses when none is named.
-DEFAULTS = {5: "vanilla5-int8", 68: "vanilla68"}
+DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68h"}
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -34,6 +34,7 @@ def list_models() -> list[dict[str, Any]]:
                 "points": card.points,
                 "default": DEFAULTS.get(card.points) == path.stem,
                 "size_kb": round(path.stat().st_size / 1024),
+                "purpose": card.purpose,
                 "metrics": card.metrics,
             }
         )
