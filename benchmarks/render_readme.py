@@ -237,6 +237,14 @@ def protocols_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def pose_cells(row: dict) -> str:
+    """A row's mean error per MERL-RAV pose group as table cells (``-`` for an empty group)."""
+    return " | ".join(
+        f"{100 * row['by_group'][g]['mean']:.2f}%" if g in row["by_group"] else "-"
+        for g in ("frontal", "lefthalf", "righthalf")
+    )
+
+
 def aflw68_section(result: dict) -> str:
     """aflw68 under both box protocols: overall errors, then parts, point classes and poses."""
     protocols = (("hog", "HOG"), ("retinaface", "RetinaFace"))
@@ -262,10 +270,7 @@ def aflw68_section(result: dict) -> str:
     for key, label in protocols:
         for r in result[key]["rows"]:
             parts = " | ".join(f"{100 * v:.2f}%" for v in r["by_region"].values())
-            poses = " | ".join(
-                f"{100 * r['by_group'][g]['mean']:.2f}%" if g in r["by_group"] else "-"
-                for g in ("frontal", "lefthalf", "righthalf")
-            )
+            poses = pose_cells(r)
             lines.append(
                 f"| {label} | {r['method']} | {parts} | {100 * r['points_visible']:.2f}% "
                 f"| {100 * r['points_occluded']:.2f}% | {poses} |"
@@ -307,10 +312,7 @@ def steps_section(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in hog.items():
-        poses = " | ".join(
-            f"{100 * r['by_group'][g]['mean']:.2f}%" if g in r["by_group"] else "-"
-            for g in ("frontal", "lefthalf", "righthalf")
-        )
+        poses = pose_cells(r)
         lines.append(
             f"| {name} | {100 * r['mean']:.2f}% | {100 * retina[name]['mean']:.2f}% "
             f"| {100 * r['failure_10']:.1f}% | {poses} | {100 * r['by_region']['jaw']:.2f}% "

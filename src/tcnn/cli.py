@@ -334,13 +334,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
+def need_onnx(command: str) -> None:
+    """Raise a one-line error when ``command`` cannot write models (no ``onnx`` package)."""
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise TcnnError(
-            "calibrate writes the model with the onnx package: pip install 'tcnn[train]'"
+            f"{command} writes the model with the onnx package: pip install 'tcnn[train]'"
         ) from None
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    need_onnx("calibrate")
     from tcnn.calibrate import calibrate
 
     out = calibrate(args.model, args.data, args.output, args.name or "", args.root)
@@ -349,12 +354,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_convert_caffe(args: argparse.Namespace) -> int:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise TcnnError(
-            "convert-caffe writes the model with the onnx package: pip install 'tcnn[train]'"
-        ) from None
+    need_onnx("convert-caffe")
     from tcnn.caffe import convert_caffe
 
     out = convert_caffe(args.model, args.mean, args.std, args.output)
