@@ -107,7 +107,9 @@ def test_json_base64_body_gives_the_same_answer(client: TestClient, photo: bytes
 
 def test_68_points_other_model_and_formats(client: TestClient, astronaut: np.ndarray) -> None:
     a = post(client, _png(astronaut), "points=68").json()
-    assert a["points"] == 68 and a["model"] == "vanilla68" and len(a["faces"][0]["landmarks"]) == 68
+    assert (
+        a["points"] == 68 and a["model"] == DEFAULTS[68] and len(a["faces"][0]["landmarks"]) == 68
+    )
     for fmt in ("JPEG", "WEBP", "BMP", "TIFF"):
         r = post(client, _png(astronaut, fmt), "model=vanilla5-fast")
         assert r.status_code == 200 and len(r.json()["faces"]) == 1, (fmt, r.text)

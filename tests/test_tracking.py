@@ -21,7 +21,9 @@ def head(astronaut: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def detector() -> LandmarkDetector:
-    return LandmarkDetector(points=5, threads=1)
+    # The float model: with the int8 default a still, noisy face moves its crop once more in
+    # 30 frames (9 boxes against this test's 8), which would test the model, not the tracker.
+    return LandmarkDetector("vanilla5", threads=1)
 
 
 def clip(
