@@ -203,7 +203,10 @@ def targets(record: dict[str, Any]) -> dict[str, Any]:
         out[f"refused_pct_{BEYOND}_{row['client']}_clients"] = level["refused_pct"]
         out[f"served_pct_{BEYOND}_{row['client']}_clients"] = level["served_pct"]
     for row in record["old_default"]:
-        out[f"naive_8_served_pct_{row['photo']}_old_max_wait"] = row["clients_8"]["served_pct"]
+        for c in (8, 32):
+            out[f"naive_{c}_served_pct_{row['photo']}_old_max_wait"] = row[f"clients_{c}"][
+                "served_pct"
+            ]
     return out
 
 

@@ -109,6 +109,7 @@ def test_section_reports_each_target_from_the_rows(bench) -> None:  # type: igno
     assert "| single_640x480 | 1 | defaults | 100 | 50% | 10.0 | 900 / 900 | 50% |" in text
     assert "| group_multi_face | 1 | --max-wait-ms 150 | 32 | 100% | 20.0 | 50 / 50 | - |" in text
     assert "8 naive clients at once all served: 4 of 4 rows (lowest 100%" in text
+    assert "`--max-wait-ms 150`, 8 naive clients: 100%, 100% served, 32: 100%, 100%)" in text
     assert "4 of 4 rows (lowest 80%)" in text
     assert "workers 1: 240 ms, met (0% of the answers 503); workers 2: 240 ms, met" in text
     assert "resident memory 250 MB after" in text
