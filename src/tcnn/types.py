@@ -69,7 +69,7 @@ class Box:
                 ``box_from_landmarks`` holds the median relation measured on its training faces.
         """
         dx, dy, size = (float(v) for v in relation)
-        (x0, y0), (x1, y1) = np.nanmin(points, 0), np.nanmax(points, 0)
+        (x0, y0), (x1, y1) = _bounds(points)
         extent = float(max(x1 - x0, y1 - y0))
         cx, cy = (x0 + x1) / 2 + dx * extent, (y0 + y1) / 2 + dy * extent
         half = size * extent / 2
@@ -77,7 +77,7 @@ class Box:
 
     def landmark_relation(self, points: np.ndarray) -> tuple[float, float, float]:
         """The ``(dx, dy, size)`` relation of this box to ``[K, 2]`` landmarks (see above)."""
-        (x0, y0), (x1, y1) = np.nanmin(points, 0), np.nanmax(points, 0)
+        (x0, y0), (x1, y1) = _bounds(points)
         extent = float(max(x1 - x0, y1 - y0))
         bx, by = self.center
         return (
@@ -85,6 +85,15 @@ class Box:
             (by - (y0 + y1) / 2) / extent,
             self.width / extent,
         )
+
+
+def _bounds(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(x, y)`` minimum and maximum of ``[K, 2]`` points, ``NaN`` points left out (all
+    ``NaN``: ``NaN`` bounds, without numpy's all-NaN warning)."""
+    if not np.isfinite(points).any():
+        nan = np.full(2, np.nan)
+        return nan, nan
+    return np.nanmin(points, 0), np.nanmax(points, 0)
 
 
 @dataclass(frozen=True, eq=False)
