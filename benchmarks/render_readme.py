@@ -387,7 +387,7 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from ablation68 import ablation68_section
 
             out[key] = ablation68_section(result)
-        elif key == "tcnn68_tweak":
+        elif key in ("tcnn68_tweak", "tcnn68h_tweak"):
             from tweak68 import tweak68_section
 
             out[key] = tweak68_section(result)
