@@ -139,6 +139,7 @@ def prepare(cfg: TrainConfig, progress: bool = True) -> tuple[CropSet, CropSet, 
         counts, the faces the detector missed, and ``box_from_landmarks`` (measured on the
         training faces the detector found, :func:`box_relation`).
     """
+    source_weights([], cfg)  # a wrong source_weights fails before the faces are read
     samples = training_samples(cfg, progress)
     missed = sum(s.box is None for s in samples)
     relation = box_relation(samples)
