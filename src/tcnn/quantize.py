@@ -144,6 +144,25 @@ def calibration_crops(
     return np.ascontiguousarray(planes, np.float32)
 
 
+def quantize_convs(src: Path, out: Path, reader: Any, exclude: list[str] | None = None) -> None:
+    """The one int8 recipe: static QDQ on the convolutions of ``src`` (weights int8 per output
+    channel, activations uint8), calibrated by ``reader``; nodes named in ``exclude`` stay float.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(src),
+        str(out),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv"],
+        nodes_to_exclude=exclude or [],
+        per_channel=True,
+    )
+
+
 def quantize_model(
     model: str | Path,
     out: str | Path,
@@ -171,7 +190,6 @@ def quantize_model(
     """
     try:
         import onnx
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
@@ -200,17 +218,7 @@ def quantize_model(
         kept = [convs[0], *gemms]
         batches = iter([{"image": x[i : i + 64]} for i in range(0, len(x), 64)])
         reader = type("Reader", (), {"get_next": lambda self: next(batches, None)})()
-        quantize_static(
-            str(pre),
-            str(Path(tmp) / "int8.onnx"),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv"],
-            nodes_to_exclude=kept,
-            per_channel=True,
-        )
+        quantize_convs(pre, Path(tmp) / "int8.onnx", reader, kept)
         result = onnx.load(str(Path(tmp) / "int8.onnx"))
     quantized = [n for n in convs + gemms if n not in kept]
     new = card.replace(
@@ -275,7 +283,6 @@ def quantize_retinaface(
     try:
         import onnx
         from onnx import version_converter
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
@@ -299,16 +306,7 @@ def quantize_retinaface(
             version_converter.convert_version(onnx.load_from_string(load_weights()), 13), str(v13)
         )
         quant_pre_process(str(v13), str(pre), skip_symbolic_shape=True)
-        quantize_static(
-            str(pre),
-            str(Path(tmp) / "int8.onnx"),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv"],
-            per_channel=True,
-        )
+        quantize_convs(pre, Path(tmp) / "int8.onnx", reader)
         from tcnn.outputs import atomic_path
 
         with atomic_path(out) as tmp_out:
