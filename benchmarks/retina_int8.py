@@ -23,13 +23,10 @@ from tqdm import tqdm
 import tcnn.data.datasets as datasets
 from bench_5pt import PHOTOS
 from common import machine, write_result
+from retina_threshold import faceless_images
 from tcnn.imaging import load_image
 from tcnn.quantize import quantize_retinaface
 from tcnn.retina import RetinaFace
-
-if not hasattr(datasets, "DEFAULT_ROOT"):  # retina_threshold.py reads a name since renamed
-    datasets.DEFAULT_ROOT = datasets.default_root()  # type: ignore[attr-defined]
-from retina_threshold import faceless_images
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common import machine, write_result
-from tcnn.data.datasets import DATASETS, DEFAULT_ROOT, match_box
+from tcnn.data.datasets import DATASETS, default_root, match_box
 from tcnn.imaging import load_image
 from tcnn.retina import RetinaFace
 
@@ -45,7 +45,7 @@ def faceless_images() -> dict[str, np.ndarray]:
     for name in SKIMAGE:
         arr = getattr(data, name)()
         out[name] = load_image(arr.astype(np.uint8) * 255 if arr.dtype == bool else arr)
-    photos = DEFAULT_ROOT / "photos"
+    photos = default_root() / "photos"
     for file, boxes in CROPS.items():
         img = load_image(photos / file)
         for i, (x0, y0, x1, y1) in enumerate(boxes):
@@ -55,7 +55,7 @@ def faceless_images() -> dict[str, np.ndarray]:
 
 def aflw_recall(min_side: int) -> tuple[dict[str, float], float]:
     """Recall per threshold on MTFL AFLW test with the given ``min_side``; ms per image."""
-    anns = DATASETS["mtfl-aflw"].read(DEFAULT_ROOT)
+    anns = DATASETS["mtfl-aflw"].read(default_root())
     det = RetinaFace(threshold=min(THRESHOLDS), min_side=min_side, threads=1)
     best: list[float] = []
     t0 = time.perf_counter()
