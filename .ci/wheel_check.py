@@ -121,7 +121,7 @@ def check_video(python: Path, photo: Path, faces: int, work: Path) -> None:
     """``tcnn video`` on a short clip of the photo (made with tcnn's own writer)."""
     clip, jsonl = work / "clip.mp4", work / "clip.jsonl"
     make = (
-        "import sys, numpy as np; from PIL import Image; from tcnn.video import VideoWriter\n"
+        "import sys, numpy as np; from PIL import Image; from tcnn.apps.video import VideoWriter\n"
         "rgb = np.asarray(Image.open(sys.argv[1]).convert('RGB'))\n"
         "w = VideoWriter(sys.argv[2], 10, (rgb.shape[1], rgb.shape[0]))\n"
         "for _ in range(5): w.write(rgb)\n"

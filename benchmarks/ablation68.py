@@ -24,8 +24,8 @@ from bench_aflw68 import DLIB, dlib_method, protocol, tcnn_method
 from common import found_faces, machine, predict_all, write_result
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
-from tcnn.runs import config_of, load_checkpoint
 from tcnn.schemes import scheme_for
+from tcnn.train.runs import config_of, load_checkpoint
 
 RUNS = ("runs/tcnn68-e22", "runs/tcnn68-noytf", "runs/tcnn68-nomtfl", "runs/tcnn68-nout")
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from common import machine, write_result
 from tcnn.card import graph_digest
-from tcnn.evaluate import evaluate
-from tcnn.models.registry import resolve
+from tcnn.registry import resolve
+from tcnn.train.evaluate import evaluate
 
 #: (dataset, model, annotations read, found faces scored).
 SLICES = (

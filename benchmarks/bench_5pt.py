@@ -28,12 +28,12 @@ from common import (
     write_result,
 )
 from tcnn.detect import make_detector
-from tcnn.evaluate import plot_ced
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, summarise
-from tcnn.models.registry import list_models
 from tcnn.predictor import LandmarkDetector
+from tcnn.registry import list_models
 from tcnn.schemes import FIVE, to_five
+from tcnn.train.evaluate import plot_ced
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -67,7 +67,7 @@ def main() -> None:
     if args.seed_model:
         names.append(args.seed_model)
     if args.seed_caffe:
-        from tcnn.caffe import convert_caffe
+        from tcnn.train.caffe import convert_caffe
 
         out = Path(tempfile.mkdtemp()) / "seed.onnx"
         names.append(str(convert_caffe(*args.seed_caffe, out)))

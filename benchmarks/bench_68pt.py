@@ -26,10 +26,10 @@ from common import (
     with_refined,
     write_result,
 )
-from tcnn.evaluate import plot_ced
 from tcnn.metrics import nme, normalising_distance, summarise
-from tcnn.models.registry import list_models
+from tcnn.registry import list_models
 from tcnn.schemes import SIXTY_EIGHT
+from tcnn.train.evaluate import plot_ced
 
 
 def main() -> None:

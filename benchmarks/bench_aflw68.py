@@ -1,7 +1,7 @@
 """aflw68: 68 points on MTFL's AFLW test faces with MERL-RAV's human labels, tcnn against dlib.
 
 Scored on aflw68's held-out part only (``aflw68-test``: the AFLW image ids that the fixed split
-``tcnn.data.datasets.AFLW68_SPLIT`` holds out), since ``tcnn68h`` learnt from the other part.
+``tcnn.train.data.datasets.AFLW68_SPLIT`` holds out), since ``tcnn68h`` learnt from the other part.
 
 The README protocol of ``../shared/data/aflw68``: the mean distance over the scored points
 (visible and externally occluded; self-occluded points have no location and are skipped)
@@ -55,16 +55,16 @@ from common import (
     with_refined,
     write_result,
 )
-from tcnn.data.datasets import DATASETS, load_dataset
-from tcnn.data.formats import OCCLUDED, VISIBLE
 from tcnn.detect import box_map
-from tcnn.evaluate import normaliser_points, plot_ced
 from tcnn.metrics import nme, normalising_distance, point_errors, region_errors, summarise
-from tcnn.models.registry import list_models
+from tcnn.registry import list_models
 from tcnn.schemes import SIXTY_EIGHT
+from tcnn.train.data.datasets import DATASETS, load_dataset
+from tcnn.train.data.formats import OCCLUDED, VISIBLE
+from tcnn.train.evaluate import normaliser_points, plot_ced
 from tcnn.types import Box
 
-#: The held-out part of aflw68 (``tcnn.data.datasets.AFLW68_SPLIT``): models that learnt from
+#: The held-out part of aflw68 (``tcnn.train.data.datasets.AFLW68_SPLIT``): models that learnt from
 #: aflw68-train are scored only here, and every method on the same faces.
 DATA = "aflw68-test"
 DLIB = "dlib 68"

@@ -4,7 +4,7 @@ head on loopback.
 
 Every job runs as ``python -m tcnn batch`` in a subprocess (the way users run it); memory is the
 resident set of the job's whole process tree, sampled every 0.5 s. A worker is one process on
-one core (``tcnn.batch.Options.threads``). Besides the wall-time files/s (start-up included),
+one core (``tcnn.apps.batch.Options.threads``). Besides the wall-time files/s (start-up included),
 each local run reports its steady files/s from the part files' completion times: the files of
 the parts finished after each worker's first one, over the time from then to the last part.
 
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common import RESULTS, machine
-from tcnn.batch import COUNTS
+from tcnn.apps.batch import COUNTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

@@ -1,7 +1,7 @@
 """Throughput of ``tcnn detect`` on a folder of real photos: drawings PNG vs JPEG, 1 vs 2 workers.
 
 Copies the photos of ``../shared/data/photos`` ``--copies`` times into a temp folder and runs
-the command in-process (``tcnn.cli.main``) for each setting, rounds interleaved so that every
+the command in-process (``tcnn.apps.cli.main``) for each setting, rounds interleaved so that every
 setting sees the same machine load; the figure per setting is its best round (photos per
 second, wall clock, model already loaded). Then times each stage per photo in one thread
 (read, detect + landmarks, draw, encode as JPEG and as PNG), best of the rounds. The load
@@ -26,7 +26,7 @@ from pathlib import Path
 import PIL
 
 from common import machine, write_result
-from tcnn.cli import main
+from tcnn.apps.cli import main
 
 PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos"
 
@@ -60,9 +60,9 @@ def _run(folder: Path, out: Path, flags: list[str]) -> float:
 
 def stages(rounds: int) -> dict[str, dict[str, float]]:
     """Seconds per photo of each stage, one thread, best of ``rounds``: where the time goes."""
+    from tcnn.apps.outputs import DRAW_FORMATS
     from tcnn.draw import draw_faces
     from tcnn.imaging import load_image
-    from tcnn.outputs import DRAW_FORMATS
     from tcnn.predictor import LandmarkDetector
 
     lm = LandmarkDetector()

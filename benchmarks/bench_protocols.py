@@ -39,14 +39,14 @@ from common import (
     with_refined,
     write_result,
 )
-from tcnn.data.datasets import load_dataset, match_box
 from tcnn.detect import RETINA_TO_HOG, make_detector
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, summarise
-from tcnn.models.registry import list_models
 from tcnn.predictor import LandmarkDetector
+from tcnn.registry import list_models
 from tcnn.retina import RetinaFace
 from tcnn.schemes import FIVE, to_five
+from tcnn.train.data.datasets import load_dataset, match_box
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 

@@ -1,8 +1,9 @@
 """Quantized models against their float originals: accuracy and speed in the same run.
 
 For each ``FLOAT=INT8`` pair (a shipped name or ``.onnx`` path each; the int8 model made by
-``tcnn quantize``), or a ``FLOAT`` alone (quantized here by :func:`tcnn.quantize.quantize_model`
-with its defaults into a temporary folder, for measuring only):
+``tcnn quantize``), or a ``FLOAT`` alone (quantized here by
+:func:`tcnn.train.quantize.quantize_model` with its defaults into a temporary folder, for
+measuring only):
 
 - accuracy, every face scored for both models with the same boxes: 5 points on MTFL AFLW test
   under both protocols of ``bench_protocols.py`` ((a) RetinaFace boxes, (b) dlib HOG boxes,
@@ -49,12 +50,12 @@ from common import (
     predict_all,
     write_result,
 )
-from tcnn.data.datasets import load_dataset
 from tcnn.detect import box_map
 from tcnn.metrics import nme, normalising_distance, summarise
-from tcnn.models.registry import _session
-from tcnn.quantize import quantize_model
+from tcnn.registry import _session
 from tcnn.schemes import FIVE, SIXTY_EIGHT
+from tcnn.train.data.datasets import load_dataset
+from tcnn.train.quantize import quantize_model
 from tcnn.types import Box
 
 ROUNDS = 7
@@ -203,7 +204,7 @@ def main() -> None:
 def update_cards(result: dict[str, Any]) -> None:
     """Write each shipped int8 model's measured rows into its card's ``metrics``."""
     from tcnn.card import update_card
-    from tcnn.models.registry import WEIGHTS
+    from tcnn.registry import WEIGHTS
 
     for pair in result["pairs"]:
         path = WEIGHTS / f"{pair['int8']}.onnx"

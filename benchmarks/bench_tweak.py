@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 
 from common import found_faces, machine, pct, predict_all, speed, write_result
-from tcnn.data.augment import make_crops
-from tcnn.export import finish
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
-from tcnn.runs import load_checkpoint
 from tcnn.schemes import scheme_for
-from tcnn.tweak import clusters_of
+from tcnn.train.data.augment import make_crops
+from tcnn.train.export import finish
+from tcnn.train.runs import load_checkpoint
+from tcnn.train.tweak import clusters_of
 
 
 def main() -> None:

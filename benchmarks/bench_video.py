@@ -31,12 +31,12 @@ import numpy as np
 
 from common import RESULTS, machine
 from synth_video import FPS, Clip, crossing_clip, make_sprite, paths, single_clip
+from tcnn.apps.tracking import LandmarkTracker, Smoothing
+from tcnn.apps.video import VideoReader, VideoWriter
 from tcnn.draw import draw_faces
 from tcnn.pipeline import Pipeline
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import scheme_for
-from tcnn.tracking import LandmarkTracker, Smoothing
-from tcnn.video import VideoReader, VideoWriter
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SOURCES = {

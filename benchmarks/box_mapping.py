@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from common import machine, write_result
-from tcnn.data.datasets import load_dataset
 from tcnn.detect import BoxMap
+from tcnn.train.data.datasets import load_dataset
 from tcnn.types import Box
 
 #: ytf68-train is not measured yet (its detections were not run here for want of CPU time).

@@ -1,7 +1,7 @@
 """Measure each shipped model's ``box_from_landmarks`` on its training faces; write its card.
 
 The relation is the median ``(dx, dy, size)`` of the card's detector's boxes to the landmarks
-(:func:`tcnn.data.training.box_relation`) over the faces of the model's TRAINING set that the
+(:func:`tcnn.train.data.samples.box_relation`) over the faces of the model's TRAINING set that the
 detector finds (never test faces), with the dataset's detector settings. Only the card changes
 (the ONNX metadata and the ``.json`` beside it); the graph and weights stay as they are.
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 
 from tcnn.card import ModelCard, read_card, update_card
-from tcnn.data.datasets import DATASETS, load_dataset
-from tcnn.data.training import box_relation
-from tcnn.models.registry import WEIGHTS
+from tcnn.registry import WEIGHTS
+from tcnn.train.data.datasets import DATASETS, load_dataset
+from tcnn.train.data.samples import box_relation
 
 
 def current_format(card: ModelCard) -> dict[str, object]:

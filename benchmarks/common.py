@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from tcnn.data.datasets import Sample, load_dataset
 from tcnn.detect import box_map, dlib_models_dir
 from tcnn.imaging import load_image
+from tcnn.train.data.datasets import Sample, load_dataset
 from tcnn.types import Box
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -221,7 +221,7 @@ def found_faces(name: str, limit: int = 0) -> Faces:
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """Write ``results/NAME.json`` (write-then-rename); adds ``machine()`` when absent."""
-    from tcnn.outputs import write_text
+    from tcnn.files import write_text
 
     result = result if "machine" in result else {**result, "machine": machine()}
     return write_text(RESULTS / f"{name}.json", json.dumps(result, indent=1) + "\n")

@@ -18,12 +18,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from common import machine, write_result
-from tcnn.data.datasets import load_dataset, match_box
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
 from tcnn.retina import RetinaFace
 from tcnn.schemes import FIVE
+from tcnn.train.data.datasets import load_dataset, match_box
 
 
 def turned(rgb: np.ndarray, centre: tuple[float, float], angle: float) -> np.ndarray:

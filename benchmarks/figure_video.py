@@ -12,9 +12,9 @@ from PIL import Image, ImageDraw
 
 from bench_video import CROSSING, NOISE, ON_SCREEN, SOURCES
 from synth_video import FPS, crossing_clip, make_sprite
+from tcnn.apps.tracking import LandmarkTracker
 from tcnn.draw import draw_faces
 from tcnn.predictor import LandmarkDetector
-from tcnn.tracking import LandmarkTracker
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "video_strip.jpg"
 

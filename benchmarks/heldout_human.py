@@ -2,11 +2,11 @@
 
 Models trained on pseudo-labels cannot be compared by their validation loss when their
 pseudo-labels differ: each is scored against its own teacher. This script scores them on the
-faces that a config's run held out (``tcnn.data.training.split``, training data, never a test
+faces that a config's run held out (``tcnn.train.data.samples.split``, training data, never a test
 set), against what people labelled there:
 
 - MTFL faces: the model's 68 points reduced to 5 (``tcnn.schemes.to_five``) against MTFL's
-  human 5 points (moved by the label-convention rule, ``tcnn.data.pseudo.MTFL_SHIFT``), over
+  human 5 points (moved by the label-convention rule, ``tcnn.train.data.pseudo.MTFL_SHIFT``), over
   their eye distance;
 - ytf68 faces: all 68 points against ytf68's labels (moved by the config's ``label_shift``),
   over the inter-ocular distance (36, 45).
@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from common import load_images, machine, write_result
-from tcnn.config import load_config
-from tcnn.data.datasets import default_root
-from tcnn.data.formats import read_mtfl
-from tcnn.data.pseudo import MTFL_SHIFT, human_error
-from tcnn.data.training import fill_missing_boxes, split, training_samples
 from tcnn.metrics import nme, normalising_distance
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import SIXTY_EIGHT
+from tcnn.train.config import load_config
+from tcnn.train.data.datasets import default_root
+from tcnn.train.data.formats import read_mtfl
+from tcnn.train.data.pseudo import MTFL_SHIFT, human_error
+from tcnn.train.data.samples import fill_missing_boxes, split, training_samples
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The label-convention rule (``tcnn.convention``) measured on a model's own training faces.
+"""The label-convention rule (``tcnn.train.convention``) measured on a model's own training faces.
 
 A shipped mirror-trained model is run on its training faces, with the boxes of the detector it
 was trained on; the mean label offset its export added back (the card's ``offset``, in crop
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from common import load_images, machine, predict_all, write_result
-from tcnn.convention import measure_offset
-from tcnn.data.datasets import load_dataset
 from tcnn.imaging import crop_region
 from tcnn.predictor import LandmarkDetector
+from tcnn.train.convention import measure_offset
+from tcnn.train.data.datasets import load_dataset
 
 RUNS = (("vanilla5", "mtfl-train"), ("vanilla68", "ytf68-train"))
 

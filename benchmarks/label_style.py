@@ -3,11 +3,11 @@
 ``tcnn68`` learns from dlib's 68-point pseudo-labels (300-W's style, on MTFL and UTKFace) and
 from ytf68 train's own labels, whose annotators put the points elsewhere (ytf68_style.py: a
 mean per-point difference of about 2% of the face box). This script runs the pseudo-labels'
-teacher (``tcnn.data.pseudo.Teacher``: dlib's predictor on an upscaled image, direct and
+teacher (``tcnn.train.data.pseudo.Teacher``: dlib's predictor on an upscaled image, direct and
 mirrored, averaged) on a source's training images, keeps the faces where the teacher found a
 HOG box and agrees with itself under the mirror (the pseudo-labels' own flip threshold), and
 writes the mean per-point offset (label - teacher) in landmark extents
-(``tcnn.convention.style_offsets``). A config's ``label_style`` names the file; training moves
+(``tcnn.train.convention.style_offsets``). A config's ``label_style`` names the file; training moves
 that source's labels by it, into the teacher's style. The labels are read as training reads
 them: after the config's ``label_shift`` (the pixel-convention rule).
 
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tcnn.config import load_config
-from tcnn.convention import shift_labels, style_offsets
-from tcnn.data.datasets import dataset_names, load_dataset
-from tcnn.data.pseudo import Source, Thresholds, flip_disagreement, label_source
-from tcnn.data.training import source_shifts
-from tcnn.outputs import write_text
+from tcnn.files import write_text
+from tcnn.train.config import load_config
+from tcnn.train.convention import shift_labels, style_offsets
+from tcnn.train.data.datasets import dataset_names, load_dataset
+from tcnn.train.data.pseudo import Source, Thresholds, flip_disagreement, label_source
+from tcnn.train.data.samples import source_shifts
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -76,7 +76,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     record = {
         "source": args.source,
-        "reference": "dlib's 68-point predictor (tcnn.data.pseudo.Teacher, upscaled "
+        "reference": "dlib's 68-point predictor (tcnn.train.data.pseudo.Teacher, upscaled "
         f"{args.factor}x, direct and mirrored averaged), the pseudo-labels' teacher",
         "label_shift": shift,
         "faces": len(keep),

@@ -37,7 +37,7 @@ import json, sys, time
 t = {{}}
 t0 = time.perf_counter()
 import numpy as np
-from tcnn.batch import Options, PartWorker
+from tcnn.apps.batch import Options, PartWorker
 t["import"] = time.perf_counter() - t0
 t0 = time.perf_counter()
 worker = PartWorker(Options(threads={threads}), ".")
@@ -67,7 +67,7 @@ def profile(files: list[str], threads: int) -> dict[str, Any]:
     """Seconds per stage for ``files`` on one worker with ``threads`` ONNX Runtime threads."""
     import numpy as np
 
-    from tcnn.batch import Options, PartWorker, write_part
+    from tcnn.apps.batch import Options, PartWorker, write_part
     from tcnn.imaging import load_image
 
     t = startup(threads)

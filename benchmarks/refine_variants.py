@@ -1,7 +1,7 @@
 """Which second crop should ``refine`` use? Measured on held-out training faces, not a test set.
 
 The faces: the 5% of its training faces that a model's run held out for validation (its
-config's split, ``tcnn.data.training.split``), with the boxes it was trained on. Each variant
+config's split, ``tcnn.train.data.samples.split``), with the boxes it was trained on. Each variant
 places every face once more (or several times more) and averages the answers with the first:
 
 - ``first``: the detector's box alone (the plain model);
@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from common import load_images, machine, write_result
 from derotate import turned
-from tcnn.config import load_config
-from tcnn.data.training import fill_missing_boxes, split, training_samples
 from tcnn.metrics import nme, normalising_distance
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import scheme_for
+from tcnn.train.config import load_config
+from tcnn.train.data.samples import fill_missing_boxes, split, training_samples
 from tcnn.types import Box
 
 

@@ -112,7 +112,7 @@ def measured(m: dict[str, Any]) -> str:
 
 def summary(results: dict[str, dict[str, Any]]) -> str:
     """The one-paragraph comparison with dlib above the tables: human labels first."""
-    from tcnn.models.registry import DEFAULTS
+    from tcnn.registry import DEFAULTS
 
     default68 = DEFAULTS[68]
     human = []

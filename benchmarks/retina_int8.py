@@ -1,7 +1,7 @@
-"""RetinaFace int8 (``tcnn.quantize.quantize_retinaface``) against its float network.
+"""RetinaFace int8 (``tcnn.train.quantize.quantize_retinaface``) against its float network.
 
 Same run, same images: recall on MTFL AFLW test (the 2,995 faces whose landmark centroid lies
-in a detection, ``tcnn.data.datasets.match_box``; size rule, threshold 0.8), detections on the
+in a detection, ``tcnn.train.data.datasets.match_box``; size rule, threshold 0.8), detections on the
 face-free images of ``retina_threshold.py`` (scikit-image samples, crops of the shared photos
 below the faces), faces found on the shared photos, and the detector's CPU time per photo
 (``time.process_time``, both detectors alternating pass by pass).
@@ -20,13 +20,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-import tcnn.data.datasets as datasets
+import tcnn.train.data.datasets as datasets
 from bench_5pt import PHOTOS
 from common import machine, write_result
 from retina_threshold import faceless_images
 from tcnn.imaging import load_image
-from tcnn.quantize import quantize_retinaface
 from tcnn.retina import RetinaFace
+from tcnn.train.quantize import quantize_retinaface
 
 
 def main() -> None:

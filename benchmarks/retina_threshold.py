@@ -1,7 +1,7 @@
 """Choose RetinaFace's score threshold: recall on MTFL AFLW test, false detections without faces.
 
 Recall: the share of the 2,995 AFLW test faces whose landmark centroid lies in a detection
-(the matching rule of ``tcnn.data.datasets.match_box``), for each threshold and for two sizes
+(the matching rule of ``tcnn.train.data.datasets.match_box``), for each threshold and for two sizes
 of the 80x80 images (upscaled to 160 and to 320 px, the size rule's ``min_side``). False
 detections: every detection at each threshold on images without a human face: scikit-image's
 bundled sample images (textures, objects, a cat) and crops of the shared photos below the faces
@@ -18,9 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from common import machine, write_result
-from tcnn.data.datasets import DATASETS, default_root, match_box
 from tcnn.imaging import load_image
 from tcnn.retina import RetinaFace
+from tcnn.train.data.datasets import DATASETS, default_root, match_box
 
 THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: scikit-image sample images bundled with the package, none with a human face.

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from common import ROOT, write_result
-from tcnn.caffe import convert_caffe
 from tcnn.card import update_card
-from tcnn.data.datasets import default_root, load_dataset
-from tcnn.evaluate import evaluate
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.schemes import FIVE
+from tcnn.train.caffe import convert_caffe
+from tcnn.train.data.datasets import default_root, load_dataset
+from tcnn.train.evaluate import evaluate
 
 Resize = Callable[[np.ndarray], np.ndarray]
 

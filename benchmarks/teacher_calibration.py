@@ -2,14 +2,15 @@
 before and after its calibration to people, fitted on aflw68's training part only.
 
 A teacher's style is where it puts the points against MERL-RAV's human 300-W-style labels: the
-mean per-point offset (human - teacher) in landmark extents (``tcnn.convention.style_offsets``),
-measured on ``aflw68-train`` faces. Calibrating a teacher adds that offset back to its answers;
+mean per-point offset (human - teacher) in landmark extents
+(``tcnn.train.convention.style_offsets``), measured on ``aflw68-train`` faces. Calibrating a
+teacher adds that offset back to its answers;
 ``tcnn68h``'s pseudo-labels were moved by it (``configs/styles/*-human.json``).
 
 Teachers, each on the face box it expects for the same faces:
 
-- dlib: the pseudo-labels' teacher (``tcnn.data.pseudo.Teacher``: dlib's predictor on the image
-  upscaled 2x, direct and mirrored answers averaged, on HOG boxes; RetinaFace's box mapped
+- dlib: the pseudo-labels' teacher (``tcnn.train.data.pseudo.Teacher``: dlib's predictor on
+  the image upscaled 2x, direct and mirrored answers averaged, on HOG boxes; RetinaFace's box mapped
   onto HOG's where HOG misses). Its offsets are the committed ``configs/styles/aflw68-train.json``
   (``label_style.py --human``: training faces where it agrees with itself under the mirror).
 - tcnn68 (the shipped model, mirror-averaged inside its graph), on the dlib teacher's boxes:
@@ -34,12 +35,12 @@ import numpy as np
 from common import ROOT, write_result
 from render_readme import measured
 from tcnn import LandmarkDetector
-from tcnn.convention import extent, style_offsets
-from tcnn.data.datasets import AFLW68_SPLIT, load_dataset
-from tcnn.data.pseudo import Label, Source, label_source
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, region_errors
 from tcnn.schemes import SIXTY_EIGHT
+from tcnn.train.convention import extent, style_offsets
+from tcnn.train.data.datasets import AFLW68_SPLIT, load_dataset
+from tcnn.train.data.pseudo import Label, Source, label_source
 from tcnn.types import Box
 
 STYLE = ROOT / "configs" / "styles" / "aflw68-train.json"

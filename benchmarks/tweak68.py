@@ -3,7 +3,7 @@
 The paper's tweak, on the shipped 68-point model as it is: its convolutional trunk stays frozen
 (read from the shipped ONNX file, so no training run is needed), the features entering FC5 of
 the training faces are clustered by a Gaussian mixture (PCA to 32 dimensions, diagonal
-covariance: ``tcnn.tweak.fit_router``), and every cluster gets its own copy of FC5-FC6,
+covariance: ``tcnn.train.tweak.fit_router``), and every cluster gets its own copy of FC5-FC6,
 fine-tuned on the training faces routed to it. The K = 1 control fine-tunes one head the same
 way, so that what clustering adds is read against what more training of the head adds.
 
@@ -49,16 +49,16 @@ from bench_aflw68 import DLIB, Method, dlib_method, protocol
 from common import ROOT, found_faces, machine, write_result
 from tcnn.card import graph_digest, read_card, update_card
 from tcnn.codec import CropRule, from_crop
-from tcnn.config import TweakConfig, load_config
-from tcnn.data.augment import CropSet, augment_batch
-from tcnn.data.training import prepare
 from tcnn.imaging import crop_batch
 from tcnn.metrics import nme, normalising_distance
-from tcnn.models.registry import load_model
-from tcnn.models.tweaked import make_router
+from tcnn.registry import load_model
 from tcnn.schemes import scheme_for
-from tcnn.train import normalised_loss
-from tcnn.tweak import fit_router
+from tcnn.train.config import TweakConfig, load_config
+from tcnn.train.data.augment import CropSet, augment_batch
+from tcnn.train.data.samples import prepare
+from tcnn.train.loop import normalised_loss
+from tcnn.train.models.tweaked import make_router
+from tcnn.train.tweak import fit_router
 from tcnn.types import Box
 
 CONFIG = ROOT / "configs" / "tcnn68.toml"
@@ -100,7 +100,7 @@ class Trunk:
         self.fc5 = (w1 * g[:, None], (b1 - mu) * g + beta)
         self.fc6 = (init[gemms[1].input[1]], init[gemms[1].input[2]])
         self.perm, self.sign, self.offset = init["perm"], init["sign"], init["offset"]
-        if "calibration" in init:  # tcnn.calibrate's per-point offsets, added last
+        if "calibration" in init:  # tcnn.train.calibrate's per-point offsets, added last
             self.offset = self.offset + init["calibration"][0]
         self.path = path
         self._names = (gemms[0].input[1:3], gemms[1].input[1:3])

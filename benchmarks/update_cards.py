@@ -9,7 +9,7 @@ import json
 
 from common import RESULTS
 from tcnn.card import read_card, update_card
-from tcnn.models.registry import WEIGHTS
+from tcnn.registry import WEIGHTS
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ import numpy as np
 
 from common import DlibShapePredictor, Faces, found_faces, machine, predict_all, write_result
 from tcnn.metrics import nme, normalising_distance, summarise
-from tcnn.models.registry import list_models
 from tcnn.predictor import LandmarkDetector
+from tcnn.registry import list_models
 from tcnn.schemes import SIXTY_EIGHT
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tcnn import LandmarkDetector
-from tcnn.cli import main
+from tcnn.apps.cli import main
 
 FOLDERS = ("lfpw/trainset", "helen/trainset", "afw", "lfpw/testset", "helen/testset", "ibug")
 
@@ -47,9 +47,9 @@ def test_evaluate_300w_all_subsets(tree: Path, capsys: pytest.CaptureFixture[str
 
 def test_train_on_300w_layout(tree: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from tcnn.config import load_config
-    from tcnn.models.registry import load_model
-    from tcnn.train import train
+    from tcnn.registry import load_model
+    from tcnn.train.config import load_config
+    from tcnn.train.loop import train
 
     cfg = load_config(
         None,

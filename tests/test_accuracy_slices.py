@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from tcnn.card import graph_digest
-from tcnn.evaluate import evaluate
-from tcnn.models.registry import resolve
+from tcnn.registry import resolve
+from tcnn.train.evaluate import evaluate
 
 RECORD = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "accuracy_slices.json"
 SLICES: list[dict[str, Any]] = json.loads(RECORD.read_text())["slices"]

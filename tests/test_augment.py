@@ -3,9 +3,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tcnn.config import Augment  # noqa: E402
-from tcnn.data.augment import CropSet, augment_batch  # noqa: E402
 from tcnn.schemes import FIVE  # noqa: E402
+from tcnn.train.config import Augment  # noqa: E402
+from tcnn.train.data.augment import CropSet, augment_batch  # noqa: E402
 
 
 def _dots_crop() -> CropSet:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcnn.cli import main
+from tcnn.apps.cli import main
 from tcnn.imaging import load_image
 from tcnn.predictor import LandmarkDetector
 

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcnn.batch import Options, PartWorker, run, schema
-from tcnn.cli import main
+from tcnn.apps.batch import Options, PartWorker, run, schema
+from tcnn.apps.cli import main
 from tcnn.errors import TcnnError
-from tcnn.models.registry import DEFAULTS
+from tcnn.registry import DEFAULTS
 
 pq = pytest.importorskip("pyarrow.parquet")
 ROOT = Path(__file__).resolve().parent.parent

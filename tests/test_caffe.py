@@ -1,4 +1,5 @@
-"""tcnn.caffe: caffemodels written here in protobuf wire format, converted, checked with numpy."""
+"""tcnn.train.caffe: caffemodels written here in protobuf wire format, converted, checked with
+numpy."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcnn.caffe import convert_caffe
 from tcnn.errors import TcnnError
+from tcnn.train.caffe import convert_caffe
 from tcnn.types import Box
 
 pytest.importorskip("onnx")
@@ -232,7 +233,7 @@ def test_card_in_metadata_and_beside(converted: Path) -> None:
 def test_loads_through_registry(
     converted: Path, weights: Weights, images: tuple[Path, Path]
 ) -> None:
-    from tcnn.models.registry import load_model
+    from tcnn.registry import load_model
 
     model = load_model(converted)
     assert model.card.channel_order == "BGR"
@@ -358,7 +359,7 @@ def test_cli_convert_then_detect(
     astronaut_png: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tcnn.cli import main
+    from tcnn.apps.cli import main
 
     model = tmp_path / "vanillaCNN.caffemodel"
     model.write_bytes(caffemodel(weights))
@@ -510,9 +511,9 @@ def test_real_seed_model_reproduces_the_seeds_figures(seed_model: Path, shared_r
     """tcnn's evaluate of the converted seed model against the seed's pipeline on a slice of
     MTFL AFLW test with HOG boxes: per face against the numpy reimplementation above, and in
     summary against the figures the seed's pipeline gave with OpenCV."""
-    from tcnn.data.datasets import load_dataset
-    from tcnn.evaluate import evaluate
     from tcnn.imaging import load_image
+    from tcnn.train.data.datasets import load_dataset
+    from tcnn.train.evaluate import evaluate
 
     limit = SEED_SLICE_LIMIT
     result = evaluate(

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("onnx")
 
 from tcnn import LandmarkDetector
-from tcnn.calibrate import write_calibrated
 from tcnn.errors import TcnnError
-from tcnn.models.registry import load_model
+from tcnn.registry import load_model
+from tcnn.train.calibrate import write_calibrated
 from tcnn.types import Box
 
 
@@ -39,7 +39,7 @@ def test_calibrated_model_adds_its_offsets_in_crop_units(
 
 
 def test_calibrate_refuses_a_dataset_of_other_points(shared_root: Path, tmp_path: Path) -> None:
-    from tcnn.calibrate import fit_offsets
+    from tcnn.train.calibrate import fit_offsets
 
     with pytest.raises(TcnnError, match="aflw68-train has 68 points, the model 5"):
         fit_offsets("vanilla5", "aflw68-train", shared_root)

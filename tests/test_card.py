@@ -8,7 +8,7 @@ import pytest
 
 from tcnn.card import Crop, ModelCard, graph_digest, read_card, update_card
 from tcnn.errors import TcnnError
-from tcnn.models.registry import WEIGHTS, list_models, load_model
+from tcnn.registry import WEIGHTS, list_models, load_model
 from tcnn.types import Box
 
 SHIPPED = tuple(m["name"] for m in list_models())

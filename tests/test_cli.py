@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcnn.cli import build_parser, main
-from tcnn.models.registry import DEFAULTS
+from tcnn.apps.cli import build_parser, main
+from tcnn.registry import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 

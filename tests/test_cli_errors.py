@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tcnn.cli import main
+from tcnn.apps.cli import main
 from test_cli import ROOT, assert_one_line_error, run
 
 

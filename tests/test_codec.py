@@ -190,8 +190,8 @@ def test_training_crops_put_targets_on_the_blob(tmp_path: Path) -> None:
     Input size 104 for a 206 px region (2x shrink), for the precision explained above.
     """
     pytest.importorskip("torch")
-    from tcnn.data.augment import make_crops
-    from tcnn.data.datasets import Sample
+    from tcnn.train.data.augment import make_crops
+    from tcnn.train.data.datasets import Sample
 
     base = face_like()
     Image.fromarray(base).save(tmp_path / "base.png")

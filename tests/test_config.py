@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tcnn.config import Augment, Optim, TrainConfig, TweakConfig, load_config, to_toml
 from tcnn.errors import TcnnError
+from tcnn.train.config import Augment, Optim, TrainConfig, TweakConfig, load_config, to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def test_toml_round_trip_and_saved_configs() -> None:
 def test_shipped_cards_configs_still_read() -> None:
     import json
 
-    from tcnn.models.registry import WEIGHTS
+    from tcnn.registry import WEIGHTS
 
     for side in sorted(WEIGHTS.glob("*.json")):
         saved = json.loads(side.read_text())["training"]["config"]

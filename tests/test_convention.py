@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tcnn.convention import measure_offset, shift_labels
-from tcnn.data.datasets import Sample
+from tcnn.train.convention import measure_offset, shift_labels
+from tcnn.train.data.datasets import Sample
 
 SIZE = 24
 OFFSET = 0.6  # px: the synthetic labels sit this far right of and below the features
@@ -85,9 +85,9 @@ def test_style_rule_recovers_a_known_per_point_style(tmp_path: Path) -> None:
 
     import pytest
 
-    from tcnn.convention import extent, restyle, style_offsets
-    from tcnn.data.training import read_style
     from tcnn.errors import TcnnError
+    from tcnn.train.convention import extent, restyle, style_offsets
+    from tcnn.train.data.samples import read_style
 
     rng = np.random.default_rng(3)
     template = rng.uniform(-0.5, 0.5, (68, 2))

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from tcnn import pipeline
-from tcnn.outputs import COORDINATES, PIXEL_CENTERS, UniqueNames, temp_path
+from tcnn.apps.outputs import COORDINATES, PIXEL_CENTERS, UniqueNames
+from tcnn.files import temp_path
 from test_cli import assert_one_line_error, run
 
 
@@ -64,8 +65,8 @@ def test_earlier_results_inside_an_input_folder_are_not_read(
 ) -> None:
     """tcnn's own outputs in a folder (detect's with drawings, batch's with aligned crops, the
     demo's, one being written) are not read again by a run that writes elsewhere."""
-    from tcnn.batch import run as batch_run
-    from tcnn.outputs import LandmarksWriter
+    from tcnn.apps.batch import run as batch_run
+    from tcnn.apps.outputs import LandmarksWriter
 
     monkeypatch.chdir(tmp_path)
     _copies(tmp_path, astronaut_png, ["photos/a.png", "photos/sub/b.png", "photos/mine/c.png"])

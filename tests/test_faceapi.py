@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tcnn.data import faceapi
 from tcnn.errors import TcnnError
+from tcnn.train.data import faceapi
 
 torch = pytest.importorskip("torch")
 
@@ -92,10 +92,10 @@ def test_real_weights_place_mtfl_faces(shared_root: Path) -> None:
         net = faceapi.FaceApi68()
     except TcnnError as e:
         pytest.skip(str(e))
-    from tcnn.data.formats import read_mtfl
-    from tcnn.data.pseudo import MTFL_SHIFT, human_error
     from tcnn.detect import make_detector
     from tcnn.imaging import load_image
+    from tcnn.train.data.formats import read_mtfl
+    from tcnn.train.data.pseudo import MTFL_SHIFT, human_error
 
     anns = read_mtfl(shared_root / "mtfl/train_landmarks5_bbox.txt")[:40]
     hog = make_detector("dlib", 2)

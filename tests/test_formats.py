@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tcnn.data.datasets import DATASETS, match_box
-from tcnn.data.formats import (
+from tcnn.errors import TcnnError
+from tcnn.train.data.datasets import DATASETS, match_box
+from tcnn.train.data.formats import (
     OCCLUDED,
     SELF_OCCLUDED,
     VISIBLE,
@@ -14,7 +15,6 @@ from tcnn.data.formats import (
     read_pts,
     read_ytf68,
 )
-from tcnn.errors import TcnnError
 from tcnn.types import Box
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from tcnn.data.fusion import affine_fit, fuse_five
 from tcnn.schemes import to_five
+from tcnn.train.data.fusion import affine_fit, fuse_five
 
 
 def _face(seed: int = 0) -> np.ndarray:

@@ -11,13 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tcnn.config import TrainConfig  # noqa: E402
-from tcnn.data.datasets import DATASETS, Sample, aflw68_part_of  # noqa: E402
-from tcnn.data.training import source_weights  # noqa: E402
 from tcnn.errors import TcnnError  # noqa: E402
-from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
 from tcnn.schemes import scheme_for  # noqa: E402
-from tcnn.train import face_errors, weights_from_onnx  # noqa: E402
+from tcnn.train.config import TrainConfig  # noqa: E402
+from tcnn.train.data.datasets import DATASETS, Sample, aflw68_part_of  # noqa: E402
+from tcnn.train.data.samples import source_weights  # noqa: E402
+from tcnn.train.loop import face_errors, weights_from_onnx  # noqa: E402
+from tcnn.train.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
 
 
 def test_aflw68_split_is_fixed_by_image_id_and_covers_every_face(shared_root: Path) -> None:
@@ -55,7 +55,7 @@ def test_loss_leaves_out_points_without_a_location() -> None:
 
 def test_relu_network_restarts_from_a_folded_batchnorm_export() -> None:
     ort = pytest.importorskip("onnxruntime")
-    from tcnn.models.registry import resolve
+    from tcnn.registry import resolve
 
     arch = VanillaArch(68, 52, (24, 40, 96, 128), 256, "relu")
     net = VanillaCNN(arch)
@@ -92,7 +92,7 @@ def test_card_default_detector_is_used_when_none_is_named(tmp_path: Path) -> Non
 
     from tcnn import LandmarkDetector
     from tcnn.card import update_card
-    from tcnn.models.registry import resolve
+    from tcnn.registry import resolve
 
     path = tmp_path / "m.onnx"
     shutil.copy(resolve("tcnn68"), path)

@@ -6,10 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tcnn.card import Crop, ModelCard  # noqa: E402
-from tcnn.export import export_model  # noqa: E402
-from tcnn.models.registry import load_model  # noqa: E402
-from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
+from tcnn.registry import load_model  # noqa: E402
 from tcnn.schemes import FIVE  # noqa: E402
+from tcnn.train.export import export_model  # noqa: E402
+from tcnn.train.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
 
 
 def test_seed_architecture_matches_method() -> None:

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tcnn.errors import TcnnError
-from tcnn.outputs import atomic_path, save_figure, save_image, write_text
+from tcnn.files import atomic_path, save_figure, save_image, write_text
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_error(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_library_sets_no_matplotlib_backend() -> None:
 
     code = (
         "import matplotlib; before = matplotlib.get_backend();"
-        "from tcnn.evaluate import plot_ced; import numpy as np, tempfile, os;"
+        "from tcnn.train.evaluate import plot_ced; import numpy as np, tempfile, os;"
         "d = tempfile.mkdtemp(); plot_ced({'a': np.array([0.01, 0.05])}, os.path.join(d, 'c.png'));"
         "assert matplotlib.get_backend() == before, matplotlib.get_backend();"
         "assert 'matplotlib.pyplot' not in __import__('sys').modules"
@@ -62,7 +62,7 @@ def test_library_sets_no_matplotlib_backend() -> None:
 
 
 def test_data_root_is_read_when_called(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tcnn.data.datasets import default_root, load_dataset
+    from tcnn.train.data.datasets import default_root, load_dataset
 
     monkeypatch.setenv("TCNN_DATA", str(tmp_path / "elsewhere"))
     assert default_root() == tmp_path / "elsewhere"

@@ -210,7 +210,7 @@ def test_refine_needs_the_cards_box_relation(tmp_path: Path) -> None:
     import shutil
 
     from tcnn.card import update_card
-    from tcnn.models.registry import resolve
+    from tcnn.registry import resolve
 
     copy = tmp_path / "norelation.onnx"
     shutil.copy(resolve("vanilla5"), copy)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tcnn.data import pseudo
-from tcnn.data.formats import CONTINUOUS_HEADER, read_mtfl, read_pseudo68
 from tcnn.errors import TcnnError
 from tcnn.schemes import SIXTY_EIGHT
+from tcnn.train.data import pseudo
+from tcnn.train.data.formats import CONTINUOUS_HEADER, read_mtfl, read_pseudo68
 
 
 def test_unmirror_restores_points_and_pixel_centres() -> None:
@@ -105,7 +105,7 @@ def test_label_write_read_round_trip(mtfl_faces: list, shared_root: Path, tmp_pa
 def test_union_loads_each_dataset_in_order(
     mtfl_faces: list, shared_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tcnn.data.datasets import dataset_points, load_dataset
+    from tcnn.train.data.datasets import dataset_points, load_dataset
 
     # a small pseudo-label file in the (private) cache stands in for the full run
     rows = [CONTINUOUS_HEADER]
@@ -135,9 +135,9 @@ def test_union_loads_each_dataset_in_order(
 
 def test_a_union_trains_a_68_point_network_and_its_card_names_every_source() -> None:
     pytest.importorskip("torch")
-    from tcnn.config import TrainConfig
-    from tcnn.export import CONVENTIONS, LICENCE, data_notes
-    from tcnn.train import arch_of
+    from tcnn.train.config import TrainConfig
+    from tcnn.train.export import CONVENTIONS, LICENCE, data_notes
+    from tcnn.train.loop import arch_of
 
     data = "ytf68-train+mtfl-train-dlib68+utkface-dlib68"
     assert arch_of(TrainConfig(data=data)).points == 68

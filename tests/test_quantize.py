@@ -1,4 +1,4 @@
-"""tcnn.quantize: the exact lean graph, the int8 recipe from a card, refusals of bad files."""
+"""tcnn.train.quantize: the exact lean graph, the int8 recipe from a card, refusals of bad files."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tcnn.apps.cli import main
 from tcnn.card import read_card
-from tcnn.cli import main
-from tcnn.data.datasets import Sample
 from tcnn.errors import TcnnError
-from tcnn.models.registry import WEIGHTS, load_model
 from tcnn.predictor import LandmarkDetector
+from tcnn.registry import WEIGHTS, load_model
+from tcnn.train.data.datasets import Sample
 from tcnn.types import Box
 
 onnx = pytest.importorskip("onnx")
-quantize = pytest.importorskip("tcnn.quantize")
+quantize = pytest.importorskip("tcnn.train.quantize")
 
 #: The astronaut's face box (continuous pixels), RetinaFace's (rounded).
 FACE = Box(178.0, 57.0, 273.0, 177.0)
@@ -127,7 +127,7 @@ def test_calibration_crops_come_from_the_cards_training_data(
         lm = np.zeros((5, 2), np.float32)
         return [Sample(astronaut_png, lm, FACE, 1.0), Sample(astronaut_png, lm, None, 0.0)] * 3
 
-    monkeypatch.setattr("tcnn.data.datasets.load_dataset", fake_load)
+    monkeypatch.setattr("tcnn.train.data.datasets.load_dataset", fake_load)
     card = read_card(WEIGHTS / "vanilla5.onnx")
     x = quantize.calibration_crops(card, faces=2, progress=False)
     assert seen == {"name": "mtfl-train", "detector": "retinaface"}

@@ -24,7 +24,7 @@ def _run_snippet(n: int, astronaut: np.ndarray, folder: Path) -> dict[str, objec
     (folder / "photos").mkdir()
     Image.fromarray(astronaut).save(folder / "photos" / "photo.jpg")
     if "clip.mp4" in SNIPPETS[n]:
-        video = pytest.importorskip("tcnn.video")
+        video = pytest.importorskip("tcnn.apps.video")
         writer = video.VideoWriter(folder / "clip.mp4", 25, (512, 512))
         for _ in range(5):
             writer.write(astronaut)

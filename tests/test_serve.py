@@ -27,10 +27,10 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 from serve_live import live_server
-from tcnn.models.registry import DEFAULTS
+from tcnn.apps.serve import COORDINATES, ServeConfig, create_app
+from tcnn.apps.serve.engine import Slot
 from tcnn.predictor import LandmarkDetector
-from tcnn.serve import COORDINATES, ServeConfig, create_app
-from tcnn.serve.engine import Slot
+from tcnn.registry import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = ServeConfig(max_upload_mb=1.0, max_pixels=4_000_000, threads=2, queue=2)
@@ -247,7 +247,7 @@ def test_decompression_bombs_413_with_bounded_memory(tmp_path: Path) -> None:
 import json, resource, sys
 from pathlib import Path
 from fastapi.testclient import TestClient
-from tcnn.serve import ServeConfig, create_app
+from tcnn.apps.serve import ServeConfig, create_app
 with TestClient(create_app(ServeConfig(max_pixels=4_000_000, threads=1, preload=False))) as c:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = []
@@ -271,7 +271,7 @@ print(json.dumps({{"answers": out, "grew_kb": grew}}))
 
 
 def test_the_readme_quotes_the_limit_messages() -> None:
-    from tcnn.serve.engine import ApiError, decode_image
+    from tcnn.apps.serve.engine import ApiError, decode_image
 
     readme = " ".join((ROOT / "README.md").read_text().split())
     with pytest.raises(ApiError) as refused:
@@ -344,7 +344,7 @@ def test_queue_bound_can_come_from_a_wait_limit(photo: bytes) -> None:
 
 
 def test_a_request_that_waited_too_long_is_refused_not_run() -> None:
-    from tcnn.serve.engine import ApiError, Engine
+    from tcnn.apps.serve.engine import ApiError, Engine
 
     engine = Engine(threads=1, max_wait_ms=50)
     ran = []
@@ -584,7 +584,7 @@ def test_page_is_served_with_nothing_from_elsewhere(client: TestClient) -> None:
 
 
 def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    from tcnn.cli import build_parser, main
+    from tcnn.apps.cli import build_parser, main
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.workers, args.max_upload_mb, args.max_pixels) == (
@@ -612,7 +612,7 @@ def test_cli_serve_defaults_and_schema(capsys: pytest.CaptureFixture[str]) -> No
 def test_cli_serve_bad_settings(
     argv: list[str], cause: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tcnn.cli import main
+    from tcnn.apps.cli import main
 
     assert main(["serve", *argv, "--openapi"]) == 1
     err = capsys.readouterr().err

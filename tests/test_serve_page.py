@@ -31,7 +31,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from serve_live import live_server  # noqa: E402
-from tcnn.serve import ServeConfig, create_app  # noqa: E402
+from tcnn.apps.serve import ServeConfig, create_app  # noqa: E402
 
 #: Longest wait for any state of the page, seconds: generous, for a loaded CI machine.
 WAIT_S = 180

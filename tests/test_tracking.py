@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tcnn.apps.tracking import LandmarkTracker, OneEuroFilter, Smoothing, TrackedFace
 from tcnn.errors import TcnnError
 from tcnn.predictor import LandmarkDetector
-from tcnn.tracking import LandmarkTracker, OneEuroFilter, Smoothing, TrackedFace
 from tcnn.types import Box
 
 W, H = 320, 240
@@ -214,7 +214,7 @@ def test_a_face_hidden_behind_an_occluder_keeps_its_id(
 
 
 def test_video_help_names_the_smoothing_defaults(capsys: pytest.CaptureFixture[str]) -> None:
-    from tcnn.cli import main
+    from tcnn.apps.cli import main
 
     with pytest.raises(SystemExit):
         main(["video", "--help"])

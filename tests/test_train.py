@@ -5,11 +5,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tcnn.cli import main
-from tcnn.config import load_config
+from tcnn.apps.cli import main
 from tcnn.errors import TcnnError
-from tcnn.models.registry import load_model
-from tcnn.train import train
+from tcnn.registry import load_model
+from tcnn.train.config import load_config
+from tcnn.train.loop import train
 
 
 def test_config_overrides_and_errors(tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_new_runs_record_box_relation_and_old_runs_still_export(
 ) -> None:
     import torch
 
-    from tcnn.data.training import box_relation, training_samples
+    from tcnn.train.data.samples import box_relation, training_samples
 
     overrides = ["limit=160", "epochs=1", "threads=1", f"data_root={shared_root}", "name=old"]
     cfg = load_config(None, overrides)
@@ -97,9 +97,9 @@ def test_init_reads_a_shipped_models_weights() -> None:
     import numpy as np
     import torch
 
-    from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN
     from tcnn.schemes import scheme_for
-    from tcnn.train import weights_from_onnx
+    from tcnn.train.loop import weights_from_onnx
+    from tcnn.train.models.vanilla import InferenceNet, VanillaArch, VanillaCNN
 
     model = load_model("vanilla5")
     arch = model.card.architecture
@@ -121,7 +121,7 @@ def test_init_reads_a_shipped_models_weights() -> None:
 def test_label_shift_moves_training_labels_on_both_axes(shared_root: Path) -> None:
     import numpy as np
 
-    from tcnn.data.training import training_samples
+    from tcnn.train.data.samples import training_samples
 
     base = [f"data_root={shared_root}", "limit=4"]
     plain = training_samples(load_config(None, base), progress=False)
@@ -134,7 +134,7 @@ def test_label_shift_moves_training_labels_on_both_axes(shared_root: Path) -> No
 def test_label_shift_per_source_of_a_union(shared_root: Path) -> None:
     import numpy as np
 
-    from tcnn.data.training import training_samples
+    from tcnn.train.data.samples import training_samples
 
     base = [f"data_root={shared_root}", "limit=3", "data=mtfl-train+mtfl-train", "detector=dlib"]
     plain = training_samples(load_config(None, base), progress=False)
@@ -149,8 +149,8 @@ def test_label_shift_per_source_of_a_union(shared_root: Path) -> None:
 def test_init_from_a_run_folder_or_checkpoint(tmp_path: Path) -> None:
     import torch
 
-    from tcnn.models.vanilla import VanillaArch, VanillaCNN
-    from tcnn.train import initial_weights
+    from tcnn.train.loop import initial_weights
+    from tcnn.train.models.vanilla import VanillaArch, VanillaCNN
 
     arch = VanillaArch(68, 52, (24, 40, 96, 128), 256, "bnrelu")
     trained = VanillaCNN(arch)

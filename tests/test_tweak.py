@@ -9,12 +9,12 @@ pytest.importorskip("sklearn")
 from sklearn.mixture import GaussianMixture  # noqa: E402
 
 from tcnn.card import Crop, ModelCard  # noqa: E402
-from tcnn.config import TweakConfig, load_config  # noqa: E402
-from tcnn.export import export_model  # noqa: E402
-from tcnn.models.registry import load_model  # noqa: E402
-from tcnn.models.tweaked import TweakArch, TweakedCNN, make_router  # noqa: E402
-from tcnn.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
-from tcnn.tweak import fit_router  # noqa: E402
+from tcnn.registry import load_model  # noqa: E402
+from tcnn.train.config import TweakConfig, load_config  # noqa: E402
+from tcnn.train.export import export_model  # noqa: E402
+from tcnn.train.models.tweaked import TweakArch, TweakedCNN, make_router  # noqa: E402
+from tcnn.train.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
+from tcnn.train.tweak import fit_router  # noqa: E402
 
 
 @pytest.mark.parametrize(("covariance", "pca_dim"), [("diag", 0), ("full", 6), ("diag", 6)])
@@ -77,8 +77,8 @@ def test_onnx_routing_matches_pytorch(tmp_path: Path, soft: bool) -> None:
 
 
 def test_tweak_small_slice(tmp_path: Path, shared_root: Path) -> None:
-    from tcnn.train import train
-    from tcnn.tweak import cluster_sheet, tweak
+    from tcnn.train.loop import train
+    from tcnn.train.tweak import cluster_sheet, tweak
 
     base = train(
         load_config(

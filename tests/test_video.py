@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tcnn.cli import main
+from tcnn.apps.cli import main
 from tcnn.errors import TcnnError
 
 av = pytest.importorskip("av")
 
-from tcnn.video import VideoReader, VideoWriter, parse_source  # noqa: E402
+from tcnn.apps.video import VideoReader, VideoWriter, parse_source  # noqa: E402
 
 W, H = 320, 240
 

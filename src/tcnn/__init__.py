@@ -1,7 +1,7 @@
 """tcnn: facial landmark detection with Tweaked CNNs (5 and 68 points, offline)."""
 
-from tcnn.models.registry import list_models, load_model
 from tcnn.predictor import LandmarkDetector
+from tcnn.registry import list_models, load_model
 from tcnn.types import Box, Face
 
 __version__ = "0.1.0"

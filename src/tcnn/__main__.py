@@ -1,5 +1,5 @@
 """``python -m tcnn``."""
 
-from tcnn.cli import entry
+from tcnn.apps.cli import entry
 
 entry()

@@ -3,8 +3,8 @@
 A card holds everything needed to run a model correctly (input size, crop rule, channel
 order, landmark scheme, label offset, the detector whose boxes it was trained on) and where it
 came from (architecture, training data and recipe, measured metrics). It is written in one
-place (:meth:`ModelCard.to_dict`, by :mod:`tcnn.export` and :mod:`tcnn.caffe`) and read in
-one place (:meth:`ModelCard.from_dict`, by :mod:`tcnn.models.registry`), stored as JSON under
+place (:meth:`ModelCard.to_dict`, by :mod:`tcnn.train.export` and :mod:`tcnn.train.caffe`) and
+read in one place (:meth:`ModelCard.from_dict`, by :mod:`tcnn.registry`), stored as JSON under
 the ONNX metadata key ``tcnn_card`` and, for people, in ``<model>.json`` beside the file.
 
 Torch-free; writing a card into an ONNX file (:func:`update_card`) needs the ``onnx`` package.
@@ -252,7 +252,7 @@ def _typed(value: Any, kind: Any, key: str, source: str) -> Any:
 
 def write_card(card: ModelCard, onnx_path: str | Path) -> Path:
     """Write the human-readable card ``<stem>.json`` beside ``onnx_path`` (atomically)."""
-    from tcnn.outputs import write_text
+    from tcnn.files import write_text
 
     return write_text(Path(onnx_path).with_suffix(".json"), card.to_json(indent=2) + "\n")
 
@@ -273,7 +273,7 @@ def update_card(onnx_path: str | Path, **changes: Any) -> ModelCard:
     Args:
         changes: card fields, e.g. ``metrics={...}`` or ``name="..."``.
     """
-    from tcnn.outputs import atomic_path
+    from tcnn.files import atomic_path
 
     path = Path(onnx_path)
     model = _load_onnx(path)

@@ -1,6 +1,6 @@
 """Face box -> crop region, and points between image pixels and crop units: the one place.
 
-Training (:func:`tcnn.data.augment.make_crops`), inference
+Training (:func:`tcnn.train.data.augment.make_crops`), inference
 (:meth:`tcnn.predictor.LandmarkDetector.landmarks_batch`) and evaluation (which predicts through
 the latter) all convert with these functions, so they cannot disagree.
 

@@ -20,7 +20,7 @@ from tcnn.detect import (
 )
 from tcnn.errors import TcnnError
 from tcnn.imaging import ImageLike, crop_batch, load_image, load_image_reduced
-from tcnn.models.registry import Model, load_model
+from tcnn.registry import Model, load_model
 from tcnn.retina import RetinaFace
 from tcnn.types import Box, Face
 

@@ -221,7 +221,7 @@ class RetinaFace:
         min_face: the size rule's smallest face in image pixels (``None``: :func:`dlib_reach`
             of the image; 0: scan at full size within ``min_side`` and ``max_side``).
         model: an ONNX file of the same network to run instead of the package's weights (its
-            int8 version: :func:`tcnn.quantize.quantize_retinaface`).
+            int8 version: :func:`tcnn.train.quantize.quantize_retinaface`).
     """
 
     name = "retinaface"

@@ -1,1 +1,0 @@
-"""Dataset readers, dataset loading with face boxes, and augmentation."""

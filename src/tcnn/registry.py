@@ -1,0 +1,190 @@
+"""Shipped models by name, and loading any tcnn ONNX file with its model card."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcnn.card import CARD_KEY, ModelCard
+from tcnn.errors import TcnnError
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+#: Guards the lazily built bulk session of every :class:`Model`.
+_BULK_LOCK = threading.Lock()
+
+#: The model each scheme uses when none is named.
+DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68h"}
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The shipped models: name, points, file size and measured metrics from each card."""
+    out = []
+    for path in sorted(WEIGHTS.glob("*.onnx")):
+        side = path.with_suffix(".json")
+        card = ModelCard.from_json(side.read_text(), str(side))
+        out.append(
+            {
+                "name": path.stem,
+                "points": card.points,
+                "default": DEFAULTS.get(card.points) == path.stem,
+                "size_kb": round(path.stat().st_size / 1024),
+                "purpose": card.purpose,
+                "metrics": card.metrics,
+            }
+        )
+    return out
+
+
+@dataclass
+class Model:
+    """A loaded landmark model: an ONNX Runtime session and its card.
+
+    Attributes:
+        card: the model card (input size, crop rule, channel order, scheme, metrics ...).
+    """
+
+    path: Path
+    card: ModelCard
+    session: Any
+    threads: int | None = None
+    _bulk: Any = None
+
+    @property
+    def points(self) -> int:
+        return self.card.points
+
+    @property
+    def input_size(self) -> int:
+        return self.card.input_size
+
+    @property
+    def crop_scale(self) -> float:
+        return self.card.crop.scale
+
+    @property
+    def crop_shift_y(self) -> float:
+        return self.card.crop.shift_y
+
+    @property
+    def crop_antialias(self) -> bool:
+        """Whether crops are resized with an antialiasing filter (``False``: the seed's)."""
+        return self.card.crop.antialias
+
+    @property
+    def crop_clip(self) -> bool:
+        """Whether the crop region is cut to the image first (the seed's pipeline)."""
+        return self.card.crop.clip
+
+    @property
+    def pixel_offset(self) -> tuple[float, float]:
+        """``(dx, dy)`` image pixels added to every point after mapping back to the image."""
+        return self.card.pixel_offset
+
+    def run(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
+        """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
+
+        Args:
+            bulk: run on :attr:`bulk_session` (for chunks of large batches) instead of the
+                multi-threaded, spinning :attr:`session`.
+        """
+        session = self.bulk_session if bulk else self.session
+        out: np.ndarray = session.run(None, {self._input: self.network_input(crops)})[0]
+        return out.reshape(len(crops), self.points, 2)
+
+    def network_input(self, crops: np.ndarray) -> np.ndarray:
+        """``[N, S, S, 3]`` uint8 RGB crops as the network's ``[N, 3, S, S]`` float32 input."""
+        planes = crops.transpose(0, 3, 1, 2)
+        if self.card.channel_order == "BGR":
+            planes = planes[:, ::-1]
+        x = np.empty(planes.shape, np.float32)
+        np.copyto(x, planes)  # cast and reorder in one pass
+        return x
+
+    @property
+    def bulk_session(self) -> Any:
+        """The session for chunks of large batches, built on first use.
+
+        Single-threaded, so that it runs on the calling thread and :attr:`bulk_workers`
+        threads can run chunks side by side (no hand-over between ONNX Runtime's threads
+        inside each operator); not spinning (a spinning thread takes the CPU from cropping).
+        """
+        if self._bulk is None:
+            with _BULK_LOCK:
+                if self._bulk is None:
+                    self._bulk = _session(self.path, 1, spinning=False)
+        return self._bulk
+
+    @property
+    def bulk_workers(self) -> int:
+        """Threads that run a large batch's chunks at once: ``threads``, else one per core."""
+        if self.threads:
+            return self.threads
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+
+    @property
+    def _input(self) -> str:
+        return str(self.session.get_inputs()[0].name)
+
+
+def resolve(name_or_path: str | os.PathLike[str] | None, points: int = 5) -> Path:
+    """The ONNX file of a shipped model name, a file path, or the default for ``points``."""
+    if name_or_path is None:
+        if points not in DEFAULTS:
+            raise TcnnError(f"no shipped model has {points} points (5 or 68)")
+        name_or_path = DEFAULTS[points]
+    text = str(name_or_path)
+    shipped = WEIGHTS / f"{text}.onnx"
+    if shipped.exists():
+        return shipped
+    path = Path(text)
+    if path.exists():
+        return path
+    if os.sep in text or text.endswith(".onnx"):
+        raise TcnnError(f"{path}: no such model file")
+    known = ", ".join(m["name"] for m in list_models()) or "none"
+    raise TcnnError(f"unknown model {text!r} (shipped: {known}; or give an .onnx path)")
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] | None = None, points: int = 5, threads: int | None = None
+) -> Model:
+    """Load a shipped model by name, or a tcnn ONNX file by path.
+
+    Args:
+        name_or_path: a name from :func:`list_models`, a path, or ``None`` for the default.
+        points: picks the default model when ``name_or_path`` is ``None``.
+        threads: ONNX Runtime intra-op threads (``None``: all cores).
+    """
+    path = resolve(name_or_path, points)
+    if path.is_dir() or path.stat().st_size == 0:
+        raise TcnnError(f"{path}: not a model file ({'a folder' if path.is_dir() else 'empty'})")
+    session = _session(path, threads, spinning=True)
+    meta = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY not in meta:
+        raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
+    card = ModelCard.from_json(meta[CARD_KEY], str(path))
+    return Model(path, card, session, threads)
+
+
+def _session(path: Path, threads: int | None, spinning: bool) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for every load failure
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TcnnError(f"{path}: not a valid ONNX model ({first[:200]})") from None

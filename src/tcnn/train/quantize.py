@@ -1,0 +1,314 @@
+"""Static int8 quantization of a landmark model, from its card alone (``tcnn quantize``).
+
+The recipe (:func:`quantize_model`):
+
+1. The *lean graph* (:func:`lean_graph`): every ``abs(tanh(x))`` becomes ``tanh(|x|)`` with
+   the absolute value written as ``LeakyRelu(alpha=-1)``, and the ``tanh`` moves after a
+   following max pooling (``tanh`` is increasing, so ``maxpool(tanh(|x|)) =
+   tanh(maxpool(|x|))``). The same function; a quarter of the ``tanh`` evaluations, and ONNX
+   Runtime keeps the whole trunk in its blocked layout (the ``Abs`` node made it convert the
+   layout before and after every pooling). Models without ``abs(tanh)`` are left as they are.
+2. Calibration crops: faces of the card's own training data (``training.data``, never a test
+   set) with the boxes of the card's detector, cut by the card's crop rule as at inference.
+3. ONNX Runtime's ``quantize_static`` in QDQ format: weights int8 per output channel,
+   activations uint8 per tensor (min-max over the calibration crops), on every convolution but
+   the first (its 3-channel input runs slowly in int8). The fully connected layers stay float
+   (little time; int8 FC5 doubled tcnn68's output change), and so do normalisation, mirror
+   averaging and the activations: quantizing a ``tanh``'s input to 8 bits costs accuracy where
+   the curve is steep (measured on vanilla5: 5 times the output change of this recipe).
+
+The quantized model's card says how it was made (``source``) and carries no metrics until the
+benchmarks measure it. Needs ``onnx`` (``pip install 'tcnn[train]'``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcnn.card import CARD_KEY, ModelCard, graph_digest, write_card
+from tcnn.errors import TcnnError
+
+#: Calibration faces drawn from the training data by default.
+FACES = 512
+
+#: The QDQ recipe's fixed choices, recorded in every quantized card.
+RECIPE = {
+    "format": "QDQ (onnxruntime.quantization.quantize_static)",
+    "weights": "int8, per output channel",
+    "activations": "uint8, per tensor, min-max calibration",
+    "kept_float": "the first Conv, the Gemms, normalisation, activations, mirror averaging",
+}
+
+
+def lean_graph(model: Any) -> int:
+    """Rewrite ``abs(tanh(x))`` as ``tanh(|x|)``, the ``tanh`` after any max pooling, in place.
+
+    Args:
+        model: an ``onnx.ModelProto``.
+
+    Returns:
+        How many ``abs(tanh)`` pairs were rewritten (0: the graph is unchanged).
+    """
+    from onnx import helper
+
+    graph = model.graph
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def only_consumer(tensor: str, op: str) -> Any:
+        users = consumers.get(tensor, [])
+        return users[0] if len(users) == 1 and users[0].op_type == op else None
+
+    nodes: list[Any] = []
+    dropped: set[int] = set()
+    count = 0
+    for node in graph.node:
+        if id(node) in dropped:
+            continue
+        absolute = only_consumer(node.output[0], "Abs") if node.op_type == "Tanh" else None
+        if absolute is None:
+            nodes.append(node)
+            continue
+        count += 1
+        dropped.add(id(absolute))
+        name = node.name or f"lean_{count}"
+        magnitude = f"{name}_abs_output"
+        nodes.append(
+            helper.make_node("LeakyRelu", [node.input[0]], [magnitude], f"{name}_abs", alpha=-1.0)
+        )
+        pool = only_consumer(absolute.output[0], "MaxPool")
+        if pool is None:
+            nodes.append(helper.make_node("Tanh", [magnitude], [absolute.output[0]], name))
+            continue
+        dropped.add(id(pool))
+        pooled = f"{name}_pooled"
+        moved = helper.make_node("MaxPool", [magnitude], [pooled], pool.name or f"{name}_pool")
+        moved.attribute.extend(pool.attribute)
+        nodes += [moved, helper.make_node("Tanh", [pooled], [pool.output[0]], name)]
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return count
+
+
+def calibration_crops(
+    card: ModelCard,
+    faces: int = FACES,
+    seed: int = 0,
+    data: str | None = None,
+    root: str | Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """``[N, 3, S, S]`` float32 network inputs of training faces, cut as at inference.
+
+    Args:
+        card: the model's card: its crop rule, input size, channel order, detector and
+            ``training.data``.
+        faces: how many faces to draw (at most all the data holds).
+        seed: the draw's random seed.
+        data: a dataset name instead of the card's training data.
+        root: the data folder (default: ``$TCNN_DATA`` or ``../shared/data``).
+
+    Raises:
+        TcnnError: the card names no training data and ``data`` is not given, or the detector
+            found no face.
+    """
+    from tcnn.codec import CropRule
+    from tcnn.imaging import crop_batch, load_image
+    from tcnn.train.data.datasets import load_dataset
+
+    name = data or str(card.training.get("data") or "")
+    if not name:
+        raise TcnnError(f"model {card.name}: its card names no training data; give --data")
+    samples = [s for s in load_dataset(name, root, card.detector, progress) if s.box is not None]
+    if not samples:
+        raise TcnnError(f"{name}: the {card.detector} detector found none of its faces")
+    pick = np.random.default_rng(seed).permutation(len(samples))[:faces]
+    rule = CropRule.from_card(dataclasses.asdict(card.crop))
+    pairs = []
+    for i in sorted(pick):
+        image = load_image(samples[i].path)
+        assert samples[i].box is not None
+        pairs.append((image, rule.region(samples[i].box, image.shape)))
+    crops = crop_batch(pairs, card.input_size, card.crop.antialias)
+    planes = crops.transpose(0, 3, 1, 2)
+    if card.channel_order == "BGR":
+        planes = planes[:, ::-1]
+    return np.ascontiguousarray(planes, np.float32)
+
+
+def quantize_convs(src: Path, out: Path, reader: Any, exclude: list[str] | None = None) -> None:
+    """The one int8 recipe: static QDQ on the convolutions of ``src`` (weights int8 per output
+    channel, activations uint8), calibrated by ``reader``; nodes named in ``exclude`` stay float.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(src),
+        str(out),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Conv"],
+        nodes_to_exclude=exclude or [],
+        per_channel=True,
+    )
+
+
+def quantize_model(
+    model: str | Path,
+    out: str | Path,
+    faces: int = FACES,
+    seed: int = 0,
+    data: str | None = None,
+    root: str | Path | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> ModelCard:
+    """Write the int8 version of a float landmark model (see the module for the recipe).
+
+    Args:
+        model: a shipped model name or a tcnn ``.onnx`` path.
+        out: the quantized ``.onnx`` path; its card goes to ``out`` with ``.json``.
+        faces, seed, data, root: the calibration faces (:func:`calibration_crops`).
+        name: the quantized model's name (default: the model's name + ``-int8``).
+
+    Returns:
+        The quantized model's card.
+
+    Raises:
+        TcnnError: ``onnx`` is missing, the model is not a float tcnn model (no card, already
+            quantized, corrupt), or the calibration data cannot be read; one line.
+    """
+    try:
+        import onnx
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
+    from tcnn.card import read_card
+    from tcnn.registry import resolve
+
+    if faces < 1:
+        raise TcnnError(f"faces {faces}: must be at least 1")
+    src = resolve(str(model))
+    card = read_card(src)
+    graph = onnx.load(str(src))
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.graph.node):
+        raise TcnnError(f"{src}: already quantized (give the float model)")
+    rewritten = lean_graph(graph)
+    x = calibration_crops(card, faces, seed, data, root, progress)
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        lean, pre = Path(tmp) / "lean.onnx", Path(tmp) / "pre.onnx"
+        onnx.save(graph, str(lean))
+        quant_pre_process(str(lean), str(pre))
+        nodes = onnx.load(str(pre)).graph.node
+        convs = [n.name for n in nodes if n.op_type == "Conv"]
+        gemms = [n.name for n in nodes if n.op_type == "Gemm"]
+        if not convs or not gemms:
+            raise TcnnError(f"{src}: not a tcnn landmark network (no Conv or no Gemm)")
+        kept = [convs[0], *gemms]
+        batches = iter([{"image": x[i : i + 64]} for i in range(0, len(x), 64)])
+        reader = type("Reader", (), {"get_next": lambda self: next(batches, None)})()
+        quantize_convs(pre, Path(tmp) / "int8.onnx", reader, kept)
+        result = onnx.load(str(Path(tmp) / "int8.onnx"))
+    quantized = [n for n in convs + gemms if n not in kept]
+    new = card.replace(
+        name=name or f"{card.name}-int8",
+        metrics={},
+        source={
+            "model": card.name,
+            "graph_digest": graph_digest(src),
+            "quantization": {
+                **RECIPE,
+                "tool": "tcnn quantize (tcnn.train.quantize.quantize_model)",
+                "onnxruntime": _version("onnxruntime"),
+                "lean_graph": f"{rewritten} abs(tanh) rewritten as tanh(|x|) after pooling",
+                "quantized_nodes": quantized,
+                "float_nodes": kept,
+                "calibration": {
+                    "data": data or card.training.get("data"),
+                    "detector": card.detector,
+                    "faces": len(x),
+                    "seed": seed,
+                    "crops": "the card's crop rule, as at inference; training data only",
+                },
+            },
+        },
+    )
+    del result.metadata_props[:]
+    entry = result.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, new.to_json()
+    from tcnn.files import atomic_path
+
+    with atomic_path(out) as tmp_out:
+        tmp_out.write_bytes(result.SerializeToString())
+    write_card(new, out)
+    return new
+
+
+def _version(package: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def quantize_retinaface(
+    out: str | Path,
+    images: int = 64,
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> Path:
+    """Write the int8 version of RetinaFace (``tcnn.retina``'s network), for measuring it.
+
+    The same QDQ recipe as :func:`quantize_model` on every convolution (the graph is first
+    moved to ONNX opset 13, which per-channel weights need), calibrated on ``images`` MTFL
+    training images (``mtfl-train``; never a test image) scanned as the size rule scans them.
+    Run it with ``RetinaFace(model=out)``.
+
+    Raises:
+        TcnnError: ``onnx`` is missing, or the training images cannot be read.
+    """
+    try:
+        import onnx
+        from onnx import version_converter
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
+    from tcnn.imaging import load_image
+    from tcnn.retina import detection_scale, load_weights, scan_input
+    from tcnn.train.data.datasets import DATASETS, default_root
+
+    annotations = DATASETS["mtfl-train"].read(Path(root) if root else default_root())
+    pick = np.random.default_rng(seed).permutation(len(annotations))[:images]
+    inputs = []
+    for i in sorted(pick):
+        image = load_image(annotations[i].path)
+        h, w = image.shape[:2]
+        inputs.append(scan_input(image, detection_scale(h, w, 320, 1280))[0])  # RetinaFace()'s
+    feed = iter([{"input": x} for x in inputs])
+    reader = type("Reader", (), {"get_next": lambda self: next(feed, None)})()
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        v13, pre = Path(tmp) / "v13.onnx", Path(tmp) / "pre.onnx"
+        onnx.save(
+            version_converter.convert_version(onnx.load_from_string(load_weights()), 13), str(v13)
+        )
+        quant_pre_process(str(v13), str(pre), skip_symbolic_shape=True)
+        quantize_convs(pre, Path(tmp) / "int8.onnx", reader)
+        from tcnn.files import atomic_path
+
+        with atomic_path(out) as tmp_out:
+            tmp_out.write_bytes((Path(tmp) / "int8.onnx").read_bytes())
+    return out
