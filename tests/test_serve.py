@@ -560,10 +560,10 @@ def test_every_error_has_one_json_format(client: TestClient) -> None:
 
 
 def test_openapi_schema_is_committed() -> None:
-    committed = json.loads((ROOT / "src/tcnn/serve/openapi.json").read_text())
+    committed = json.loads((ROOT / "src/tcnn/apps/serve/openapi.json").read_text())
     app = create_app(ServeConfig(preload=False))
     assert app.openapi() == committed, (
-        "the API changed: tcnn serve --openapi > src/tcnn/serve/openapi.json"
+        "the API changed: tcnn serve --openapi > src/tcnn/apps/serve/openapi.json"
     )
     with TestClient(app) as c:
         assert c.get("/openapi.json").json() == committed
