@@ -54,6 +54,17 @@ def test_huge_image_is_refused_before_decoding(tmp_path: Path) -> None:
         load_image(f)
 
 
+def test_size_limit_error_is_not_wrapped_as_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under PIL's own limit, tcnn's check refuses the image with its one-line message."""
+    f = tmp_path / "big.png"
+    Image.new("RGB", (20, 10)).save(f)
+    monkeypatch.setattr("tcnn.imaging.MAX_PIXELS", 100)
+    with pytest.raises(TcnnError, match=r"^\S*big.png: image too large \(20x10 = 0 megapixels"):
+        load_image(f)
+
+
 def test_crop_resize_inside_and_outside() -> None:
     img = np.zeros((20, 20, 3), np.uint8)
     img[5:15, 5:15] = 255

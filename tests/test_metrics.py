@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tcnn.errors import TcnnError
 from tcnn.metrics import (
     auc,
     ced,
@@ -31,7 +32,7 @@ def test_inter_ocular_and_inter_pupil() -> None:
     gt[0, 42:48] = [[14, 0], [16, -1], [18, -1], [20, 0], [18, 1], [16, 1]]  # mean (17, 0)
     assert normalising_distance(gt, SIXTY_EIGHT, "inter-ocular")[0] == pytest.approx(20 - 0)
     assert normalising_distance(gt, SIXTY_EIGHT, "inter-pupil")[0] == pytest.approx(14)
-    with pytest.raises(ValueError, match="unknown normaliser"):
+    with pytest.raises(TcnnError, match=r"unknown normaliser 'eye-centres' for .*inter-ocular"):
         normalising_distance(gt, SIXTY_EIGHT, "eye-centres")
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tcnn.errors import TcnnError
 from tcnn.schemes import FIVE, SIXTY_EIGHT, scheme_for, to_five
 
 
@@ -33,10 +34,13 @@ def test_to_five() -> None:
     assert np.allclose(five[0], p[36:42].mean(0))
     assert np.allclose(five[2], p[30])
     assert np.allclose(to_five(p[None])[0], five)
-    with pytest.raises(ValueError):
+    with pytest.raises(TcnnError, match=r"68, 2\] landmarks, got shape \(5, 2\)"):
         to_five(p[:5])
 
 
 def test_unknown_scheme() -> None:
+    with pytest.raises(TcnnError, match="no landmark scheme has 7 points"):
+        scheme_for(7)
+    # A ValueError too, so that callers written against the earlier ValueError still catch it.
     with pytest.raises(ValueError, match="no landmark scheme has 7 points"):
         scheme_for(7)

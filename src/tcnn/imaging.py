@@ -112,6 +112,8 @@ def _read(path: Path, min_side: int) -> tuple[np.ndarray, int]:
             factor = round(w / img.size[0])
             img.load()
             return _to_rgb(_upright(img)), factor
+    except TcnnError:  # already one line naming the file (a ValueError, not an unreadable one)
+        raise
     except UnidentifiedImageError:
         raise TcnnError(f"{path}: not an image file PIL can read") from None
     except Image.DecompressionBombError:

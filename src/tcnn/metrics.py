@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tcnn.errors import TcnnError
 from tcnn.schemes import Scheme
 
 
@@ -23,13 +24,16 @@ def normalising_distance(
 
     Returns:
         ``[N]`` distances in pixels (``NaN`` for a face with a whole group unlocated).
+
+    Raises:
+        TcnnError: ``normaliser`` is not a key of ``scheme.normalisers``.
     """
     key = normaliser or scheme.default_normaliser
     try:
         a, b = scheme.normalisers[key]
     except KeyError:
         known = ", ".join(scheme.normalisers)
-        raise ValueError(f"unknown normaliser {key!r} for {scheme.name} (known: {known})") from None
+        raise TcnnError(f"unknown normaliser {key!r} for {scheme.name} (known: {known})") from None
     pa = _located_mean(gt[:, list(a)])
     pb = _located_mean(gt[:, list(b)])
     return np.linalg.norm(pa - pb, axis=-1)

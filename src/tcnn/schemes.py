@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tcnn.errors import TcnnError
+
 
 @dataclass(frozen=True)
 class Scheme:
@@ -108,11 +110,11 @@ SCHEMES = {5: FIVE, 68: SIXTY_EIGHT}
 
 
 def scheme_for(num_points: int) -> Scheme:
-    """The scheme with ``num_points`` points; ``ValueError`` when there is none."""
+    """The scheme with ``num_points`` points; :class:`~tcnn.errors.TcnnError` when there is none."""
     try:
         return SCHEMES[num_points]
     except KeyError:
-        raise ValueError(f"no landmark scheme has {num_points} points (known: 5, 68)") from None
+        raise TcnnError(f"no landmark scheme has {num_points} points (known: 5, 68)") from None
 
 
 def to_five(points68: np.ndarray) -> np.ndarray:
@@ -126,10 +128,13 @@ def to_five(points68: np.ndarray) -> np.ndarray:
 
     Returns:
         ``[..., 5, 2]`` in the same units.
+
+    Raises:
+        TcnnError: ``points68`` is not ``[..., 68, 2]``.
     """
     p = np.asarray(points68)
     if p.shape[-2:] != (68, 2):
-        raise ValueError(f"expected [..., 68, 2] landmarks, got shape {p.shape}")
+        raise TcnnError(f"expected [..., 68, 2] landmarks, got shape {p.shape}")
     return np.stack(
         [
             p[..., 36:42, :].mean(axis=-2),
