@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tcnn.apps.tracking import LandmarkTracker, OneEuroFilter, Smoothing, TrackedFace
+from tcnn.apps.video import LandmarkTracker, OneEuroFilter, Smoothing, TrackedFace
 from tcnn.errors import TcnnError
 from tcnn.predictor import LandmarkDetector
 from tcnn.types import Box

@@ -7,22 +7,20 @@ run keeps everything computed so far in a valid file marked as interrupted.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import re
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tcnn.errors import TcnnError
-from tcnn.files import ensure_dir, temp_path
+from tcnn.files import StreamFile, ensure_dir
 
 if TYPE_CHECKING:
     from tcnn.pipeline import Result
@@ -39,55 +37,6 @@ PIXEL_CENTERS = (
     "landmarks in OpenCV/dlib pixel indices (the centre of pixel i is i; add 0.5 for "
     "continuous pixel coordinates); box in continuous pixel coordinates: pixel i covers [i, i+1)"
 )
-
-
-class StreamFile:
-    """A file written piece by piece into a temp file beside ``path``, renamed when complete.
-
-    A write error (a full disk) or :meth:`abort` removes the temp file; ``path`` is then left
-    as it was. A write error becomes a one-line :class:`~tcnn.errors.TcnnError` naming ``path``.
-    """
-
-    def __init__(self, path: Path, binary: bool = False) -> None:
-        self.path = path
-        self.tmp = temp_path(path)
-        try:
-            if binary:
-                self._file: IO[Any] = open(self.tmp, "wb")  # noqa: SIM115 (closed in commit)
-            else:
-                self._file = open(self.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        except OSError as exc:
-            raise self._error(exc) from None
-
-    def write(self, data: str | bytes, flush: bool = False) -> None:
-        """Append ``data`` (``flush``: hand it to the operating system now)."""
-        try:
-            self._file.write(data)
-            if flush:
-                self._file.flush()
-        except OSError as exc:
-            self.abort()
-            raise self._error(exc) from None
-
-    def commit(self) -> Path:
-        """Close the temp file and rename it onto ``path``."""
-        try:
-            self._file.close()
-            os.replace(self.tmp, self.path)
-        except OSError as exc:
-            self.abort()
-            raise self._error(exc) from None
-        return self.path
-
-    def abort(self) -> None:
-        """Close and remove the temp file."""
-        with contextlib.suppress(OSError):
-            self._file.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink(missing_ok=True)
-
-    def _error(self, exc: OSError) -> TcnnError:
-        return TcnnError(f"{self.path}: cannot write ({exc.strerror or exc})")
 
 
 class LandmarksWriter:

@@ -2,9 +2,9 @@
 
 The inputs are streamed into a manifest (``OUT/_manifest/*.parquet``: index, path, absolute
 path), which Ray reads in blocks of one part each; ``map_batches`` runs
-:class:`tcnn.apps.batch.PartWorker` in a pool of actors (each loads the ONNX model once, one CPU
-each) and Ray writes the rows as Parquet into ``OUT``. On a cluster every node needs tcnn
-installed and the inputs and ``OUT`` at the same paths (a shared file system).
+:class:`~tcnn.apps.batch.worker.PartWorker` in a pool of actors (each loads the ONNX model
+once, one CPU each) and Ray writes the rows as Parquet into ``OUT``. On a cluster every node
+needs tcnn installed and the inputs and ``OUT`` at the same paths (a shared file system).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tcnn.apps.batch import Entry, Options, PartWorker, Summary, chunks, count_rows, write_empty
+from tcnn.apps.batch.inputs import Entry, chunks
+from tcnn.apps.batch.worker import Options, PartWorker, Summary, count_rows, write_empty
 from tcnn.errors import TcnnError
 
 #: CPUs Ray reserves for a read or write task (they wait on files, not on the CPU).

@@ -1,21 +1,16 @@
-"""Video in and out, and the loop behind ``tcnn video``.
+"""Video in and out: frames read and written with PyAV, outputs renamed into place when done.
 
 Frames are read and written with PyAV (the ``av`` package, whose wheels ship FFmpeg's codecs:
 ``pip install 'tcnn[video]'``); nothing is downloaded at run time. Outputs are written under a
-temporary name and renamed when they are finished, so a file under the name asked for is always
-complete: a run that stops on a corrupt or truncated input still finishes the frames it decoded,
-and a run that fails before or is interrupted on a file input leaves nothing behind.
-
-Coordinates are continuous pixels: pixel ``i`` covers ``[i, i + 1)``, so the centre of the
-top-left pixel is ``(0.5, 0.5)``. Subtract 0.5 for OpenCV/dlib pixel indices.
+temporary name beside them (:func:`tcnn.files.temp_path`) and renamed when they are finished
+(:func:`tcnn.files.publish`), so a file under the name asked for is always complete.
 
 Example:
-    >>> from tcnn.apps.tracking import LandmarkTracker
-    >>> from tcnn.apps.video import VideoReader
-    >>> tracker = LandmarkTracker(points=5)
     >>> with VideoReader("clip.mp4") as video:
+    ...     out = VideoWriter("copy.mp4", video.fps, video.size)
     ...     for frame in video:
-    ...         faces = tracker.update(frame.rgb, frame.time)
+    ...         out.write(frame.rgb)
+    ...     out.close()
 """
 
 from __future__ import annotations
@@ -24,20 +19,17 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from tcnn.errors import TcnnError
+from tcnn.files import StreamFile, publish, temp_path
 from tcnn.imaging import check_file
-
-if TYPE_CHECKING:
-    from tcnn.apps.tracking import LandmarkTracker, TrackedFace
 
 #: Output containers by suffix; all hold H.264 (libx264, shipped in PyAV's wheels).
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -173,19 +165,6 @@ def _why(exc: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def _staging(path: Path) -> Path:
-    """Where ``path`` is written before it is finished (same folder, hidden name)."""
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TcnnError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
 class VideoWriter:
     """Frames to an H.264 video file, renamed into place by :meth:`close`.
 
@@ -208,7 +187,7 @@ class VideoWriter:
         if fmt is None:
             known = ", ".join(CONTAINERS)
             raise TcnnError(f"{self.path}: unknown video suffix (use {known})")
-        self._tmp = _staging(self.path)
+        self._tmp = temp_path(self.path)
         options = {"movflags": "faststart"} if fmt in ("mp4", "mov") else {}
         try:
             self._container = av.open(str(self._tmp), "w", format=fmt, options=options)
@@ -245,8 +224,7 @@ class VideoWriter:
         except (self._av.error.FFmpegError, OSError) as exc:
             self.abort()
             raise TcnnError(f"{self.path}: cannot write ({_why(exc)})") from None
-        _publish(self._tmp, self.path)
-        return self.path
+        return publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the unfinished file."""
@@ -260,145 +238,13 @@ class JsonlWriter:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._tmp = _staging(self.path)
-        try:
-            self._file: TextIO = self._tmp.open("w")
-        except OSError as exc:
-            raise TcnnError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        self._file = StreamFile(self.path)
 
     def write(self, record: dict[str, Any]) -> None:
-        try:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        except OSError as exc:
-            raise TcnnError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def close(self) -> Path:
-        try:
-            self._file.close()
-        except OSError as exc:
-            self.abort()
-            raise TcnnError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-        _publish(self._tmp, self.path)
-        return self.path
+        return self._file.commit()
 
     def abort(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-
-@dataclass
-class VideoRun:
-    """What :func:`annotate_video` did.
-
-    Attributes:
-        frames: frames processed (and written).
-        faces: faces over all frames.
-        tracks: distinct track ids seen.
-        seconds: wall time of the loop.
-        outputs: the files written.
-        error: a one-line message when the input stopped early (corrupt, truncated), or
-            ``None``; the outputs then hold the frames before it.
-        interrupted: the run was stopped by Ctrl-C (camera input: the outputs are kept).
-    """
-
-    frames: int = 0
-    faces: int = 0
-    tracks: int = 0
-    seconds: float = 0.0
-    outputs: list[Path] = field(default_factory=list)
-    error: str | None = None
-    interrupted: bool = False
-
-
-def annotate_video(
-    source: VideoSource,
-    tracker: LandmarkTracker,
-    output: str | os.PathLike[str] | None = None,
-    jsonl: str | os.PathLike[str] | None = None,
-    max_frames: int | None = None,
-    progress: bool = True,
-) -> VideoRun:
-    """Track landmarks through a video; write the annotated video and/or one JSON line a frame.
-
-    Args:
-        source: a video file or a camera index.
-        tracker: a :class:`tcnn.apps.tracking.LandmarkTracker` (fresh, or :meth:`reset`).
-        output: annotated video path (``.mp4``, ``.mov``, ``.mkv``), or ``None``.
-        jsonl: landmarks path, one line per frame: ``{"frame", "time", "faces": [{"id",
-            "detected", "confidence", "box", "score", "landmarks"}]}``, or ``None``.
-        max_frames: stop after this many frames (a camera runs until Ctrl-C otherwise).
-        progress: show a progress bar with frames/s.
-
-    Raises:
-        TcnnError: an unreadable input or unwritable output (nothing is written), or an input
-            with no decodable frame.
-    """
-    from tqdm import tqdm
-
-    from tcnn.draw import draw_faces
-
-    run = VideoRun()
-    with VideoReader(source) as reader:
-        writers: list[VideoWriter | JsonlWriter] = []
-        try:
-            if output is not None:
-                writers.append(VideoWriter(output, reader.fps, reader.size))
-            if jsonl is not None:
-                writers.append(JsonlWriter(jsonl))
-        except TcnnError:
-            for w in writers:
-                w.abort()
-            raise
-        total = min(reader.frames or max_frames or 0, max_frames or sys.maxsize) or None
-        bar = tqdm(total=total, desc=Path(reader.name).name, unit="frame", disable=not progress)
-        ids: set[int] = set()
-        start = time.perf_counter()
-        try:
-            for frame in reader:
-                faces = tracker.update(frame.rgb, frame.time)
-                for w in writers:
-                    if isinstance(w, VideoWriter):
-                        w.write(np.asarray(draw_faces(frame.rgb, faces)))
-                    else:
-                        w.write(frame_record(frame, faces))
-                run.frames += 1
-                run.faces += len(faces)
-                ids.update(f.track_id for f in faces)
-                bar.update()
-                if max_frames is not None and run.frames >= max_frames:
-                    break
-        except TcnnError as exc:
-            if run.frames == 0:
-                for w in writers:
-                    w.abort()
-                raise
-            run.error = str(exc)
-        except KeyboardInterrupt:
-            run.interrupted = True
-            if not reader.camera:
-                for w in writers:
-                    w.abort()
-                raise
-        except BaseException:
-            for w in writers:
-                w.abort()
-            raise
-        finally:
-            bar.close()
-        run.seconds = time.perf_counter() - start
-        if run.frames == 0:
-            for w in writers:
-                w.abort()
-            raise TcnnError(f"{reader.name}: no video frames to decode")
-        run.outputs = [w.close() for w in writers]
-        run.tracks = len(ids)
-    return run
-
-
-def frame_record(frame: VideoFrame, faces: list[TrackedFace]) -> dict[str, Any]:
-    """The JSON line for one frame: index, time (s) and each face's ``to_dict()``."""
-    return {
-        "frame": frame.index,
-        "time": round(frame.time, 4),
-        "faces": [f.to_dict() for f in faces],
-    }
+        self._file.abort()
