@@ -11,7 +11,7 @@ from tcnn.errors import TcnnError
 from tcnn.registry import WEIGHTS, list_models, load_model
 from tcnn.types import Box
 
-SHIPPED = tuple(m["name"] for m in list_models())
+SHIPPED = tuple(m.name for m in list_models())
 #: The training sets a shipped model may name (``+`` joins several).
 #: What a shipped model may learn from: training sets, and aflw68's training part (never its
 #: held-out part, the whole of aflw68, or MTFL's AFLW test set).

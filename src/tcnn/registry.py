@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,46 @@ _BULK_LOCK = threading.Lock()
 DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68h"}
 
 
-def list_models() -> list[dict[str, Any]]:
-    """The shipped models: name, points, file size and measured metrics from each card."""
+@dataclass(frozen=True)
+class ModelInfo:
+    """A shipped model as :func:`list_models` describes it (read from its card).
+
+    Attributes:
+        name: what :func:`load_model` takes.
+        points: 5 or 68.
+        default: whether it is the model used for ``points`` when none is named.
+        size_kb: the ONNX file's size in KiB, rounded.
+        purpose: one line on what it is for (the card's).
+        metrics: measured results from the card (``"headline"``: a one-line summary).
+    """
+
+    name: str
+    points: int
+    default: bool
+    size_kb: int
+    purpose: str
+    metrics: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (``tcnn models --format json``, ``GET /v1/models``)."""
+        return asdict(self)
+
+
+def list_models() -> list[ModelInfo]:
+    """The shipped models by name, with points, file size and measured metrics from each card."""
     out = []
     for path in sorted(WEIGHTS.glob("*.onnx")):
         side = path.with_suffix(".json")
         card = ModelCard.from_json(side.read_text(), str(side))
         out.append(
-            {
-                "name": path.stem,
-                "points": card.points,
-                "default": DEFAULTS.get(card.points) == path.stem,
-                "size_kb": round(path.stat().st_size / 1024),
-                "purpose": card.purpose,
-                "metrics": card.metrics,
-            }
+            ModelInfo(
+                name=path.stem,
+                points=card.points,
+                default=DEFAULTS.get(card.points) == path.stem,
+                size_kb=round(path.stat().st_size / 1024),
+                purpose=card.purpose,
+                metrics=card.metrics,
+            )
         )
     return out
 
@@ -149,7 +174,7 @@ def resolve(name_or_path: str | os.PathLike[str] | None, points: int = 5) -> Pat
         return path
     if os.sep in text or text.endswith(".onnx"):
         raise TcnnError(f"{path}: no such model file")
-    known = ", ".join(m["name"] for m in list_models()) or "none"
+    known = ", ".join(m.name for m in list_models()) or "none"
     raise TcnnError(f"unknown model {text!r} (shipped: {known}; or give an .onnx path)")
 
 

@@ -306,14 +306,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     models = list_models()
     if args.format == "json":
-        print(json.dumps(models, indent=1))
+        print(json.dumps([m.to_dict() for m in models], indent=1))
         return 0
     for m in models:
-        mark = " (default)" if m["default"] else ""
-        metric = m["metrics"].get("headline", "")
-        print(f"{m['name']:<16} {m['points']:>2} points {m['size_kb']:>6} KB  {metric}{mark}")
-        if m["purpose"]:
-            print(f"{'':<16} {m['purpose']}")
+        mark = " (default)" if m.default else ""
+        metric = m.metrics.get("headline", "")
+        print(f"{m.name:<16} {m.points:>2} points {m.size_kb:>6} KB  {metric}{mark}")
+        if m.purpose:
+            print(f"{'':<16} {m.purpose}")
     return 0
 
 
@@ -394,8 +394,7 @@ def _remove_if_left_empty(folder: Path) -> Iterator[None]:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from tcnn.apps.tracking import LandmarkTracker, Smoothing
-    from tcnn.apps.video import annotate_video, parse_source
+    from tcnn.apps.video import LandmarkTracker, Smoothing, annotate_video, parse_source
 
     if args.output is None and args.jsonl is None:
         raise TcnnError("nothing to write: give -o OUT.mp4 and/or --jsonl LANDMARKS.jsonl")

@@ -234,7 +234,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/v1/models", **schema.MODELS)
     async def models() -> JSONResponse:
-        out = [{**m, "card": _card(m["name"])} for m in list_models()]
+        out = [{**m.to_dict(), "card": _card(m.name)} for m in list_models()]
         return JSONResponse(out)
 
     @app.get("/v1/detectors", **schema.DETECTORS)

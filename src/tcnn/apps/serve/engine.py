@@ -223,7 +223,7 @@ class Engine:
         self._times: deque[float] = deque(maxlen=SERVICE_WINDOW)
         self._available: dict[str, str | None] = {}
         #: Shipped model names and their points, read once (each card is parsed and checked).
-        self.shipped = {m["name"]: int(m["points"]) for m in list_models()}
+        self.shipped = {m.name: m.points for m in list_models()}
 
     def choose(self, model: str | None, points: int | None, detector: str | None) -> Choice:
         """Check a request's ``model``, ``points`` and ``detector`` against what is shipped.
