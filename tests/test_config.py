@@ -71,3 +71,13 @@ def test_shipped_cards_configs_still_read() -> None:
         cfg = TrainConfig.from_saved(saved)
         epochs = saved["optim"]["epochs"] if "optim" in saved else saved["epochs"]
         assert cfg.data == saved["data"] and cfg.optim.epochs == epochs
+
+
+def test_set_values_are_checked_against_the_field_type() -> None:
+    cfg = load_config(None, ["channels=4,8,8,16", "label_shift=0.5", "mirror=off", "lr=1"])
+    assert cfg.channels == (4, 8, 8, 16) and cfg.label_shift == (0.5,)
+    assert cfg.augment.mirror is False and cfg.optim.lr == 1.0
+    with pytest.raises(TcnnError, match=r"^config field 'channels': '4,8' is not a valid tuple"):
+        load_config(None, ["channels=4,8"])  # four convolution widths, not two
+    with pytest.raises(TcnnError, match=r"field 'augment\.mirror': 'maybe' is not a valid bool"):
+        load_config(None, ["mirror=maybe"])

@@ -20,7 +20,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
     assert cfg.channels == (4, 4, 4, 4)
     with pytest.raises(TcnnError, match="unknown key 'nope'"):
         load_config(None, ["nope=1"])
-    with pytest.raises(TcnnError, match="epochs: 'many' is not a valid int"):
+    with pytest.raises(TcnnError, match=r"field 'optim\.epochs': 'many' is not a valid int"):
         load_config(None, ["epochs=many"])
     with pytest.raises(TcnnError, match="expected key=value"):
         load_config(None, ["epochs"])

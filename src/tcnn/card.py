@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from tcnn.errors import TcnnError
+from tcnn.typed import coerce
 
 #: The ONNX metadata key that holds the card's JSON.
 CARD_KEY = "tcnn_card"
@@ -173,13 +173,14 @@ class ModelCard:
         data = {_RENAMED.get(k, k): v for k, v in data.items()}
         hints = typing.get_type_hints(cls)
         known = {f.name for f in fields(cls)} - {"extra"}
+        context = f"{source}: model card"
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise TcnnError(f"{source}: the model card lacks {f.name!r}")
+                    raise TcnnError(f"{context} lacks {f.name!r}")
                 continue
-            values[f.name] = _typed(data[f.name], hints[f.name], f.name, source)
+            values[f.name] = coerce(data[f.name], hints[f.name], f.name, context)
         extra = {k: v for k, v in data.items() if k not in known}
         try:
             return cls(**values, extra=extra)
@@ -200,54 +201,6 @@ class ModelCard:
     def replace(self, **changes: Any) -> ModelCard:
         """A copy with ``changes`` (field names; checked like :meth:`from_dict`)."""
         return ModelCard.from_dict({**self.to_dict(), **changes}, self.name)
-
-
-def _typed(value: Any, kind: Any, key: str, source: str) -> Any:
-    """``value`` checked against the field type ``kind`` (JSON lists become tuples)."""
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        origin = typing.get_origin(kind)
-    name = kind.__name__ if isinstance(kind, type) else str(kind)
-    bad = TcnnError(f"{source}: model card field {key!r}: {value!r:.60} is not a valid {name}")
-    if kind is Crop:
-        if not isinstance(value, dict):
-            raise bad
-        hints = typing.get_type_hints(Crop)
-        names = {f.name for f in fields(Crop)}
-        if "scale" not in value:
-            raise TcnnError(f"{source}: the model card lacks 'crop.scale'")
-        return Crop(
-            **{k: _typed(v, hints[k], f"crop.{k}", source) for k, v in value.items() if k in names}
-        )
-    if origin is tuple:
-        size = len(typing.get_args(kind))
-        if not isinstance(value, (list, tuple)) or len(value) != size:
-            raise bad
-        return tuple(_typed(v, float, key, source) for v in value)
-    if origin is dict or kind is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    raise TypeError(f"card field {key}: unsupported type {kind}")  # a bug here, not bad input
 
 
 def write_card(card: ModelCard, onnx_path: str | Path) -> Path:

@@ -13,7 +13,6 @@ fail with an error naming the new key; checkpoints saved before the change still
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import tomllib
 
 from tcnn.errors import TcnnError
+from tcnn.typed import coerce
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,11 @@ class TrainConfig:
     mirror_average: bool = True
     correct_offset: bool = True  # learn the labels' mean offset on the training faces
     # the label-convention rule (tcnn.train.convention): training labels moved by -label_shift px
-    # on both axes before training; measured by `benchmarks/label_rule.py` on training faces.
+    # on both axes before training; measured by `benchmarks/studies/label_rule.py` on training faces.
     # One value for every source, or one per source of a "+" union, in its order.
     label_shift: tuple[float, ...] = (0.0,)
     # the style rule (tcnn.train.convention.restyle): one entry per source of a "+" union, "" or a
-    # JSON file of per-point offsets (`benchmarks/label_style.py`, measured on training faces)
+    # JSON file of per-point offsets (`benchmarks/studies/label_style.py`, measured on training faces)
     # that moves that source's labels into the reference style, after label_shift
     label_style: tuple[str, ...] = ()
     # how often a face of each source is drawn relative to the others (one positive value per
@@ -192,34 +192,12 @@ def apply(cfg: Config, values: dict[str, Any], legacy: bool = False) -> Config:
         table, _, leaf = name.rpartition(".")
         if table:
             kind = typing.get_type_hints(hints[table])[leaf]
-            nested.setdefault(table, {})[leaf] = _coerce(value, kind, name)
+            nested.setdefault(table, {})[leaf] = coerce(value, kind, name, "config", convert=True)
         else:
-            top[name] = _coerce(value, hints[name], name)
+            top[name] = coerce(value, hints[name], name, "config", convert=True)
     for table, changes in nested.items():
         top[table] = dataclasses.replace(getattr(cfg, table), **changes)
     return dataclasses.replace(cfg, **top)
-
-
-def _coerce(value: Any, kind: Any, key: str) -> Any:
-    origin = typing.get_origin(kind)
-    if origin is tuple:
-        parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        item = typing.get_args(kind)[0]
-        return tuple(_coerce(p, item, key) for p in parts)
-    if origin in (typing.Union, types.UnionType):
-        kind = next(a for a in typing.get_args(kind) if a is not type(None))
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("1", "true", "yes", "on"):
-                return True
-            if str(value).lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise TcnnError(f"config {key}: {value!r} is not a valid {kind.__name__}") from None
 
 
 def load_config(
