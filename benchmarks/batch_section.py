@@ -49,7 +49,8 @@ def batch_section(result: dict[str, Any]) -> str:
     """The body of the README's ``bench:batch`` section."""
     m = result["machine"]
     lines = [
-        f"Measured {m['date']} by `{result.get('command', 'python benchmarks/bench_batch.py')}` "
+        f"Measured {m['date']} by "
+        f"`{result.get('command', 'python benchmarks/bench/bench_batch.py')}` "
         f"on {m['cpu']} ({m['cores']} cores), Python {m['python']}, ONNX Runtime "
         f"{m['onnxruntime']}, pyarrow {m['pyarrow']}, Ray {m['ray']}, tcnn {m['tcnn_commit']}. "
         f"{result['files']:,} real files (the shared photos, ytf68 and UTKFace images, read in "
@@ -63,7 +64,7 @@ def batch_section(result: dict[str, Any]) -> str:
         lines += [
             "These figures predate one-core workers: each worker then read and detected on two "
             "threads with ONNX Runtime's default threads (both cores), so one worker already "
-            "used the whole machine. Rerun `benchmarks/bench_batch.py` for the current code.",
+            "used the whole machine. Rerun `benchmarks/bench/bench_batch.py` for the current code.",
             "",
         ]
     else:

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+if not __package__:  # run as a file (python benchmarks/render_readme.py): import from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 RESULTS = Path(__file__).resolve().parent / "results"
 README = RESULTS.parent.parent / "README.md"
 
@@ -184,7 +187,8 @@ def label_note(results: dict[str, dict[str, Any]]) -> str:
         f"measurement of dlib exactly: {100 * dlib5['mean']:.2f}% mean, "
         f"{100 * dlib5['median']:.2f}%\nmedian, {100 * dlib5['failure_10']:.1f}% failures). "
         f"MTFL's AFLW test labels sit about {dx:.1f} px right of and {dy:.1f} px below\n"
-        "where its training labels' convention puts them: `python benchmarks/label_offsets.py`"
+        "where its training labels' convention puts them: "
+        "`python benchmarks/studies/label_offsets.py`"
         "\nmeasures it with dlib as a fixed reference, whose mean offset moves by that much "
         "between the\ntraining and the test split. Our 5-point models remove the training "
         "labels' own offset\n(the label-convention rule below, training faces only); what is "
@@ -384,51 +388,51 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
         elif key == "human68_steps":
             out[key] = steps_section(result)
         elif key == "ablation68":
-            from ablation68 import ablation68_section
+            from benchmarks.studies.ablation68 import ablation68_section
 
             out[key] = ablation68_section(result)
         elif key in ("tcnn68_tweak", "tcnn68h_tweak"):
-            from tweak68 import tweak68_section
+            from benchmarks.studies.tweak68 import tweak68_section
 
             out[key] = tweak68_section(result)
         elif key == "ytf68_style":
-            from ytf68_style import ytf68_style_section
+            from benchmarks.studies.ytf68_style import ytf68_style_section
 
             out[key] = ytf68_style_section(result)
         elif key == "teacher_calibration":
-            from teacher_calibration import teacher_calibration_section
+            from benchmarks.studies.teacher_calibration import teacher_calibration_section
 
             out[key] = teacher_calibration_section(result)
         elif key == "refine_variants":
-            from refine_variants import refine_variants_section
+            from benchmarks.studies.refine_variants import refine_variants_section
 
             out[key] = refine_variants_section(result)
         elif key == "video":
-            from video_section import video_section
+            from benchmarks.video_section import video_section
 
             out[key] = video_section(result)
         elif key == "batch":
-            from batch_section import batch_section
+            from benchmarks.batch_section import batch_section
 
             out[key] = batch_section(result)
         elif key == "install_sizes":
-            from install_sizes import install_section
+            from benchmarks.bench.install_sizes import install_section
 
             out[key] = install_section(result)
         elif key == "quantize":
-            from bench_quantize import quantize_section
+            from benchmarks.bench.bench_quantize import quantize_section
 
             out[key] = quantize_section(result)
         elif key == "retina_int8":
-            from retina_int8 import retina_int8_section
+            from benchmarks.studies.retina_int8 import retina_int8_section
 
             out[key] = retina_int8_section(result)
         elif key == "e2e":
-            from bench_e2e import e2e_section
+            from benchmarks.bench.bench_e2e import e2e_section
 
             out[key] = e2e_section(result)
         elif key == "serve":
-            from serve_section import serve_section
+            from benchmarks.serve_section import serve_section
 
             out[key] = serve_section(result, results.get("serve_fuzz"))
     makers: dict[str, Callable[[dict[str, dict[str, Any]]], str]] = {

@@ -146,7 +146,7 @@ def _memory_and_fuzz(rec: dict[str, Any], fz: dict[str, Any] | None) -> list[str
     if fz is not None:
         cases = fz.get("schemathesis_report", {}).get("test_cases", {})
         lines.append(
-            f"Schemathesis ({fz['schemathesis_version']}, `benchmarks/fuzz_serve.py`): "
+            f"Schemathesis ({fz['schemathesis_version']}, `benchmarks/tools/fuzz_serve.py`): "
             f"{cases.get('generated', '?')} generated requests, server answers by status "
             f"{fz['server_answers_by_status']}: {fz['server_5xx']} with a 5xx."
             + (

@@ -4,7 +4,7 @@ Any slip of coordinate convention (cropping, mapping back, face boxes, labels) m
 means by more than the 0.01 points allowed. Measured: every prediction moved by half a pixel
 (x and y) moves them by 0.23 to 2.15 points, by half a pixel in x only by 0.13 to 0.64, every
 face box moved by half a pixel by 0.012 to 0.035. The slices and their values are recorded by
-``benchmarks/accuracy_slices.py`` (run it again, and only then, after retraining or replacing
+``benchmarks/bench/accuracy_slices.py`` (run it again, and only then, after retraining or replacing
 a shipped model). Needs ``../shared/data``.
 """
 
@@ -23,7 +23,7 @@ from tcnn.train.evaluate import evaluate
 
 RECORD = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "accuracy_slices.json"
 SLICES: list[dict[str, Any]] = json.loads(RECORD.read_text())["slices"]
-REGENERATE = "PYTHONPATH=src python benchmarks/accuracy_slices.py"
+REGENERATE = "PYTHONPATH=src python benchmarks/bench/accuracy_slices.py"
 
 
 @pytest.mark.parametrize("spec", SLICES, ids=lambda s: f"{s['data']}-{s['model']}")

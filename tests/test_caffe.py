@@ -488,7 +488,7 @@ def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
 
 #: The seed's pipeline (its README's, with OpenCV 5.1's cv2.resize) on the faces HOG finds among
 #: the first 600 of MTFL's AFLW test list (532 faces, 36 boxes crossing the image's edge),
-#: measured with benchmarks/seed_caffe.py's functions: mean and median error in percent, and
+#: measured with benchmarks/studies/seed_caffe.py's functions: mean and median error in percent, and
 #: faces over 10%. The same pipeline without clipping the boxes (black outside the image) gave
 #: 7.44% and 75 failures; with a truncating resize (PIL's sampler) instead of rounding, 67.
 SEED_SLICE_LIMIT = 600

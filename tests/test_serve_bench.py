@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench() -> tuple[ModuleType, ModuleType, ModuleType]:
-    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(ROOT))  # the benchmarks package sits at the repository root
     try:
-        import bench_serve
-        import serve_common
-        import serve_section
+        from benchmarks import serve_section
+        from benchmarks.bench import bench_serve
+        from benchmarks.tools import serve_common
     finally:
-        sys.path.remove(str(BENCH))
+        sys.path.remove(str(ROOT))
     return bench_serve, serve_common, serve_section
 
 
@@ -67,7 +67,7 @@ def _record(bench_serve: ModuleType, common: ModuleType, p99_200: float, naive8:
     clients = (1, 4, 8, 16, 32)
     rec = {
         "version": 3,
-        "command": "python benchmarks/bench_serve.py",
+        "command": "python benchmarks/bench/bench_serve.py",
         "machine": {"date": "d", "tcnn_commit": "c", "cpu": "X", "cores": 2, "python": "3"}
         | {"onnxruntime": "1"},
         "loadavg_before": [0.1],

@@ -149,7 +149,7 @@ class BoxMap:
 
 
 #: RetinaFace boxes -> dlib HOG's convention: the medians on the 9,745 mtfl-train faces both
-#: detectors find, measured by ``benchmarks/box_mapping.py`` (on held-out training faces the
+#: detectors find, measured by ``benchmarks/studies/box_mapping.py`` (on held-out training faces the
 #: median IoU with HOG's box goes from 0.72 unmapped to 0.79 mapped).
 RETINA_TO_HOG = BoxMap((-0.0138, 0.0627), (1.123, 0.845))
 

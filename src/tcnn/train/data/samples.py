@@ -108,7 +108,7 @@ def training_samples(cfg: TrainConfig, progress: bool = True) -> list[Sample]:
 
 
 def read_style(path: str, source: str) -> np.ndarray:
-    """The ``[K, 2]`` per-point offsets of a style file (``benchmarks/label_style.py``)."""
+    """The ``[K, 2]`` per-point offsets of a style file (``benchmarks/studies/label_style.py``)."""
     try:
         data = json.loads(Path(path).read_text())
         offsets = np.asarray(data["offsets"], np.float64)

@@ -1,0 +1,1 @@
+"""Headline benchmarks: accuracy and speed of the shipped models and apps."""

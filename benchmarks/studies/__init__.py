@@ -1,0 +1,1 @@
+"""Studies: the measurements behind a shipped constant, rule or decision."""

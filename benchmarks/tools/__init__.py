@@ -1,0 +1,1 @@
+"""Shared helpers, profilers, synthetic data, fuzzing and the cards updater."""
