@@ -9,7 +9,7 @@ each local run reports its steady files/s from the part files' completion times:
 the parts finished after each worker's first one, over the time from then to the last part.
 
     python benchmarks/bench/bench_batch.py     # on an idle machine (3 to 4 min): results/batch.json
-    python benchmarks/render_readme.py   # then the README's batch numbers
+    python benchmarks/tools/render_docs.py   # then the README's batch numbers
     python benchmarks/bench/bench_batch.py --files 200 --workers 1,2 --no-ray --manifest 0 \
         --out x.json
 """
@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.tools.common import RESULTS, machine
+from benchmarks.tools.common import RESULTS, command, machine
 from tcnn.apps.batch import COUNTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +252,7 @@ def speed_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "read in place; default model and detector; each job a `python -m tcnn batch` "
         "subprocess, wall time including start-up; steady files/s from the part files' "
         "completion times, after each worker's first part",
-        "command": " ".join(["python benchmarks/bench/bench_batch.py", *sys.argv[1:]]),
+        "command": command(),
         "machine": machine(ort_threads=1) | {"pyarrow": pa.__version__, "ray": _ray_version()},
         "worker": "one process on one core: ONNX Runtime intra-op threads 1 for both networks, "
         "one thread reading and detecting while the process's main thread places landmarks",

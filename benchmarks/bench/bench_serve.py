@@ -39,7 +39,7 @@ from PIL import Image
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.tools.common import DATA, RESULTS, machine
+from benchmarks.tools.common import DATA, RESULTS, command, machine
 from benchmarks.tools.serve_common import (
     Load,
     load,
@@ -233,9 +233,9 @@ def main() -> None:
     ap.add_argument("--memory-seconds", type=float, default=600, help="its time bound (600)")
     args = ap.parse_args()
     if args.readme:
-        from benchmarks import render_readme
+        from benchmarks.tools import render_docs
 
-        render_readme.main([])
+        render_docs.main([])
         return
     old = json.loads(args.out.read_text()) if args.out.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -247,12 +247,10 @@ def main() -> None:
             args.out.write_text(json.dumps(old, indent=1) + "\n")
             print(json.dumps(old["memory"], indent=1))
             return
-        niceness = f"nice -n {os.nice(0)} " if os.nice(0) else ""  # as it ran
         record: dict[str, Any] = {
             "benchmark": "tcnn serve on loopback vs in-process tcnn detect, same photos, same run",
             "version": 3,
-            "command": f"PYTHONPATH=src {niceness}python benchmarks/bench/bench_serve.py "
-            f"--count {args.count} --max-seconds {args.max_seconds:g}",
+            "command": command(),
             "machine": machine(1),
             "loadavg_before": loadavg(),
             "client": "Python http.client keep-alive threads on the same machine (they share "

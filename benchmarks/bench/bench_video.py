@@ -33,7 +33,7 @@ import numpy as np
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.tools.common import DATA, RESULTS, machine
+from benchmarks.tools.common import DATA, RESULTS, command, machine
 from benchmarks.tools.synth_video import FPS, Clip, crossing_clip, make_sprite, paths, single_clip
 from tcnn.apps.video import LandmarkTracker, Smoothing, VideoReader, VideoWriter
 from tcnn.draw import draw_faces
@@ -296,7 +296,12 @@ def main() -> None:
     detectors = {k: LandmarkDetector(points=k) for k in (5, 68)}
     clip_list = clips(detectors, frames, args.quick)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    result: dict[str, Any] = {"machine": machine(), "load_before": load_before, "frames": frames}
+    result: dict[str, Any] = {
+        "command": command(),
+        "machine": machine(),
+        "load_before": load_before,
+        "frames": frames,
+    }
     result["smoothing"] = dataclasses.asdict(smoothing)
     for k in args.points:
         det = detectors[k]

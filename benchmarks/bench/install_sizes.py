@@ -30,8 +30,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / ".ci"))
+if not __package__:  # run as a file (python benchmarks/bench/x.py): import from the repo root
+    sys.path.insert(0, str(ROOT))
 
 from wheel_check import PHOTO, build_wheel, fresh_venv, sh  # noqa: E402
+
+from benchmarks.tools.common import command  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "install_sizes.json"
 EXTRAS = ("", "serve", "video", "batch")
@@ -200,6 +204,7 @@ def main() -> None:
         wheel_mib = mib(wheel.stat().st_size)
     opencv = sum(v for k, v in plain.items() if k == "opencv-python")
     result = {
+        "command": command(),
         "date": time.strftime("%Y-%m-%d"),
         "commit": git_commit(),
         "platform": f"{platform.system()} {platform.machine()}",

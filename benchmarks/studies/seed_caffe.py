@@ -30,7 +30,7 @@ import numpy as np
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.tools.common import ROOT, write_result
+from benchmarks.tools.common import write_result
 from tcnn.card import update_card
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, summarise
@@ -197,7 +197,6 @@ def main() -> None:
             "limit": args.limit,
             "resize": resize_name,
             "rows": rows,
-            "command": f"python {Path(__file__).relative_to(ROOT)}",
         },
     )
 

@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -222,10 +223,28 @@ def found_faces(name: str, limit: int = 0) -> Faces:
     )
 
 
+def command() -> str:
+    """The command line of this run, to retype at the repository root.
+
+    ``python benchmarks/DIR/NAME.py ARGS`` (what ``python -m benchmarks NAME ARGS`` runs too),
+    after ``nice -n N`` when the process runs niced.
+    """
+    script = Path(sys.argv[0]).resolve()
+    shown = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0]
+    niceness = os.nice(0)
+    nice = ["nice", "-n", str(niceness)] if niceness else []
+    return shlex.join([*nice, "python", shown, *sys.argv[1:]])
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Write ``results/NAME.json`` (write-then-rename); adds ``machine()`` when absent."""
+    """Write ``results/NAME.json`` (write-then-rename).
+
+    Adds ``command()`` and ``machine()`` when the result has none (a run that updates part of a
+    committed result keeps the command that produced the rest).
+    """
     from tcnn.files import write_text
 
+    result = result if "command" in result else {"command": command(), **result}
     result = result if "machine" in result else {**result, "machine": machine()}
     return write_text(RESULTS / f"{name}.json", json.dumps(result, indent=1) + "\n")
 

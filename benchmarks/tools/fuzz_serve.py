@@ -23,7 +23,7 @@ from typing import Any
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.tools.common import RESULTS, machine
+from benchmarks.tools.common import RESULTS, command, machine
 from benchmarks.tools.serve_common import get, loadavg, server
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     exe = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     record: dict[str, Any] = {
         "benchmark": "Schemathesis against tcnn serve's OpenAPI schema; a 5xx fails",
-        "command": "PYTHONPATH=src nice -n 19 python benchmarks/tools/fuzz_serve.py",
+        "command": command(),
         "machine": machine(),
         "loadavg_before": loadavg(),
     }
