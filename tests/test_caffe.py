@@ -449,14 +449,13 @@ def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
     converted: Path, weights: Weights, images: tuple[Path, Path], shared_root: Path
 ) -> None:
     """Synthetic weights, real AFLW faces and HOG boxes, some crossing the image's edge."""
-    from tcnn.codec import CropRule
     from tcnn.detect import make_detector
     from tcnn.imaging import load_image
     from tcnn.predictor import LandmarkDetector
 
     mean, std = bgr_of(images[0]), bgr_of(images[1])
     lm = LandmarkDetector(converted, detector="dlib")
-    rule = CropRule(lm.model.crop_scale, lm.model.crop_shift_y, lm.model.crop_clip)
+    crop = lm.model.card.crop
     hog = make_detector("dlib", upsample=2)
     names = sorted((shared_root / "mtfl" / "AFLW").glob("*.jpg"))[:160]  # 80x80 images
     crops, got, origins, sizes, crossing = [], [], [], [], 0
@@ -466,7 +465,7 @@ def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
             rect = dlib_rect(box)
             seed, origin, size = seed_crop(rgb, rect)
             # The crop: the seed's resize of the box's pixels inside the image, up to ties.
-            ours = lm._crops([(rgb, rule.region(box, rgb.shape))])[0]
+            ours = lm._crops([(rgb, crop.region(box, rgb.shape))])[0]
             diff = np.abs(ours.astype(int) - seed)
             assert diff.max() <= 1 and (diff > 0).mean() < 0.01
             crops.append(ours)
@@ -480,8 +479,8 @@ def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
     units = forward(bgr, weights, mean, std)
     want = seed_points(units, np.stack(origins)[:, None], np.stack(sizes)[:, None])
     assert np.abs(np.stack(got) - want).max() < 2e-3
-    assert lm.model.pixel_offset == (0.5, 0.5) and not lm.model.crop_antialias
-    assert lm.model.crop_clip
+    assert lm.model.card.pixel_offset == (0.5, 0.5) and not lm.model.card.crop.antialias
+    assert lm.model.card.crop.clip
 
 
 # ---------------------------------------------------------------- the seed's real model

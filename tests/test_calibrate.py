@@ -26,7 +26,7 @@ def test_calibrated_model_adds_its_offsets_in_crop_units(
     box = Box(170.0, 60.0, 290.0, 180.0)
     before = LandmarkDetector(model="tcnn68", detector="dlib").landmarks(astronaut, [box])[0]
     after = LandmarkDetector(model=str(out), detector="dlib").landmarks(astronaut, [box])[0]
-    side = box.width * load_model("tcnn68").crop_scale  # the crop region's side in pixels
+    side = box.width * load_model("tcnn68").card.crop.scale  # the crop region's side in pixels
     moved = after - before
     assert moved[8] == pytest.approx((0.0, 0.02 * side), abs=1e-3)
     assert moved[30] == pytest.approx((-0.01 * side, 0.0), abs=1e-3)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcnn.codec import CropRule, crop_region, from_crop, to_crop
+from tcnn.card import ModelCard
+from tcnn.codec import Crop, crop_region, from_crop, to_crop
 from tcnn.imaging import crop_resize
 from tcnn.predictor import LandmarkDetector
 from tcnn.types import Box, Face
@@ -77,14 +78,14 @@ def blob_in_crop(i: int, j: int, region: Box, size: int) -> np.ndarray:
 @pytest.mark.parametrize(
     ("box", "rule", "size"),
     [
-        (Box(40.3, 50.8, 180.6, 191.2), CropRule(1.0, 0.0), 72),  # shrink 1.9x (5 points)
-        (Box(40.3, 50.8, 180.6, 191.2), CropRule(1.5, 0.1), 104),  # 68-point rule, 2x
-        (Box(87.6, 101.1, 123.4, 137.9), CropRule(1.0, 0.0), 64),  # enlarge 1.8x
+        (Box(40.3, 50.8, 180.6, 191.2), Crop(1.0, 0.0), 72),  # shrink 1.9x (5 points)
+        (Box(40.3, 50.8, 180.6, 191.2), Crop(1.5, 0.1), 104),  # 68-point rule, 2x
+        (Box(87.6, 101.1, 123.4, 137.9), Crop(1.0, 0.0), 64),  # enlarge 1.8x
     ],
 )
 @pytest.mark.parametrize(("fx", "fy"), [(0.5, 0.5), (0.23, 0.31), (0.71, 0.78)])
 def test_blob_comes_back_at_its_pixel_centre(
-    box: Box, rule: CropRule, size: int, fx: float, fy: float
+    box: Box, rule: Crop, size: int, fx: float, fy: float
 ) -> None:
     region = rule.region(box)
     i, j = int(region.left + fx * region.width), int(region.top + fy * region.height)
@@ -110,20 +111,33 @@ def test_to_and_from_crop_are_inverse_over_many_regions() -> None:
     )
 
 
-def test_crop_rule_of_a_card() -> None:
-    rule = CropRule.from_card({"scale": 1.5, "shift_y": 0.1})
-    assert rule.region(Box(0, 0, 10, 20)) == crop_region(Box(0, 0, 10, 20), 1.5, 0.1)
-    assert CropRule.from_card({"scale": 1.0}) == CropRule()
+def test_crop_of_a_card() -> None:
+    """A card's ``crop`` entry is the codec's :class:`Crop`: what the card says is what cuts."""
+    data = {"name": "m", "points": 5, "input_size": 40, "crop": {"scale": 1.5, "shift_y": 0.1}}
+    crop = ModelCard.from_dict(data).crop
+    assert crop == Crop(1.5, 0.1)
+    assert crop.region(Box(0, 0, 10, 20)) == Box(-2.5, -3.0, 12.5, 27.0)
+    assert crop.region(Box(0, 0, 10, 20)) == crop_region(Box(0, 0, 10, 20), 1.5, 0.1)
 
 
-def test_crop_rule_clips_to_the_image() -> None:
+def test_pixel_offset_is_added_after_mapping_back() -> None:
+    """The seed's model answers 0-based pixel indices; its card's offset makes them continuous."""
+    units = np.array([[[0.0, 0.0], [0.5, 0.25]]], np.float32)
+    region = [Box(10, 20, 50, 60)]
+    np.testing.assert_array_equal(from_crop(units, region), [[[10, 20], [30, 30]]])
+    shifted = from_crop(units, region, (0.5, 0.5))
+    assert shifted.dtype == np.float32
+    np.testing.assert_array_equal(shifted, [[[10.5, 20.5], [30.5, 30.5]]])
+
+
+def test_crop_clips_to_the_image() -> None:
     """The seed's rule: the region cut to the image; no image size, no cut; others never cut."""
-    clip = CropRule.from_card({"scale": 1.0, "clip": True})
+    clip = Crop(1.0, clip=True)
     box = Box(-6, 50, 40, 96)
     assert clip.region(box, (80, 80, 3)) == Box(0, 50, 40, 80)
     assert clip.region(Box(10, 10, 50, 50), (80, 80, 3)) == Box(10, 10, 50, 50)
     assert clip.region(box) == box
-    assert CropRule().region(box, (80, 80, 3)) == box
+    assert Crop(1.0).region(box, (80, 80, 3)) == box
     # Points map back through the cut region: its top-left corner and its size.
     np.testing.assert_allclose(
         from_crop(np.array([[0.5, 0.5]]), clip.region(box, (80, 80))), [[20, 65]]
@@ -196,7 +210,7 @@ def test_training_crops_put_targets_on_the_blob(tmp_path: Path) -> None:
     base = face_like()
     Image.fromarray(base).save(tmp_path / "base.png")
     box = Box(41.3, 52.8, 178.6, 189.2)
-    region = CropRule(1.5, 0.1).region(box)
+    region = Crop(1.5, 0.1).region(box)
     Image.fromarray(with_blob(base, 117, 131, blob_sigma(region, 104))).save(tmp_path / "blob.png")
     pts = np.full((5, 2), (117.5, 131.5), np.float32)
     sets = [

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tcnn.codec import crop_region
 from tcnn.errors import TcnnError
-from tcnn.imaging import crop_batch, crop_region, crop_resize, load_image
+from tcnn.imaging import crop_batch, crop_resize, load_image
 from tcnn.types import Box
 
 

@@ -152,10 +152,8 @@ def speeds(specs: list[str], points: int) -> dict[str, dict[str, float]]:
 
 def _crops(lm: Any, pairs: list[tuple[np.ndarray, Box]]) -> np.ndarray:
     """The network input of ``(image, box)`` pairs, as ``LandmarkDetector`` cuts it."""
-    from tcnn.codec import CropRule
-
     m = lm.model
-    rule = CropRule(m.crop_scale, m.crop_shift_y, m.crop_clip)
+    rule = m.card.crop
     crops = lm._crops([(im, rule.region(b, im.shape)) for im, b in pairs])
     return np.asarray(m.network_input(crops))
 
@@ -263,7 +261,7 @@ WORDS = {
 
 def quantize_section(result: dict[str, Any]) -> str:
     """The README's ``bench:quantize`` section: one table per pair, float row then int8 row."""
-    from benchmarks.render_readme import measured
+    from benchmarks.tools.render_docs import measured
 
     out = []
     speed_cols = (

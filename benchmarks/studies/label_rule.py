@@ -24,7 +24,6 @@ if not __package__:  # run as a file (python benchmarks/.../x.py): import from t
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.tools.common import RESULTS, load_images, machine, predict_all, write_result
-from tcnn.imaging import crop_region
 from tcnn.predictor import LandmarkDetector
 from tcnn.train.convention import measure_offset
 from tcnn.train.data.datasets import load_dataset
@@ -39,7 +38,7 @@ def measure(model: str, data: str) -> dict[str, object]:
     samples = [s for s in load_dataset(data, detector=card.detector) if s.box]
     boxes = [s.box for s in samples if s.box]
     pred = predict_all(lm, load_images(samples), boxes, card.detector)
-    regions = [crop_region(b, lm.model.crop_scale, lm.model.crop_shift_y) for b in boxes]
+    regions = [lm.model.card.crop.region(b) for b in boxes]
     size = np.array([[r.width, r.height] for r in regions], np.float32)[:, None]
     added = np.asarray(card.offset, np.float32)
     raw = pred - added * size  # the network's own prediction, nothing added back

@@ -22,316 +22,81 @@ A check that cannot be skipped: the untouched base heads, run on the cached feat
 the shipped ONNX model's own output.
 
 Run: ``PYTHONPATH=src python benchmarks/studies/tweak68.py`` (writes
-benchmarks/results/tcnn68_tweak.json; then ``python benchmarks/render_readme.py``).
+benchmarks/results/tcnn68_tweak.json; then ``python benchmarks/tools/render_docs.py``).
 
-``--model PATH --export OUT.onnx`` instead fine-tunes one head (the K = 1 control, seed 0) on
-a model's own training faces and writes the model with it, the card's ``training`` saying so
-(the shipped ``tcnn68`` is the 40-epoch run of ``configs/tcnn68.toml`` with its head
-fine-tuned this way: it lowered the error on the held-out training faces).
+The shipped ``tcnn68``'s own head fine-tune (the K = 1 control, seed 0, written back into
+its graph) is not made here: it is ``tcnn tweak-head`` (``tcnn.train.heads``, whose features,
+heads and checks this ablation uses too).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
-from onnx import numpy_helper
-from tqdm import tqdm
 
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.bench.bench_aflw68 import DLIB, Method, dlib_method, protocol
 from benchmarks.tools.common import ROOT, found_faces, machine, write_result
-from tcnn.card import graph_digest, read_card, update_card
-from tcnn.codec import CropRule, from_crop
+from tcnn.codec import from_crop
 from tcnn.imaging import crop_batch
 from tcnn.metrics import nme, normalising_distance
 from tcnn.registry import load_model
 from tcnn.schemes import scheme_for
-from tcnn.train.config import TweakConfig, load_config
-from tcnn.train.data.augment import CropSet, augment_batch
-from tcnn.train.data.samples import prepare
-from tcnn.train.loop import normalised_loss
-from tcnn.train.models.tweaked import make_router
-from tcnn.train.tweak import fit_router
+from tcnn.train.config import load_config
+from tcnn.train.heads import (
+    TOLERANCE,
+    HeadRecipe,
+    Heads,
+    Router,
+    Trunk,
+    base_check,
+    fit_heads,
+    training_features,
+    tweaked_units,
+    val_error,
+)
 from tcnn.types import Box
 
 CONFIG = ROOT / "configs" / "tcnn68.toml"
 KS = (1, 4, 8, 16)
 SCHEME = scheme_for(68)
-#: Soft routing drops posterior weights below this (a face's head outputs mix the rest).
-MIN_WEIGHT = 1e-3
-
-
-class Trunk:
-    """A shipped model's ONNX graph with the features entering FC5 as a second output.
-
-    Holds the graph's head (FC5 with its BatchNorm folded in, FC6) and its mirror-averaging
-    constants, so that :meth:`combine` turns head outputs into the model's crop units.
-    """
-
-    def __init__(self, path: Path) -> None:
-        graph = onnx.load(str(path))
-        init = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
-        gemms = [n for n in graph.graph.node if n.op_type == "Gemm"]
-        bn = next((n for n in graph.graph.node if n.op_type == "BatchNormalization"), None)
-        self.feature_name = gemms[0].input[0]
-        graph.graph.output.append(
-            onnx.helper.make_tensor_value_info(self.feature_name, onnx.TensorProto.FLOAT, None)
-        )
-        self.session = ort.InferenceSession(
-            graph.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
-        self.input = self.session.get_inputs()[0].name
-        w1, b1 = init[gemms[0].input[1]], init[gemms[0].input[2]]
-        if bn is None:  # a "relu" model (tcnn68h): FC5 has no BatchNorm of its own
-            hidden = len(init[gemms[0].input[2]])
-            gamma, beta, mu, var = (np.full(hidden, v, np.float32) for v in (1.0, 0.0, 0.0, 1.0))
-            eps = 0.0
-        else:
-            gamma, beta, mu, var = (init[name] for name in bn.input[1:5])
-            eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        g = gamma / np.sqrt(var + eps)
-        self.fc5 = (w1 * g[:, None], (b1 - mu) * g + beta)
-        self.fc6 = (init[gemms[1].input[1]], init[gemms[1].input[2]])
-        self.perm, self.sign, self.offset = init["perm"], init["sign"], init["offset"]
-        if "calibration" in init:  # tcnn.train.calibrate's per-point offsets, added last
-            self.offset = self.offset + init["calibration"][0]
-        self.path = path
-        self._names = (gemms[0].input[1:3], gemms[1].input[1:3])
-        self._bn = (gamma, beta, mu, var, eps)
-
-    def export(self, heads: Heads, out: Path) -> None:
-        """Write the shipped graph with one fine-tuned head (K = 1) in place of FC5-FC6.
-
-        FC5's BatchNorm stays in the graph: the head's folded FC5 is unfolded into the Gemm
-        so that BatchNorm(Gemm(x)) equals it. The metadata (the model card) is kept.
-        """
-        if len(heads.w1) != 1:
-            raise SystemExit(f"only a single head exports (K = 1), not K = {len(heads.w1)}")
-        graph = onnx.load(str(self.path))
-        init = {i.name: i for i in graph.graph.initializer}
-        (w5, b5), (w6, b6) = self._names
-        gamma, beta, mu, var, eps = self._bn
-        g = (gamma / np.sqrt(var + eps)).astype(np.float64)
-        with torch.no_grad():
-            w1, b1 = heads.w1[0].double().numpy().T, heads.b1[0].double().numpy()
-            w2, b2 = heads.w2[0].numpy().T, heads.b2[0].numpy()
-        new = {w5: w1 / g[:, None], b5: (b1 - beta) / g + mu, w6: w2, b6: b2}
-        for name, value in new.items():
-            init[name].CopyFrom(numpy_helper.from_array(value.astype(np.float32), name))
-        onnx.save(graph, str(out))
-
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Model output ``[N, 68, 2]`` and FC5 features of the crops and of their mirrors."""
-        out, feats = self.session.run(None, {self.input: x.astype(np.float32)})
-        n = len(x)
-        return out.reshape(n, -1, 2), feats[:n], feats[n:]
-
-    def combine(self, direct: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
-        """The model's mirror average of head outputs (centred units), in crop units 0-1."""
-        perm = torch.from_numpy(self.perm.astype(np.int64))
-        m = mirrored.view(len(mirrored), -1, 2)[:, perm] * torch.from_numpy(self.sign.copy())
-        return (direct.view(len(direct), -1, 2) + m) / 2 + torch.from_numpy(self.offset.copy())
-
-
-class Heads(torch.nn.Module):
-    """K copies of the base's FC5-FC6, run as batched matrix products."""
-
-    def __init__(self, trunk: Trunk, k: int) -> None:
-        super().__init__()
-        t = lambda a: torch.nn.Parameter(torch.from_numpy(np.stack([a] * k)).float())  # noqa: E731
-        self.w1, self.b1 = t(trunk.fc5[0].T), t(trunk.fc5[1])
-        self.w2, self.b2 = t(trunk.fc6[0].T), t(trunk.fc6[1])
-
-    def forward(self, f: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Head outputs ``[N, 136]`` of features ``[N, F]`` mixed by weights ``[N, K]``.
-
-        Weights under :data:`MIN_WEIGHT` count as zero. Every head runs on every face, as one
-        batched product: indexing each head's faces instead costs more, since the backward
-        pass of each head's slice of the stacked weights writes a gradient of all K heads.
-        """
-        h = torch.relu(torch.einsum("nf,kfh->knh", f, self.w1) + self.b1[:, None])
-        out = torch.baddbmm(self.b2[:, None], h, self.w2)  # [K, N, 136]
-        return torch.einsum("nk,kno->no", w * (w > MIN_WEIGHT), out)
-
-
-def routing_weights(post: torch.Tensor, soft: bool) -> torch.Tensor:
-    """Posteriors ``[N, K]`` as head weights: themselves (soft) or one-hot (hard)."""
-    if soft:
-        return post
-    return torch.nn.functional.one_hot(post.argmax(1), post.shape[1]).float()
-
-
-def training_features(
-    trunk: Trunk, cfg: Any, passes: int, batch: int = 512
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Cached FC5 features and targets of the training and validation faces."""
-    train_set, val_set, _ = prepare(cfg, progress=True)
-    perm = torch.from_numpy(SCHEME.flip_permutation())
-    gen = torch.Generator().manual_seed(0)
-    feats, targets, centre = [], [], []
-    n = len(train_set)
-    for p in range(passes + 1):
-        for i in tqdm(range(0, n, batch), desc=f"features, pass {p}", unit="batch"):
-            images, points = train_set.images[i : i + batch], train_set.points[i : i + batch]
-            if p == 0:  # the centre crop and its mirror
-                x = CropSet(images, points).centre()
-                _, direct, mirrored = trunk.run(x.numpy())
-                flipped = points[:, perm] * torch.tensor([-1.0, 1.0])
-                feats += [direct, mirrored]
-                targets += [points.numpy(), flipped.numpy()]
-                centre.append(direct)
-            else:
-                x, y = augment_batch(images, points, perm, cfg.augment, gen)
-                _, direct, _ = trunk.run(x.numpy())
-                feats.append(direct)
-                targets.append(y.numpy())
-    val_x = val_set.centre().numpy()
-    val_out, val_direct, val_mirrored = trunk.run(val_x)
-    train = {
-        "features": np.concatenate(feats).astype(np.float16),
-        "targets": np.concatenate(targets),
-        "centre": np.concatenate(centre),
-    }
-    val = {"direct": val_direct, "mirrored": val_mirrored, "onnx": val_out,
-           "targets": val_set.points.numpy(), "x": val_x}  # fmt: skip
-    return train, val
-
-
-def fit_heads(
-    trunk: Trunk, train: dict[str, np.ndarray], k: int, soft: bool, seed: int, args: Any
-) -> tuple[Heads, Any, list[int]]:
-    """Router and fine-tuned heads for one (K, routing, seed)."""
-    torch.manual_seed(seed)
-    arrays = fit_router(train["centre"].astype(np.float64), TweakConfig(k=k, seed=seed))
-    router = make_router(arrays)
-    feats = torch.from_numpy(train["features"])
-    targets = torch.from_numpy(train["targets"])
-    with torch.no_grad():
-        post = torch.cat([router(feats[i : i + 8192].float()) for i in range(0, len(feats), 8192)])
-    weights = routing_weights(post, soft)
-    sizes = np.bincount(post.argmax(1).numpy(), minlength=k).tolist()
-    heads = Heads(trunk, k)
-    opt = torch.optim.AdamW(heads.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps = args.epochs * math.ceil(len(feats) / args.batch)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(args.epochs):
-        order = torch.randperm(len(feats), generator=gen)
-        for i in range(0, len(order), args.batch):
-            idx = order[i : i + args.batch]
-            out = heads(feats[idx].float(), weights[idx])
-            loss = normalised_loss(out.view(len(idx), -1, 2), targets[idx], SCHEME)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    return heads.eval(), router, sizes
 
 
 def predict_units(
-    trunk: Trunk, heads: Heads | None, router: Any, soft: bool, x: np.ndarray
+    trunk: Trunk, heads: Heads | None, router: Router | None, soft: bool, x: np.ndarray
 ) -> np.ndarray:
     """Crop units ``[N, 68, 2]`` of the crops ``x``: the base model (``heads`` None) or a tweak."""
     out, direct, mirrored = trunk.run(x)
-    if heads is None:
+    if heads is None or router is None:
         return out
     with torch.no_grad():
         return tweaked_units(trunk, heads, router, soft, direct, mirrored).numpy()
 
 
-def tweaked_units(
-    trunk: Trunk, heads: Heads, router: Any, soft: bool, direct: np.ndarray, mirrored: np.ndarray
-) -> torch.Tensor:
-    """Crop units of the routed heads on the features of crops and of their mirrors."""
-    d, m = torch.from_numpy(direct), torch.from_numpy(mirrored)
-    pd = heads(d, routing_weights(router(d), soft))
-    pm = heads(m, routing_weights(router(m), soft))
-    return trunk.combine(pd, pm)
-
-
 def tweak_method(
-    name: str, trunk: Trunk, model: Any, heads: Heads | None, router: Any, soft: bool
+    name: str, trunk: Trunk, model: Any, heads: Heads | None, router: Router | None, soft: bool
 ) -> Method:
     """A :class:`Method` that crops as the shipped model does and runs the (tweaked) heads."""
-    rule = CropRule(model.crop_scale, model.crop_shift_y)
+    rule = model.card.crop
 
     def predict(images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
         regions = [rule.region(b) for b in boxes]
         out = []
         for i in range(0, len(images), 256):
             pairs = list(zip(images[i : i + 256], regions[i : i + 256]))
-            crops = crop_batch(pairs, model.input_size, model.crop_antialias)
+            crops = crop_batch(pairs, model.input_size, model.card.crop.antialias)
             out.append(predict_units(trunk, heads, router, soft, model.network_input(crops)))
         return from_crop(np.concatenate(out), regions)
 
     return Method(name, model.card.detector, predict)
-
-
-def base_check(trunk: Trunk, val: dict[str, np.ndarray]) -> float:
-    """Largest difference between the ONNX model's output and its heads run here (crop units)."""
-    heads = Heads(trunk, 1)
-    with torch.no_grad():
-        ones = torch.ones(len(val["direct"]), 1)
-        pd = heads(torch.from_numpy(val["direct"]), ones)
-        pm = heads(torch.from_numpy(val["mirrored"]), ones)
-        x_units = trunk.combine(pd, pm).numpy()
-    return float(np.abs(x_units - val["onnx"]).max())
-
-
-def val_error(trunk: Trunk, heads: Heads, router: Any, soft: bool, val: dict) -> float:
-    """Mean error on the held-out training faces (inter-ocular)."""
-    with torch.no_grad():
-        units = tweaked_units(trunk, heads, router, soft, val["direct"], val["mirrored"]) - 0.5
-        return float(normalised_loss(units, torch.from_numpy(val["targets"]), SCHEME))
-
-
-def export_k1(
-    trunk: Trunk, train: dict[str, np.ndarray], val: dict[str, np.ndarray], out: Path, args: Any
-) -> None:
-    """Fine-tune one head (the K = 1 control, seed 0), export it, check the written model."""
-
-    def one(f: torch.Tensor) -> torch.Tensor:  # routes every face to the single head
-        return torch.ones(len(f), 1)
-
-    before = val_error(trunk, Heads(trunk, 1), one, False, val)
-    heads, router, _ = fit_heads(trunk, train, 1, False, 0, args)
-    after = val_error(trunk, heads, router, False, val)
-    print(f"held-out training faces: {100 * before:.3f}% before, {100 * after:.3f}% after")
-    trunk.export(heads, out)
-    with torch.no_grad():
-        want = tweaked_units(trunk, heads, router, False, val["direct"], val["mirrored"])
-    got, _, _ = Trunk(out).run(val["x"])
-    diff = float(np.abs(got - want.numpy()).max())
-    print(f"{out}: written; its output against the fine-tuned head's: {diff:.2e} crop units")
-    if diff > 1e-4:
-        out.unlink()
-        raise SystemExit(f"the exported model does not reproduce the fine-tuned head ({diff:.2e})")
-    training = read_card(out).training | {
-        "head_fine_tune": {
-            "what": "FC5-FC6 fine-tuned with the convolutional layers frozen (the Tweaked "
-            "CNN's K = 1 control, seed 0): benchmarks/studies/tweak68.py --export",
-            "base_graph_sha256": graph_digest(trunk.path),
-            "features": len(train["features"]),
-            "faces": f"each training face, its mirror and {args.passes} jittered crop(s) "
-            "(the config's augmentation)",
-            "epochs": args.epochs,
-            "optimiser": f"AdamW, lr {args.lr:g}, weight decay 1e-4, cosine, batch {args.batch}",
-            "val_before": round(before, 5),
-            "val_after": round(after, 5),
-        }
-    }
-    update_card(out, training=training)
 
 
 def main() -> None:
@@ -345,27 +110,19 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
     ap.add_argument("--batch", type=int, default=256, help="faces a step")
     ap.add_argument("--out", default="tcnn68_tweak", help="result name under benchmarks/results")
-    ap.add_argument(
-        "--export",
-        metavar="ONNX",
-        help="instead of the ablation: fine-tune one head (K = 1, seed 0) and write the model "
-        "with it to this file",
-    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = load_model(args.model)
     trunk = Trunk(model.path)
     cfg = load_config(args.config)
     t0 = time.time()
+    recipe = HeadRecipe(args.epochs, args.lr, args.batch, args.passes)
     train, val = training_features(trunk, cfg, args.passes)
     check = base_check(trunk, val)
     print(f"base heads against the ONNX model: max difference {check:.2e} crop units")
-    if check > 1e-4:
+    if check > TOLERANCE:
         raise SystemExit(f"the heads run here do not reproduce {model.path} ({check:.2e})")
-    print(f"{len(train['features'])} cached training features in {time.time() - t0:.0f} s")
-    if args.export:
-        export_k1(trunk, train, val, Path(args.export), args)
-        return
+    print(f"{len(train.features)} cached training features in {time.time() - t0:.0f} s")
 
     methods = [tweak_method(model.card.name, trunk, model, None, None, False)]
     runs: dict[str, Any] = {model.card.name: {"k": None, "routing": None, "seed": None}}
@@ -374,7 +131,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 name = f"{model.card.name}-k{k}-{'soft' if soft else 'hard'}-s{seed}"
                 t1 = time.time()
-                heads, router, sizes = fit_heads(trunk, train, k, soft, seed, args)
+                heads, router, sizes = fit_heads(trunk, train, k, soft, seed, recipe)
                 v = val_error(trunk, heads, router, soft, val)
                 print(f"{name}: validation {100 * v:.2f}% ({time.time() - t1:.0f} s)")
                 methods.append(tweak_method(name, trunk, model, heads, router, soft))
@@ -395,7 +152,7 @@ def main() -> None:
             "epochs": args.epochs,
             "lr": args.lr,
             "batch": args.batch,
-            "train_features": len(train["features"]),
+            "train_features": len(train.features),
         },
         "base_check": check,
         "runs": runs,

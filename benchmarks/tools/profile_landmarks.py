@@ -28,7 +28,7 @@ if not __package__:  # run as a file (python benchmarks/.../x.py): import from t
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.tools.common import found_faces, speed
-from tcnn.codec import CropRule, from_crop
+from tcnn.codec import from_crop
 from tcnn.imaging import crop_batch
 from tcnn.predictor import LandmarkDetector
 
@@ -38,7 +38,7 @@ STAGES = ("region", "crop", "input", "network", "map")
 def stages(lm: LandmarkDetector, pairs: list[Any], batch: int) -> dict[str, list[float]]:
     """Seconds ``[wall, cpu]`` per stage, summed over ``pairs`` in batches of ``batch``."""
     m = lm.model
-    rule = CropRule(m.crop_scale, m.crop_shift_y)
+    rule = m.card.crop
     chunk = 1 if batch == 1 else tcnn.predictor.CHUNK
     session = m.session if batch == 1 else m.bulk_session
     name = session.get_inputs()[0].name
@@ -56,7 +56,7 @@ def stages(lm: LandmarkDetector, pairs: list[Any], batch: int) -> dict[str, list
         regions = [rule.region(b) for _, b in items]
         t = tick("region", t)
         crops = crop_batch(
-            [(img, r) for (img, _), r in zip(items, regions)], m.input_size, m.crop_antialias
+            [(img, r) for (img, _), r in zip(items, regions)], m.input_size, m.card.crop.antialias
         )
         t = tick("crop", t)
         x = m.network_input(crops)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tcnn.codec import Crop
 from tcnn.errors import TcnnError
 from tcnn.typed import coerce
 
@@ -30,30 +31,6 @@ OUTPUT = "float32 [N, K, 2] (x, y) in crop units, 0 to 1 across the crop"
 
 #: Keys of cards written before this version, and the field each is now.
 _RENAMED = {"colour": "channel_order"}
-
-
-@dataclass(frozen=True)
-class Crop:
-    """How the model's input crop is cut from a face box.
-
-    Attributes:
-        scale: the crop's side over the box's side (the box is scaled about its centre).
-        shift_y: the crop centre's downward shift, in box heights.
-        rule: the rule in words.
-        antialias: resize with an antialiasing filter (PIL's bilinear); ``False``: sample each
-            crop pixel bilinearly and round, as OpenCV's ``cv2.resize`` does (the seed's
-            pipeline).
-        clip: cut the crop region to the image first (the seed's pipeline): a box that crosses
-            the image's edge gives a crop of its part inside the image, stretched to S x S, and
-            the points map back through that part. ``False``: the parts outside are black. A
-            card holds the key only when it is set.
-    """
-
-    scale: float
-    shift_y: float = 0.0
-    rule: str = "face box scaled about its centre, resized to S x S"
-    antialias: bool = True
-    clip: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

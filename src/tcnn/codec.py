@@ -17,9 +17,8 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -27,31 +26,33 @@ from tcnn.types import Box
 
 
 @dataclass(frozen=True)
-class CropRule:
-    """How a model's crop region follows from a face box (a model card's ``crop`` entry).
+class Crop:
+    """How a model's input crop is cut from a face box: a model card's ``crop`` entry.
 
     Attributes:
-        scale: region side relative to the box side (1.0: the box itself), about its centre.
-        shift_y: downward shift of the region centre, as a fraction of the box height.
-        clip: cut the region to the image (the seed's pipeline); see :func:`clip_region`.
+        scale: the crop's side over the box's side (the box is scaled about its centre).
+        shift_y: the crop centre's downward shift, in box heights.
+        rule: the rule in words.
+        antialias: resize with an antialiasing filter (PIL's bilinear); ``False``: sample each
+            crop pixel bilinearly and round, as OpenCV's ``cv2.resize`` does (the seed's
+            pipeline).
+        clip: cut the crop region to the image first (the seed's pipeline): a box that crosses
+            the image's edge gives a crop of its part inside the image, stretched to S x S, and
+            the points map back through that part (:func:`clip_region`). ``False``: the parts
+            outside are black. A card holds the key only when it is set.
     """
 
-    scale: float = 1.0
+    scale: float
     shift_y: float = 0.0
+    rule: str = "face box scaled about its centre, resized to S x S"
+    antialias: bool = True
     clip: bool = False
-
-    @classmethod
-    def from_card(cls, crop: Mapping[str, Any]) -> CropRule:
-        """The rule of a model card's ``crop`` entry (``{"scale": ..., "shift_y": ...}``)."""
-        return cls(
-            float(crop["scale"]), float(crop.get("shift_y", 0.0)), bool(crop.get("clip", False))
-        )
 
     def region(self, box: Box, image_size: tuple[int, ...] | None = None) -> Box:
         """The image region the model sees for ``box``, in continuous pixels.
 
         Args:
-            image_size: the image's ``(height, width, ...)``; a rule with ``clip`` cuts the
+            image_size: the image's ``(height, width, ...)``; a crop with ``clip`` cuts the
                 region to it (without it, the region is not cut).
         """
         region = crop_region(box, self.scale, self.shift_y)
@@ -115,15 +116,25 @@ def to_crop(points: np.ndarray, regions: Box | Sequence[Box]) -> np.ndarray:
     return out
 
 
-def from_crop(units: np.ndarray, regions: Box | Sequence[Box]) -> np.ndarray:
+def from_crop(
+    units: np.ndarray,
+    regions: Box | Sequence[Box],
+    pixel_offset: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
     """Crop units back to image points: the inverse of :func:`to_crop`.
 
     Args:
         units: ``[K, 2]`` crop units with one region, or ``[N, K, 2]`` with N regions.
         regions: a :class:`Box`, or one per face.
+        pixel_offset: ``(dx, dy)`` pixels added to every point afterwards: a model card's
+            ``pixel_offset`` (0.5 for the seed's model, whose outputs are 0-based pixel
+            indices; 0 for tcnn's).
 
     Returns:
         float32 continuous pixel coordinates, the shape of ``units``.
     """
     origin, size = _origin_size(regions)
-    return np.asarray(units * size + origin, dtype=np.float32)
+    points = np.asarray(units * size + origin, dtype=np.float32)
+    if pixel_offset != (0.0, 0.0):
+        points = points + np.array(pixel_offset, np.float32)
+    return points

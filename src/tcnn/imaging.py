@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tcnn.codec import crop_region
 from tcnn.errors import TcnnError
 from tcnn.types import Box
 
 __all__ = [
     "ImageLike",
     "crop_batch",
-    "crop_region",
     "crop_resize",
     "load_image",
     "load_image_reduced",

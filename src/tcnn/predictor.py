@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tcnn.codec import CropRule, from_crop
+from tcnn.codec import from_crop
 from tcnn.detect import (
     DETECTORS,
     MAX_DETECT_PIXELS,
@@ -195,7 +195,8 @@ class LandmarkDetector:
             return self.detect(load_image(path))
         side = max(w, h)
         scale = det.scale_for(h, w)
-        face_crop = det.smallest_face(side) * self.model.crop_scale / self.model.input_size
+        card = self.model.card
+        face_crop = det.smallest_face(side) * card.crop.scale / card.input_size
         limit = min(1 / scale, face_crop)  # the largest reduction both allow
         if limit < 2:
             return self.detect(load_image(path))
@@ -236,16 +237,12 @@ class LandmarkDetector:
         if self.refine and relation is not None and len(items):
             second = self._place(items, [again(p, b, relation) for p, b in zip(points, boxes)])
             points = (points + second) / 2
-        m = self.model
-        if m.pixel_offset != (0.0, 0.0):  # the seed's model: 0-based pixel indices
-            points = points + np.array(m.pixel_offset, np.float32)
         return points
 
     def _place(self, items: Sequence[tuple[np.ndarray, Box]], boxes: Sequence[Box]) -> np.ndarray:
         """One pass of the network: the landmarks of each image's face in ``boxes``."""
         m = self.model
-        rule = CropRule(m.crop_scale, m.crop_shift_y, m.crop_clip)
-        regions = [rule.region(b, img.shape) for (img, _), b in zip(items, boxes)]
+        regions = [m.card.crop.region(b, img.shape) for (img, _), b in zip(items, boxes)]
         crops = [(img, r) for (img, _), r in zip(items, regions)]
         if len(items) <= CHUNK:
             units = m.run(self._crops(crops))
@@ -258,11 +255,11 @@ class LandmarkDetector:
                 for i in range(0, len(crops), CHUNK)
             ]
             units = np.concatenate([r.result() for r in runs])
-        return from_crop(units, regions)
+        return from_crop(units, regions, m.card.pixel_offset)
 
     def _crops(self, pairs: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
         """``[N, S, S, 3]`` uint8 crops of ``(image, region)`` pairs."""
-        return crop_batch(pairs, self.model.input_size, self.model.crop_antialias)
+        return crop_batch(pairs, self.model.input_size, self.model.card.crop.antialias)
 
 
 def again(points: np.ndarray, box: Box, relation: tuple[float, float, float]) -> Box:

@@ -88,29 +88,6 @@ class Model:
     def input_size(self) -> int:
         return self.card.input_size
 
-    @property
-    def crop_scale(self) -> float:
-        return self.card.crop.scale
-
-    @property
-    def crop_shift_y(self) -> float:
-        return self.card.crop.shift_y
-
-    @property
-    def crop_antialias(self) -> bool:
-        """Whether crops are resized with an antialiasing filter (``False``: the seed's)."""
-        return self.card.crop.antialias
-
-    @property
-    def crop_clip(self) -> bool:
-        """Whether the crop region is cut to the image first (the seed's pipeline)."""
-        return self.card.crop.clip
-
-    @property
-    def pixel_offset(self) -> tuple[float, float]:
-        """``(dx, dy)`` image pixels added to every point after mapping back to the image."""
-        return self.card.pixel_offset
-
     def run(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tcnn.codec import CropRule, to_crop
+from tcnn.codec import to_crop
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
 from tcnn.registry import load_model, resolve
@@ -53,13 +53,12 @@ def fit_offsets(model: str, data: str, root: str | Path | None = None) -> tuple[
             f"calibrate: {data} has {samples[0].landmarks.shape[0]} points, the model "
             f"{loaded.points}"
         )
-    rule = CropRule(loaded.crop_scale, loaded.crop_shift_y, loaded.crop_clip)
     diffs = []
     for start in range(0, len(samples), 256):
         chunk = samples[start : start + 256]
         items = [(load_image(s.path), s.box) for s in chunk]
         answers = lm.landmarks_batch(items)  # type: ignore[arg-type]
-        regions = [rule.region(s.box, img.shape) for s, (img, _) in zip(chunk, items)]  # type: ignore[arg-type]
+        regions = [loaded.card.crop.region(s.box, img.shape) for s, (img, _) in zip(chunk, items)]  # type: ignore[arg-type]
         labels = np.stack([s.landmarks for s in chunk])
         diffs.append(to_crop(labels, regions) - to_crop(answers, regions))
     return np.nanmean(np.concatenate(diffs), axis=0), len(samples)

@@ -23,7 +23,6 @@ benchmarks measure it. Needs ``onnx`` (``pip install 'tcnn[train]'``).
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,6 @@ def calibration_crops(
         TcnnError: the card names no training data and ``data`` is not given, or the detector
             found no face.
     """
-    from tcnn.codec import CropRule
     from tcnn.imaging import crop_batch, load_image
     from tcnn.train.data.datasets import load_dataset
 
@@ -131,12 +129,11 @@ def calibration_crops(
     if not samples:
         raise TcnnError(f"{name}: the {card.detector} detector found none of its faces")
     pick = np.random.default_rng(seed).permutation(len(samples))[:faces]
-    rule = CropRule.from_card(dataclasses.asdict(card.crop))
     pairs = []
     for i in sorted(pick):
         image = load_image(samples[i].path)
         assert samples[i].box is not None
-        pairs.append((image, rule.region(samples[i].box, image.shape)))
+        pairs.append((image, card.crop.region(samples[i].box, image.shape)))
     crops = crop_batch(pairs, card.input_size, card.crop.antialias)
     planes = crops.transpose(0, 3, 1, 2)
     if card.channel_order == "BGR":

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from tcnn.codec import CropRule, crop_region, to_crop
+from tcnn.codec import Crop, crop_region, to_crop
 from tcnn.imaging import crop_resize, load_image
 from tcnn.train.config import Augment
 from tcnn.train.data.datasets import Sample
@@ -56,7 +56,7 @@ def make_crops(
     images = np.zeros((len(samples), 2 * size, 2 * size, 3), np.uint8)
     points = np.zeros((len(samples), len(samples[0].landmarks), 2), np.float32)
     cache: dict[str, np.ndarray] = {}
-    rule = CropRule(scale, shift_y)
+    rule = Crop(scale, shift_y)
     for i, s in enumerate(tqdm(samples, desc="cutting crops", disable=not progress, unit="face")):
         assert s.box is not None
         key = str(s.path)
