@@ -1,4 +1,4 @@
-# The README's two commands (demo, test) and lint. Everything installs into .venv.
+# The README's two commands (demo, test), lint, and bench (one benchmark script by name).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -21,6 +21,11 @@ test: $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pytest
+
+# One benchmark by name (benchmarks/README.md): make bench NAME=bench_5pt ARGS='--models vanilla5'.
+# Without NAME it lists them, with what each answers and how long it takes.
+bench: $(BIN)/python
+	$(BIN)/python -m benchmarks $(NAME) $(ARGS)
 
 lint: $(BIN)/python
 	$(BIN)/ruff check src tests benchmarks
