@@ -141,7 +141,7 @@ if __name__ == "__main__":
 
 def e2e_section(result: dict[str, Any]) -> str:
     """The README's ``bench:e2e`` section: one table, a column pair per photo set."""
-    from benchmarks.render_readme import measured
+    from benchmarks.tools.render_docs import measured
 
     sets = (("shared_photos", "shared photos"), ("upscaled", "upscaled 4x"))
     head = ["pipeline"]

@@ -11,7 +11,7 @@ sources; without ytf68 train; without UTKFace's dlib pseudo-labels; without MTFL
 pseudo-labels. Nothing here is trained or tuned on a test set.
 
 Run: ``PYTHONPATH=src python benchmarks/studies/ablation68.py [--runs runs/tcnn68 ...]`` (writes
-benchmarks/results/ablation68.json; then ``python benchmarks/render_readme.py``).
+benchmarks/results/ablation68.json; then ``python benchmarks/tools/render_docs.py``).
 """
 
 from __future__ import annotations

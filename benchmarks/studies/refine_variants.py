@@ -127,7 +127,7 @@ if __name__ == "__main__":
 
 def refine_variants_section(result: dict[str, Any]) -> str:
     """README prose: the variants' errors on the held-out training faces."""
-    from benchmarks.render_readme import measured
+    from benchmarks.tools.render_docs import measured
 
     r = {k: v["mean"] for k, v in result["rows"].items()}
     return (

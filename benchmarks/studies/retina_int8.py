@@ -79,7 +79,7 @@ if __name__ == "__main__":
 
 def retina_int8_section(result: dict[str, Any]) -> str:
     """The README's ``bench:retina_int8`` section: one table, float against int8."""
-    from benchmarks.render_readme import measured
+    from benchmarks.tools.render_docs import measured
 
     n = result["aflw_faces"]
     lines = [

@@ -36,7 +36,7 @@ import numpy as np
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.render_readme import measured
+from benchmarks.tools.render_docs import measured
 from benchmarks.tools.common import ROOT, write_result
 from tcnn import LandmarkDetector
 from tcnn.imaging import load_image

@@ -78,7 +78,7 @@ def main() -> None:
 
 def ytf68_style_section(result: dict[str, Any]) -> str:
     """README table: each method plain and with ytf68's style fitted on ytf68 train."""
-    from benchmarks.render_readme import measured
+    from benchmarks.tools.render_docs import measured
 
     lines = [
         "| method | ytf68 test, plain | style-mapped | fail > 10%, plain | style-mapped "

@@ -1,11 +1,11 @@
-"""Write the benchmark numbers into README.md from the committed results (between markers).
+"""Write the benchmark numbers into README.md and docs/*.md from the committed results.
 
-Every measured number in README.md's benchmark sections sits between ``<!-- bench:KEY -->`` and
+Every measured number in the README and the docs pages sits between ``<!-- bench:KEY -->`` and
 ``<!-- /bench:KEY -->`` and is rendered here from ``benchmarks/results/``.
 
-Run: ``python benchmarks/render_readme.py`` after a benchmark script.
-``python benchmarks/render_readme.py --check`` exits 1, naming the section, when README.md is out
-of date with the results (CI runs it through ``tests/test_readme_benchmarks.py``).
+Run: ``python benchmarks/tools/render_docs.py`` after a benchmark script.
+``python benchmarks/tools/render_docs.py --check`` exits 1, naming each page and section, when
+a page is out of date with the results (CI runs it, and ``tests/test_readme_benchmarks.py``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-if not __package__:  # run as a file (python benchmarks/render_readme.py): import from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[2]
+if not __package__:  # run as a file (python benchmarks/tools/render_docs.py): import from ROOT
+    sys.path.insert(0, str(ROOT))
 
-RESULTS = Path(__file__).resolve().parent / "results"
-README = RESULTS.parent.parent / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def pages() -> list[Path]:
+    """The pages rendered by default: README.md and every docs/*.md."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _rate(v: float | None) -> str:
@@ -373,6 +378,65 @@ def refine_section(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def headline(results: dict[str, dict[str, Any]]) -> str:
+    """The README's one table: the default models against dlib's predictor, from the results."""
+    from tcnn.registry import DEFAULTS
+
+    aflw = {
+        k: {r["method"]: r for r in results["aflw68"][k]["rows"]} for k in ("hog", "retinaface")
+    }
+    r68 = {r["method"]: r for r in results["68pt"]["rows"]}
+    r5 = {r["method"]: r for r in results["5pt"]["rows"]}
+    ra = {r["method"]: r for r in results["protocols"]["a"]["rows"]}
+    d68, dlib68, dlib5 = DEFAULTS[68], "dlib 68", "dlib 68 -> 5"
+    rows = [
+        ("68", "aflw68 held-out (people's labels), HOG boxes", d68, aflw["hog"], r68, dlib68),
+        (
+            "68",
+            "aflw68 held-out (people's labels), RetinaFace boxes",
+            d68,
+            aflw["retinaface"],
+            r68,
+            dlib68,
+        ),
+        ("68", "ytf68 test (its own labelling style), HOG boxes", "vanilla68", r68, r68, dlib68),
+        ("5", "MTFL AFLW test, RetinaFace boxes", "vanilla5", ra, r5, dlib5),
+        ("5", "MTFL AFLW test, HOG boxes (the seed's protocol)", "vanilla5", r5, r5, dlib5),
+    ]
+    lines = [
+        "| points | benchmark | model | mean error | dlib: mean error | faces/s "
+        "| dlib: faces/s | file | dlib: file |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for points, bench, model, acc, speed, dlib in rows:
+        lines.append(
+            f"| {points} | {bench} | `{model}` | **{100 * acc[model]['mean']:.2f}%** "
+            f"| {100 * acc[dlib]['mean']:.2f}% | {speed[model]['faces_per_s_batch256']:,.0f} "
+            f"| {speed[dlib]['faces_per_s_batch1']:,.0f} | {speed[model]['file_kb'] / 1024:.1f} MB "
+            f"| {speed[dlib]['file_kb'] / 1024:.1f} MB |"
+        )
+    lines += [
+        "",
+        "Mean error: the mean landmark distance over the eye distance (inter-ocular for ytf68), "
+        "faces the detector misses not scored. Faces/s: the landmark stage (crop, network, "
+        "mapping back) at batch 256; dlib's predictor one face at a time. From "
+        "`benchmarks/results/` (aflw68, 68pt, 5pt, protocols), on the machines named under "
+        "their tables in [docs/results.md](docs/results.md).",
+    ]
+    int8 = [p for p in results.get("quantize", {}).get("pairs", []) if p["int8"] == DEFAULTS[5]]
+    if int8:
+        p = int8[0]
+        acc8 = {a["method"]: a for a in p["accuracy"]}[DEFAULTS[5]]
+        lines[-1] += (
+            f" The 5-point default, `{DEFAULTS[5]}` (`{p['float']}` in int8), scores "
+            f"{100 * acc8['mtfl_aflw_a_retinaface']['mean']:.2f}% and "
+            f"{100 * acc8['mtfl_aflw_b_hog']['mean']:.2f}% on these two protocols, at "
+            f"{p['int8_over_float']['stage_1thread_cpu_batch256']:.2f}x `{p['float']}`'s "
+            "landmark-stage faces per CPU second (one thread)."
+        )
+    return "\n".join(lines)
+
+
 def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Each README section's body by its marker key, from the results by file stem."""
     out: dict[str, str] = {}
@@ -408,11 +472,11 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
 
             out[key] = refine_variants_section(result)
         elif key == "video":
-            from benchmarks.video_section import video_section
+            from benchmarks.tools.video_section import video_section
 
             out[key] = video_section(result)
         elif key == "batch":
-            from benchmarks.batch_section import batch_section
+            from benchmarks.tools.batch_section import batch_section
 
             out[key] = batch_section(result)
         elif key == "install_sizes":
@@ -432,37 +496,42 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
 
             out[key] = e2e_section(result)
         elif key == "serve":
-            from benchmarks.serve_section import serve_section
+            from benchmarks.tools.serve_section import serve_section
 
             out[key] = serve_section(result, results.get("serve_fuzz"))
     makers: dict[str, Callable[[dict[str, dict[str, Any]]], str]] = {
         "summary": summary,
         "label_note": label_note,
         "refine": refine_section,
+        "headline": headline,
     }
     for key, make in makers.items():
         try:
             out[key] = make(results)
         except KeyError as exc:
-            raise SystemExit(f"render_readme: section bench:{key} needs a result {exc}") from None
+            raise SystemExit(f"render_docs: section bench:{key} needs a result {exc}") from None
     return out
 
 
-def render(text: str, results: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
-    """README text with every marked section rendered, and the keys of sections that changed.
+def render(text: str, bodies: dict[str, str], page: str) -> tuple[str, list[str]]:
+    """A page's text with every marked section rendered, and the keys of sections that changed.
+
+    Args:
+        text: the page (markdown).
+        bodies: each section's body by its key (:func:`sections`).
+        page: the page's name, for messages.
 
     Raises:
-        SystemExit: a README marker with no result to render it from.
+        SystemExit: a marker with no result to render it from, or with no closing marker.
     """
-    bodies = sections(results)
     changed = []
     for key in re.findall(r"<!-- bench:([\w-]+) -->", text):
         if key not in bodies:
-            raise SystemExit(f"README.md: section bench:{key} has no result in {RESULTS}")
+            raise SystemExit(f"{page}: section bench:{key} has no result in {RESULTS}")
         pattern = re.compile(rf"(<!-- bench:{key} -->\n)(.*?\n)?(<!-- /bench:{key} -->)", re.S)
         match = pattern.search(text)
         if match is None:
-            raise SystemExit(f"README.md: section bench:{key} has no closing marker")
+            raise SystemExit(f"{page}: section bench:{key} has no closing marker")
         if (match.group(2) or "") != bodies[key] + "\n":
             changed.append(key)
         text = pattern.sub(lambda m, b=bodies[key]: m.group(1) + b + "\n" + m.group(3), text)
@@ -475,24 +544,29 @@ def load_results() -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when README is out of date")
-    parser.add_argument("--readme", type=Path, default=README, help="the README to render")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a page is out of date")
+    parser.add_argument(
+        "pages", nargs="*", type=Path, help="the pages to render (default: README.md, docs/*.md)"
+    )
     args = parser.parse_args(argv)
-    text = args.readme.read_text()
-    new, changed = render(text, load_results())
-    if args.check:
-        if changed:
-            print(
-                f"{args.readme.name} is out of date with benchmarks/results: section "
-                f"bench:{', bench:'.join(changed)} (run python benchmarks/render_readme.py)",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if new != text:
-        args.readme.write_text(new)
-        print(f"{args.readme}: rendered {', '.join(changed)}")
-    return 0
+    bodies = sections(load_results())
+    stale = 0
+    for page in args.pages or pages():
+        text = page.read_text()
+        new, changed = render(text, bodies, page.name)
+        if args.check:
+            if changed:
+                stale += 1
+                print(
+                    f"{page.name} is out of date with benchmarks/results: section "
+                    f"bench:{', bench:'.join(changed)} "
+                    "(run python benchmarks/tools/render_docs.py)",
+                    file=sys.stderr,
+                )
+        elif new != text:
+            page.write_text(new)
+            print(f"{page}: rendered {', '.join(changed)}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
