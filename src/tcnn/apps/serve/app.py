@@ -28,10 +28,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+import tcnn.apps.serve.schema as schema
 from tcnn import __version__
 from tcnn.align import TEMPLATE, align_face
 from tcnn.apps.outputs import COORDINATES
-from tcnn.apps.serve import schema
 from tcnn.apps.serve.engine import (
     QUEUE_PER_CORE,
     ApiError,
