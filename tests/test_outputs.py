@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tcnn.errors import TcnnError
-from tcnn.files import atomic_path, save_figure, save_image, write_text
+from tcnn.files import StreamFile, atomic_path, save_figure, save_image, write_text
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_error(tmp_path: Path) -> None:
@@ -22,6 +22,26 @@ def test_atomic_path_renames_on_success_and_cleans_up_on_error(tmp_path: Path) -
         assert target.read_text() == "old"  # readers see the old file until the rename
     assert target.read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_stream_file_and_durable_write(tmp_path: Path) -> None:
+    """A streamed file appears only on commit; abort leaves nothing; fsync writes the same."""
+    target = tmp_path / "log.jsonl"
+    out = StreamFile(target)
+    out.write("a\n", flush=True)
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()] == [out.tmp.name]
+    assert out.tmp.read_text() == "a\n"  # flushed: a reader of the temp file sees it
+    out.write("b\n")
+    assert out.commit() == target and target.read_text() == "a\nb\n"
+    dropped = StreamFile(tmp_path / "gone.bin", binary=True)
+    dropped.write(b"x")
+    dropped.abort()
+    with atomic_path(tmp_path / "part.bin", fsync=True) as tmp:
+        tmp.write_bytes(b"rows")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "part.bin"]
+    assert (tmp_path / "part.bin").read_bytes() == b"rows"
+    with pytest.raises(TcnnError, match=r"nowhere[/\\]x.txt: cannot write"):
+        StreamFile(tmp_path / "nowhere" / "x.txt")
 
 
 def test_write_errors_are_one_line(tmp_path: Path) -> None:
