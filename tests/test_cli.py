@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import re
 import shlex
@@ -44,9 +45,10 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 
 def test_readme_commands_exist() -> None:
     readme = (ROOT / "README.md").read_text()
+    readme += "".join(page.read_text() for page in sorted((ROOT / "docs").glob("*.md")))
     used = set(re.findall(r"^tcnn ([a-z-]+)", readme, re.M))
     assert used and used <= set(commands())
-    # Every `tcnn ...` line of the README's shell blocks parses with its flags and values.
+    # Every `tcnn ...` line of the README's and the docs' shell blocks parses with its flags.
     lines = [ln for block in _shell_blocks(readme) for ln in block if ln.startswith("tcnn ")]
     assert len(lines) >= len(used)
     for line in lines:
@@ -239,6 +241,39 @@ def test_evaluate_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     code, _, err = run(capsys, "evaluate", "--data", "300w-full", "--root", str(tmp_path))
     assert code == 1
     assert_one_line_error(err, "no such folder")
+
+
+def _bad_values(empty: Path) -> list[tuple[list[str], str]]:
+    """Commands with one bad option value; without the check each would get further and fail
+    otherwise (on the empty data folder, the missing video) or run with the value ignored."""
+    root = ["--root", str(empty)]
+    cases = [
+        (["evaluate", "--data", "mtfl-aflw", *root, "--normaliser", "inter-pupl"], "normaliser"),
+        (["evaluate", "--data", "aflw68", *root, "--normaliser", "eye-centres"], "normaliser"),
+        (["evaluate", "--data", "300w", *root, "--normaliser", "inter-pupil"], "--normaliser:"),
+        (["evaluate", "--data", "300w", *root, "--ced", "c.png"], "--ced: not with --data 300w"),
+        (["pseudo-label", "utkface-dlib68", *root, "--max-flip", "-1"], "--max-flip -1.0"),
+        (["pseudo-label", "utkface-dlib68", *root, "--workers", "0"], "--workers 0"),
+        (["video", str(empty / "a.mp4"), "--jsonl", "x", "--max-frames", "0"], "--max-frames 0"),
+        (["serve", "--port", "70000", "--openapi"], "--port 70000: must be 0 to 65535"),
+        (["serve", "--threads", "0", "--openapi"], "--threads 0: must be at least 1"),
+    ]
+    if importlib.util.find_spec("torch") is not None:
+        cases.append((["tweak", "--base", str(empty), "--k", "0"], "--k 0: must be at least 1"))
+    return cases
+
+
+def test_bad_option_values_fail_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for argv, needle in _bad_values(empty):
+        code, out, err = run(capsys, *argv)
+        assert code == 1, argv
+        assert_one_line_error(err, needle)
+        assert len(err.strip().splitlines()) == 1 and not out, (argv, err)
+    assert not any(empty.iterdir())
 
 
 def test_evaluate_aflw68_small_limit(shared_root: Path, capsys: pytest.CaptureFixture[str]) -> None:

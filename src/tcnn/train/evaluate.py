@@ -76,6 +76,39 @@ class EvalResult:
             }
         return out
 
+    def report(self) -> str:
+        """The summary as the lines ``tcnn evaluate`` prints (:func:`format_summary`)."""
+        return format_summary(self.summary())
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """A :meth:`EvalResult.summary` as readable lines, errors in percent.
+
+    A ``ced_png`` entry (the path of a CED plot added to the summary) is named last.
+    """
+    lines = [
+        f"{summary['model']} on {summary['data']} ({summary['normaliser']} normalisation: "
+        f"{summary['normaliser_points']} of the labels)",
+        f"  faces evaluated  {summary['faces']}   missed by the detector {summary['missed']}",
+        f"  mean error       {summary['mean']:.2f}%   median {summary['median']:.2f}%",
+        f"  failures > 8%    {summary['failure_8']:.2f}%   > 10% {summary['failure_10']:.2f}%",
+        f"  AUC at 10%       {summary['auc_10']:.2f}",
+        f"  boxes            {summary['protocol']}",
+    ]
+    if "scoring" in summary:
+        lines.append(f"  scoring          {summary['scoring']}")
+    if "by_region" in summary:
+        parts = ", ".join(f"{k} {v:.2f}%" for k, v in summary["by_region"].items())
+        lines.append(f"  by part          {parts}")
+    if "by_group" in summary:
+        groups = ", ".join(
+            f"{k} {v['mean']:.2f}% ({v['faces']})" for k, v in summary["by_group"].items()
+        )
+        lines.append(f"  by group         {groups}")
+    if "ced_png" in summary:
+        lines.append(f"  CED curve        {summary['ced_png']}")
+    return "\n".join(lines)
+
 
 def normaliser_points(scheme: Scheme, key: str) -> str:
     """The points a normaliser measures between, in words: ``"mean of 36-41 to mean of 42-47"``."""
@@ -126,13 +159,25 @@ def evaluate(
     self-occluded points) are not scored; the dataset's normaliser is used unless one is named.
 
     Args:
+        normaliser: a key of the dataset's scheme's ``normalisers`` (``None``: the dataset's).
         limit: read only the first ``limit`` faces of the dataset (0: all).
         refine: place each face twice and average (:class:`tcnn.predictor.LandmarkDetector`).
+
+    Raises:
+        TcnnError: an unknown dataset or normaliser, or a negative ``limit`` (before any work),
+            a model of other points, missing data, or a detector that finds no face.
     """
     spec = DATASETS.get(data)
     if spec is None:
         raise TcnnError(f"unknown dataset {data!r} (known: {', '.join(DATASETS)})")
-    lm = LandmarkDetector(model, points=spec.points, detector=detector, refine=refine)
+    scheme = scheme_for(spec.points)
+    norm_key = normaliser or spec.normaliser or scheme.default_normaliser
+    if norm_key not in scheme.normalisers:  # before the model, the data and the detector run
+        known = ", ".join(scheme.normalisers)
+        raise TcnnError(f"normaliser {norm_key!r}: {data} ({spec.points} points) has {known}")
+    if limit < 0:
+        raise TcnnError(f"limit {limit}: must be 0 (all faces) or more")
+    lm = LandmarkDetector(model, points=spec.points, face_detector=detector, refine=refine)
     if lm.model.points not in (spec.points, 68):
         raise TcnnError(
             f"model {lm.model.path.name} has {lm.model.points} points; {data} has {spec.points}"
@@ -148,8 +193,6 @@ def evaluate(
     if lm.model.points == 68 and spec.points == 5:
         pred = to_five(pred)
     gt = np.stack([s.landmarks for s in found])
-    scheme = scheme_for(spec.points)
-    norm_key = normaliser or spec.normaliser or scheme.default_normaliser
     norm = normalising_distance(gt, scheme, norm_key)
     errors = nme(pred, gt, norm)
     protocol = (
@@ -225,7 +268,8 @@ def evaluate_300w(
     The common and challenging sets are each run once; the full set is their union.
 
     Returns:
-        One summary per (subset, normaliser), errors in percent.
+        One summary per (subset, normaliser), errors in percent (:func:`format_300w` prints
+        them as a table).
     """
     parts = {
         name: evaluate(model, f"300w-{name}", root, detector, progress=progress, refine=refine)
@@ -248,3 +292,18 @@ def evaluate_300w(
                 }
             )
     return rows
+
+
+def format_300w(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`evaluate_300w` as a table, one line per subset and normaliser."""
+    lines = [
+        f"{'subset':<12} {'normaliser':<13} {'faces':>5} {'missed':>6} {'mean':>7} "
+        f"{'median':>7} {'fail>8%':>8} {'fail>10%':>9} {'AUC@10%':>8}"
+    ]
+    lines += [
+        f"{r['subset']:<12} {r['normaliser']:<13} {r['faces']:>5} {r['missed']:>6} "
+        f"{r['mean']:>6.2f}% {r['median']:>6.2f}% {r['failure_8']:>7.2f}% "
+        f"{r['failure_10']:>8.2f}% {r['auc_10']:>8.2f}"
+        for r in rows
+    ]
+    return "\n".join(lines)

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from tcnn.predictor import LandmarkDetector
 
 
+def at_least(option: str, value: float | None, low: float) -> None:
+    """Refuse an option's value under ``low`` in one line, before any work (``None``: not given)."""
+    if value is not None and value < low:
+        raise TcnnError(f"{option} {value}: must be at least {low}")
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from tcnn.apps.outputs import DetectOutput
     from tcnn.pipeline import Pipeline, list_images
@@ -164,27 +170,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tcnn.train.evaluate import evaluate, evaluate_300w, plot_ced
+    from tcnn.train.evaluate import evaluate, evaluate_300w, format_300w, format_summary, plot_ced
 
     if args.data == "300w":
         if not args.root:
             raise TcnnError("--data 300w needs --root (the folder holding lfpw, helen, afw, ibug)")
+        given = {"--normaliser": args.normaliser, "--limit": args.limit, "--ced": args.ced}
+        if unused := [flag for flag, value in given.items() if value]:
+            raise TcnnError(
+                f"{', '.join(unused)}: not with --data 300w (all its faces, both normalisers)"
+            )
         rows = evaluate_300w(
             args.model, args.root, args.detector, progress=not args.quiet, refine=args.refine
         )
-        if args.format == "json":
-            print(json.dumps(rows, indent=1))
-            return 0
-        print(
-            f"{'subset':<12} {'normaliser':<13} {'faces':>5} {'missed':>6} {'mean':>7} "
-            f"{'median':>7} {'fail>8%':>8} {'fail>10%':>9} {'AUC@10%':>8}"
-        )
-        for r in rows:
-            print(
-                f"{r['subset']:<12} {r['normaliser']:<13} {r['faces']:>5} {r['missed']:>6} "
-                f"{r['mean']:>6.2f}% {r['median']:>6.2f}% {r['failure_8']:>7.2f}% "
-                f"{r['failure_10']:>8.2f}% {r['auc_10']:>8.2f}"
-            )
+        print(json.dumps(rows, indent=1) if args.format == "json" else format_300w(rows))
         return 0
 
     if args.limit < 0:
@@ -203,30 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.ced:
         plot_ced({summary["model"]: res.errors}, args.ced, title=f"{args.data}")
         summary["ced_png"] = str(args.ced)
-    if args.format == "json":
-        print(json.dumps(summary, indent=1))
-        return 0
-    print(
-        f"{summary['model']} on {args.data} ({summary['normaliser']} normalisation: "
-        f"{summary['normaliser_points']} of the labels)"
-    )
-    print(f"  faces evaluated  {summary['faces']}   missed by the detector {summary['missed']}")
-    print(f"  mean error       {summary['mean']:.2f}%   median {summary['median']:.2f}%")
-    print(f"  failures > 8%    {summary['failure_8']:.2f}%   > 10% {summary['failure_10']:.2f}%")
-    print(f"  AUC at 10%       {summary['auc_10']:.2f}")
-    print(f"  boxes            {summary['protocol']}")
-    if "scoring" in summary:
-        print(f"  scoring          {summary['scoring']}")
-    if "by_region" in summary:
-        parts = ", ".join(f"{k} {v:.2f}%" for k, v in summary["by_region"].items())
-        print(f"  by part          {parts}")
-    if "by_group" in summary:
-        groups = ", ".join(
-            f"{k} {v['mean']:.2f}% ({v['faces']})" for k, v in summary["by_group"].items()
-        )
-        print(f"  by group         {groups}")
-    if args.ced:
-        print(f"  CED curve        {args.ced}")
+    print(json.dumps(summary, indent=1) if args.format == "json" else format_summary(summary))
     return 0
 
 
@@ -251,6 +227,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
     if args.output is None and args.jsonl is None:
         raise TcnnError("nothing to write: give -o OUT.mp4 and/or --jsonl LANDMARKS.jsonl")
+    at_least("--max-frames", args.max_frames, 1)
     given = {"min_cutoff": args.min_cutoff, "beta": args.beta}
     params = Smoothing(**{k: v for k, v in given.items() if v is not None})
     tracker = LandmarkTracker(
@@ -283,6 +260,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise TcnnError("the web service needs its extra: pip install 'tcnn[serve]'") from None
     if args.workers < 1:
         raise TcnnError(f"--workers {args.workers}: must be at least 1")
+    at_least("--threads", args.threads, 1)
+    if not 0 <= args.port <= 65535:
+        raise TcnnError(f"--port {args.port}: must be 0 to 65535")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     cfg = ServeConfig(
         args.max_upload_mb, int(args.max_pixels), threads, args.queue, args.max_wait_ms

@@ -9,6 +9,7 @@ import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
+from tcnn.apps.cli.commands import at_least
 from tcnn.errors import TcnnError
 
 
@@ -42,6 +43,10 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from tcnn.train.data.datasets import default_root
     from tcnn.train.data.pseudo import Thresholds, cache_file, describe, make_pseudo
 
+    for flag in ("max_flip", "max_flip_retina", "max_human"):
+        if getattr(args, flag) <= 0:
+            raise TcnnError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be above 0")
+    at_least("--workers", args.workers, 1)
     root = Path(args.root) if args.root else default_root()
     if not root.is_dir():
         raise TcnnError(f"data folder {root} not found; pass --root FOLDER (or set TCNN_DATA)")
@@ -58,6 +63,7 @@ def cmd_tweak(args: argparse.Namespace) -> int:
     from tcnn.train.config import TweakConfig, load_config
     from tcnn.train.tweak import tweak
 
+    at_least("--k", args.k, 1)
     overrides = [f"base={args.base}", *([f"k={args.k}"] if args.k else []), *args.set]
     cfg = load_config(args.config, overrides, default=TweakConfig())
     run = tweak(cfg, args.run_dir, resume=args.resume)
