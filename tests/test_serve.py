@@ -172,7 +172,7 @@ def test_models_health_and_metrics(client: TestClient, photo: bytes) -> None:
         ("points=7", 422, "points"),
         ("points=68&model=vanilla5", 422, "vanilla5 has 5 points"),
         ("model=../../etc/passwd", 422, "unknown"),
-        ("detector=haar", 422, "detector: unknown 'haar'"),
+        ("detector=haar", 422, "detector: unknown face detector 'haar'"),
         ("boxes=[1,2,3,4]", 422, "boxes"),
         ("boxes=[[1,2,3]]", 422, "not 4 numbers"),
         ("boxes=[[1,2,3,%22a%22]]", 422, "not 4 numbers"),
@@ -273,7 +273,7 @@ print(json.dumps({{"answers": out, "grew_kb": grew}}))
 def test_the_readme_quotes_the_limit_messages() -> None:
     from tcnn.apps.serve.engine import ApiError, decode_image
 
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = " ".join((ROOT / "docs" / "serve.md").read_text().split())
     with pytest.raises(ApiError) as refused:
         decode_image(png_bomb(9000, 6000), 40_000_000)
     assert refused.value.status == 413 and f"`{refused.value.message}`" in readme
