@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from tcnn.detect import RETINA_TO_HOG, _import_dlib, dlib_models_dir, make_detector
 from tcnn.errors import TcnnError
-from tcnn.files import write_text
+from tcnn.files import atomic_path, write_text
 from tcnn.imaging import load_image
 from tcnn.schemes import SIXTY_EIGHT, to_five
 from tcnn.train.data.formats import CONTINUOUS_HEADER
@@ -344,16 +344,16 @@ def save_raw(path: Path, labels: list[Label], seconds: float) -> None:
     """Every face's teacher answers, so that the filters can change without a new run."""
     nan = np.full((68, 2), np.nan, np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
-        direct=np.stack([nan if lab.direct is None else lab.direct for lab in labels]),
-        flipped=np.stack([nan if lab.flipped is None else lab.flipped for lab in labels]),
-        box=np.array([lab.box.as_tuple() if lab.box else (np.nan,) * 4 for lab in labels]),
-        box_source=np.array([lab.box_source for lab in labels]),
-        seconds=np.float64(seconds),
-    )
-    os.replace(tmp, path)
+    # A file object: given a path, numpy would add ".npz" to the temporary name.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            direct=np.stack([nan if lab.direct is None else lab.direct for lab in labels]),
+            flipped=np.stack([nan if lab.flipped is None else lab.flipped for lab in labels]),
+            box=np.array([lab.box.as_tuple() if lab.box else (np.nan,) * 4 for lab in labels]),
+            box_source=np.array([lab.box_source for lab in labels]),
+            seconds=np.float64(seconds),
+        )
 
 
 def load_raw(path: Path, count: int) -> tuple[list[Label], float]:
