@@ -17,7 +17,7 @@ FOLDERS = ("lfpw/trainset", "helen/trainset", "afw", "lfpw/testset", "helen/test
 def tree(tmp_path_factory: pytest.TempPathFactory, astronaut_png: Path) -> Path:
     """One astronaut per folder, labelled with the shipped 68-point model's points."""
     root = tmp_path_factory.mktemp("300w")
-    lm = LandmarkDetector(points=68, detector="dlib")  # the boxes evaluate --detector dlib uses
+    lm = LandmarkDetector(points=68, face_detector="dlib")  # evaluate --detector dlib's boxes
     face = max(lm.detect(astronaut_png), key=lambda f: f.box.width)
     pts = face.landmarks + 0.5  # continuous -> 300-W's 1-based convention
     body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in pts)

@@ -398,6 +398,9 @@ def test_cli_convert_then_detect(
 # ---------------------------------------------------------------- the seed's own pipeline
 
 
+# The seed's crop, resize and mapping back, written again here on purpose: an independent numpy
+# reference for tcnn's crops. benchmarks/studies/seed_caffe.py resizes with tcnn's own sampler
+# (tcnn.imaging.crop_resize), so checking tcnn against that would check tcnn against itself.
 def seed_resize(patch: np.ndarray, size: int = 40) -> np.ndarray:
     """OpenCV's ``cv2.resize(patch, (size, size))`` (INTER_LINEAR) in numpy: ``[h, w, 3]`` uint8.
 
@@ -454,7 +457,7 @@ def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
     from tcnn.predictor import LandmarkDetector
 
     mean, std = bgr_of(images[0]), bgr_of(images[1])
-    lm = LandmarkDetector(converted, detector="dlib")
+    lm = LandmarkDetector(converted, face_detector="dlib")
     crop = lm.model.card.crop
     hog = make_detector("dlib", upsample=2)
     names = sorted((shared_root / "mtfl" / "AFLW").glob("*.jpg"))[:160]  # 80x80 images

@@ -24,8 +24,8 @@ def test_calibrated_model_adds_its_offsets_in_crop_units(
     offsets[30] = (-0.01, 0.0)  # the nose tip 1% left
     out = write_calibrated("tcnn68", offsets, tmp_path / "c.onnx", "c68", {"data": "made up"})
     box = Box(170.0, 60.0, 290.0, 180.0)
-    before = LandmarkDetector(model="tcnn68", detector="dlib").landmarks(astronaut, [box])[0]
-    after = LandmarkDetector(model=str(out), detector="dlib").landmarks(astronaut, [box])[0]
+    before = LandmarkDetector(model="tcnn68", face_detector="dlib").landmarks(astronaut, [box])[0]
+    after = LandmarkDetector(model=str(out), face_detector="dlib").landmarks(astronaut, [box])[0]
     side = box.width * load_model("tcnn68").card.crop.scale  # the crop region's side in pixels
     moved = after - before
     assert moved[8] == pytest.approx((0.0, 0.02 * side), abs=1e-3)

@@ -101,6 +101,6 @@ def test_card_default_detector_is_used_when_none_is_named(tmp_path: Path) -> Non
     lm = LandmarkDetector(model=str(path))
     assert lm.detector_name == "retinaface"
     assert lm.box_map is not None  # RetinaFace's boxes still mapped onto the HOG convention
-    assert LandmarkDetector(model=str(path), detector="dlib").detector_name == "dlib"
+    assert LandmarkDetector(model=str(path), face_detector="dlib").detector_name == "dlib"
     with pytest.raises(TcnnError, match="default_detector: 'hog' is not"):
         update_card(path, default_detector="hog")

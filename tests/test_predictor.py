@@ -97,18 +97,18 @@ def test_box_type() -> None:
 
 def test_detector_threshold_drops_weak_detections(astronaut: np.ndarray) -> None:
     # dlib scores the astronaut's face about 1.2 and a patch on her suit about 0.1.
-    everything = LandmarkDetector(detector="dlib", threshold=-0.5).detect(astronaut)
-    default = LandmarkDetector(detector="dlib").detect(astronaut)
+    everything = LandmarkDetector(face_detector="dlib", threshold=-0.5).detect(astronaut)
+    default = LandmarkDetector(face_detector="dlib").detect(astronaut)
     assert len(default) == 1 < len(everything)
     assert min(f.score for f in default) >= 0.3
     # RetinaFace's default threshold is the measured 0.8; it keeps her face.
-    retina = LandmarkDetector(detector="retinaface")
+    retina = LandmarkDetector(face_detector="retinaface")
     assert retina.threshold == 0.8 and len(retina.detect(astronaut)) == 1
 
 
 def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None:
-    hog = _largest(LandmarkDetector(detector="dlib").detect(astronaut))
-    cnn = _largest(LandmarkDetector(detector="dlib-cnn").detect(astronaut))
+    hog = _largest(LandmarkDetector(face_detector="dlib").detect(astronaut))
+    cnn = _largest(LandmarkDetector(face_detector="dlib-cnn").detect(astronaut))
     assert abs(cnn.box.center[0] - hog.box.center[0]) < 0.1 * hog.box.width
     assert abs(cnn.box.center[1] - hog.box.center[1]) < 0.1 * hog.box.width
     assert 0.8 < cnn.box.width / hog.box.width < 1.25  # per-face spread: about 10%
@@ -116,8 +116,38 @@ def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None
 
 
 def test_unknown_detector() -> None:
-    with pytest.raises(TcnnError, match="unknown face detector 'nope'"):
-        LandmarkDetector(detector="nope").detect(np.zeros((64, 64, 3), np.uint8))
+    from tcnn.detect import make_detector
+
+    message = r"^unknown face detector 'nope' \(known: dlib, dlib-cnn, retinaface\)$"
+    with pytest.raises(TcnnError, match=message):
+        LandmarkDetector(face_detector="nope")
+    with pytest.raises(TcnnError, match=message):
+        make_detector("nope")
+
+
+def test_detector_is_the_deprecated_name_of_face_detector() -> None:
+    with pytest.warns(DeprecationWarning, match=r"use face_detector="):
+        lm = LandmarkDetector(detector="dlib")
+    assert lm.detector_name == "dlib"
+    with pytest.warns(DeprecationWarning), pytest.raises(TcnnError, match="face_detector only"):
+        LandmarkDetector(face_detector="retinaface", detector="dlib")
+
+
+def test_dlib_cnn_boxes_are_mapped_by_its_box_map() -> None:
+    """dlib's rectangle (inclusive indices) in continuous pixels, then moved onto HOG's boxes."""
+    from types import SimpleNamespace
+
+    from tcnn.detect import DLIB_CNN_TO_HOG, DlibCnn
+
+    rect = SimpleNamespace(left=lambda: 10, top=lambda: 20, right=lambda: 109, bottom=lambda: 119)
+    found = [SimpleNamespace(rect=rect, confidence=0.9), SimpleNamespace(rect=rect, confidence=-1)]
+    cnn = object.__new__(DlibCnn)
+    cnn._detector = lambda image, up: found
+    cnn.upsample, cnn.threshold = 0, 0.0
+    [(box, score)] = cnn(np.zeros((200, 200, 3), np.uint8))
+    assert score == 0.9 and box == DLIB_CNN_TO_HOG(Box(10, 20, 110, 120))
+    # 100 px wide: the centre moves by (5.2, 7.2) px and the side grows to 108.7 px.
+    np.testing.assert_allclose(box.as_tuple(), (10.85, 22.85, 119.55, 131.55))
 
 
 def test_large_batches_equal_single_faces(
@@ -167,7 +197,7 @@ def test_thread_counts_reach_both_onnx_sessions(astronaut: np.ndarray) -> None:
     a, b = lm.detect(astronaut), one.detect(astronaut)
     assert [f.box for f in a] == [f.box for f in b]
     np.testing.assert_allclose(a[0].landmarks, b[0].landmarks, atol=1e-4)
-    dlib = LandmarkDetector(detector="dlib", detector_threads=1)  # runs on the calling thread
+    dlib = LandmarkDetector(face_detector="dlib", detector_threads=1)  # runs on the calling thread
     assert dlib.face_detector.name == "dlib"
     with pytest.raises(TcnnError, match="detector_threads 0: must be at least 1"):
         LandmarkDetector(detector_threads=0)
@@ -197,13 +227,13 @@ def test_refine_averages_a_second_crop_placed_from_the_first_answer(astronaut: n
 
 
 def test_refine_keeps_the_box_of_degenerate_points() -> None:
-    from tcnn.predictor import again
+    from tcnn.predictor import implied_box
 
     box = Box(10, 20, 50, 60)
-    assert again(np.full((5, 2), 30.0, np.float32), box, (0.0, 0.0, 1.0)) is box
-    assert again(np.full((5, 2), np.nan, np.float32), box, (0.0, 0.0, 1.0)) is box
+    assert implied_box(np.full((5, 2), 30.0, np.float32), box, (0.0, 0.0, 1.0)) is box
+    assert implied_box(np.full((5, 2), np.nan, np.float32), box, (0.0, 0.0, 1.0)) is box
     pts = np.array([[0, 0], [10, 0], [5, 5], [0, 10], [10, 10]], np.float32)
-    assert again(pts, box, (0.0, 0.1, 2.0)).as_tuple() == (-5.0, -4.0, 15.0, 16.0)
+    assert implied_box(pts, box, (0.0, 0.1, 2.0)).as_tuple() == (-5.0, -4.0, 15.0, 16.0)
 
 
 def test_refine_needs_the_cards_box_relation(tmp_path: Path) -> None:

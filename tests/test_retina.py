@@ -216,7 +216,7 @@ def test_landmark_detector_maps_boxes_onto_the_models_convention(astronaut: np.n
     from tcnn.detect import RETINA_TO_HOG
     from tcnn.predictor import LandmarkDetector
 
-    lm = LandmarkDetector("vanilla68", detector="retinaface")
+    lm = LandmarkDetector("vanilla68", face_detector="retinaface")
     assert lm.model.card.detector == "dlib" and lm.box_map is RETINA_TO_HOG
     (face,) = lm.detect(astronaut)
     raw = RetinaFace()(astronaut)[0][0]

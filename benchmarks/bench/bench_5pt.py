@@ -115,7 +115,7 @@ def main() -> None:
 
     photos = [load_image(p) for p in sorted(PHOTOS.glob("*")) if p.suffix in (".jpg", ".png")]
     det = make_detector("dlib", threshold=0.3)  # as LandmarkDetector
-    lm = LandmarkDetector(names[0], detector="dlib")  # both pipelines on HOG boxes
+    lm = LandmarkDetector(names[0], face_detector="dlib")  # both pipelines on HOG boxes
     e2e = {
         "photos": len(photos),
         "tcnn_photos_per_s": end_to_end(lambda p: lm.detect(p), photos),

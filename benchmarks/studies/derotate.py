@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--model", default="vanilla5")
     ap.add_argument("--limit", type=int, default=0, help="first N test faces only (0: all)")
     args = ap.parse_args()
-    lm = LandmarkDetector(args.model, detector="retinaface")
+    lm = LandmarkDetector(args.model, face_detector="retinaface")
     det = RetinaFace()
     plain, upright, gts, rolls = [], [], [], []
     samples = load_dataset("mtfl-aflw", detector="retinaface")

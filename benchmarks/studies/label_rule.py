@@ -33,7 +33,7 @@ RUNS = (("vanilla5", "mtfl-train"), ("vanilla68", "ytf68-train"))
 
 def measure(model: str, data: str) -> dict[str, object]:
     """The rule's offset for ``model`` on its training set ``data``."""
-    lm = LandmarkDetector(model, detector=None)
+    lm = LandmarkDetector(model, face_detector=None)
     card = lm.model.card
     samples = [s for s in load_dataset(data, detector=card.detector) if s.box]
     boxes = [s.box for s in samples if s.box]

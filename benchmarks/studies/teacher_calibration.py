@@ -65,7 +65,7 @@ def teacher_answers(part: str) -> tuple[np.ndarray, np.ndarray, list[Box], list[
 
 def tcnn68_answers(paths: list[Path], boxes: list[Box]) -> np.ndarray:
     """The shipped tcnn68 on the teacher's HOG-convention boxes, ``[N, 68, 2]``."""
-    lm = LandmarkDetector(model="tcnn68", detector="dlib")
+    lm = LandmarkDetector(model="tcnn68", face_detector="dlib")
     pairs = [(load_image(p), b) for p, b in zip(paths, boxes)]
     batches = [pairs[i : i + 256] for i in range(0, len(pairs), 256)]
     return np.concatenate([lm.landmarks_batch(b) for b in batches])

@@ -42,6 +42,30 @@ def auto_upsample(height: int, width: int, limit: int = 1024) -> int:
     return n
 
 
+@dataclass(frozen=True)
+class BoxMap:
+    """A measured mapping of one detector's boxes onto another's convention.
+
+    The centre moves by ``shift`` box widths (x, y); the width grows by ``grow[0]`` and the
+    height by ``grow[1]`` (dlib's boxes are square, RetinaFace's taller than wide).
+    """
+
+    shift: tuple[float, float]
+    grow: tuple[float, float]
+
+    def __call__(self, box: Box) -> Box:
+        w = box.width
+        cx, cy = box.center
+        cx, cy = cx + self.shift[0] * w, cy + self.shift[1] * w
+        hw, hh = box.width * self.grow[0] / 2, box.height * self.grow[1] / 2
+        return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+
+    def inverse(self) -> BoxMap:
+        """The mapping back: ``m.inverse()(m(box)) == box``."""
+        gx, gy = self.grow
+        return BoxMap((-self.shift[0] / gx, -self.shift[1] / gx), (1.0 / gx, 1.0 / gy))
+
+
 def _import_dlib() -> Any:
     try:
         import dlib
@@ -72,10 +96,12 @@ class DlibHog:
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
         rects, scores, _ = self._detector.run(image, up, self.threshold)
-        return [
-            (Box(float(r.left()), float(r.top()), r.right() + 1.0, r.bottom() + 1.0), float(s))
-            for r, s in zip(rects, scores)
-        ]
+        return [(_dlib_box(r), float(s)) for r, s in zip(rects, scores)]
+
+
+def _dlib_box(rect: Any) -> Box:
+    """A dlib rectangle (inclusive pixel indices) as a box in continuous pixels."""
+    return Box(float(rect.left()), float(rect.top()), rect.right() + 1.0, rect.bottom() + 1.0)
 
 
 def dlib_models_dir() -> str:
@@ -89,18 +115,19 @@ def dlib_models_dir() -> str:
     return os.path.join(os.path.dirname(spec.origin), "models")
 
 
+#: dlib's CNN boxes -> dlib HOG's convention (the boxes the landmark models were trained on):
+#: its boxes sit higher, further left and are smaller than HOG's. The median relations measured
+#: on 150 ytf68 training faces both detectors found.
+DLIB_CNN_TO_HOG = BoxMap((0.052, 0.072), (1.087, 1.087))
+
+
 class DlibCnn:
     """dlib's MMOD CNN face detector (more poses, slower).
 
-    Its boxes sit higher, further left and are smaller than HOG's; they are mapped to the HOG
-    convention (the boxes the landmark models were trained on): the centre moves by
-    ``(0.052, 0.072)`` box widths and the size grows by 1.087. These are the median relations
-    measured on 150 ytf68 training faces both detectors found.
+    Its boxes are mapped to the HOG convention by :data:`DLIB_CNN_TO_HOG`.
     """
 
     name = "dlib-cnn"
-    shift = (0.052, 0.072)
-    grow = 1.087
 
     def __init__(self, upsample: int | None = None, threshold: float | None = None) -> None:
         dlib = _import_dlib()
@@ -111,41 +138,11 @@ class DlibCnn:
 
     def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         up = self.upsample if self.upsample is not None else auto_upsample(*image.shape[:2])
-        out = []
-        for d in self._detector(image, up):
-            if d.confidence < self.threshold:
-                continue
-            r = d.rect
-            w, h = r.right() + 1.0 - r.left(), r.bottom() + 1.0 - r.top()
-            cx = r.left() + w / 2 + self.shift[0] * w
-            cy = r.top() + h / 2 + self.shift[1] * w
-            hw, hh = w * self.grow / 2, h * self.grow / 2
-            out.append((Box(cx - hw, cy - hh, cx + hw, cy + hh), float(d.confidence)))
-        return out
-
-
-@dataclass(frozen=True)
-class BoxMap:
-    """A measured mapping of one detector's boxes onto another's convention.
-
-    The centre moves by ``shift`` box widths (x, y); the width grows by ``grow[0]`` and the
-    height by ``grow[1]`` (dlib's boxes are square, RetinaFace's taller than wide).
-    """
-
-    shift: tuple[float, float]
-    grow: tuple[float, float]
-
-    def __call__(self, box: Box) -> Box:
-        w = box.width
-        cx, cy = box.center
-        cx, cy = cx + self.shift[0] * w, cy + self.shift[1] * w
-        hw, hh = box.width * self.grow[0] / 2, box.height * self.grow[1] / 2
-        return Box(cx - hw, cy - hh, cx + hw, cy + hh)
-
-    def inverse(self) -> BoxMap:
-        """The mapping back: ``m.inverse()(m(box)) == box``."""
-        gx, gy = self.grow
-        return BoxMap((-self.shift[0] / gx, -self.shift[1] / gx), (1.0 / gx, 1.0 / gy))
+        return [
+            (DLIB_CNN_TO_HOG(_dlib_box(d.rect)), float(d.confidence))
+            for d in self._detector(image, up)
+            if d.confidence >= self.threshold
+        ]
 
 
 #: RetinaFace boxes -> dlib HOG's convention: the medians on the 9,745 mtfl-train faces both
@@ -179,6 +176,19 @@ def box_map(detector: str, model_detector: str) -> BoxMap | None:
 
 DETECTORS: dict[str, type] = {"retinaface": RetinaFace, "dlib": DlibHog, "dlib-cnn": DlibCnn}
 
+
+def check_face_detector(name: str) -> str:
+    """``name`` once it names a face detector (a key of ``DETECTORS``).
+
+    Raises:
+        TcnnError: ``unknown face detector 'NAME' (known: dlib, dlib-cnn, retinaface)``.
+    """
+    if name not in DETECTORS:
+        known = ", ".join(sorted(DETECTORS))
+        raise TcnnError(f"unknown face detector {name!r} (known: {known})")
+    return name
+
+
 #: The score threshold ``LandmarkDetector`` uses when none is given: dlib's weakest detections
 #: (below 0.3) are mostly not faces; RetinaFace's is chosen by measurement (``tcnn.retina``).
 USER_THRESHOLDS = {"retinaface": RETINA_THRESHOLD, "dlib": 0.3, "dlib-cnn": 0.3}
@@ -199,11 +209,7 @@ def make_detector(
         threads: RetinaFace's ONNX Runtime intra-op threads (``None``: ONNX Runtime's default,
             one per physical core); dlib's detectors run on the calling thread and ignore it.
     """
-    try:
-        cls = DETECTORS[name]
-    except KeyError:
-        known = ", ".join(sorted(DETECTORS))
-        raise TcnnError(f"unknown face detector {name!r} (known: {known})") from None
+    cls = DETECTORS[check_face_detector(name)]
     extra = {"threads": threads} if cls is RetinaFace else {}
     detector: FaceDetector = cls(upsample=upsample, threshold=threshold, **extra)
     return detector

@@ -29,7 +29,7 @@ from PIL import Image
 
 from tcnn.errors import TcnnError
 from tcnn.imaging import ImageLike, load_image
-from tcnn.predictor import BoxLike, LandmarkDetector, as_box
+from tcnn.predictor import BoxLike, LandmarkDetector
 from tcnn.types import Box, Face
 
 
@@ -168,10 +168,7 @@ class Pipeline:
         source = item.name or source_name(item.image, index)
         try:
             rgb = load_image(item.image)
-            if item.boxes is None:
-                found = self.detector.find_faces(rgb)
-            else:
-                found = [(as_box(b, rgb.shape), float("nan")) for b in item.boxes]
+            found = self.detector.face_boxes(rgb, item.boxes)
         except TcnnError as exc:
             return _Loaded(index, source, None, [], _named(str(exc), source))
         except MemoryError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,11 +12,11 @@ import numpy as np
 
 from tcnn.codec import from_crop
 from tcnn.detect import (
-    DETECTORS,
     MAX_DETECT_PIXELS,
     USER_THRESHOLDS,
     FaceDetector,
     box_map,
+    check_face_detector,
     make_detector,
 )
 from tcnn.errors import TcnnError
@@ -40,8 +41,11 @@ class LandmarkDetector:
         model: a shipped model name (see ``tcnn models``), an ``.onnx`` path, or ``None`` for
             the default model with ``points`` points.
         points: 5 or 68; used when ``model`` is ``None``.
-        detector: face detector name (``"retinaface"``; ``"dlib"``: HOG; ``"dlib-cnn"``), or
-            ``None`` for the detector the model card names (the boxes the model was trained on).
+        face_detector: the face detector's name (``"retinaface"``; ``"dlib"``: HOG;
+            ``"dlib-cnn"``), or ``None`` for the one the model card names (its
+            ``default_detector``, else the detector whose boxes it was trained on). The built
+            detector is :attr:`face_detector`'s value on each thread; its name
+            :attr:`detector_name`.
         upsample: the face detector's upsampling (0-4); ``None`` picks by image size.
         threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
             (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
@@ -59,6 +63,8 @@ class LandmarkDetector:
             ``box_from_landmarks``, the median relation of the training boxes to the training
             landmarks). Twice the landmark stage's time for a more precise answer (see the
             README's "Refine" section for the measured gain).
+        detector: the former name of ``face_detector``; deprecated (a ``DeprecationWarning``),
+            to be removed in the next release.
 
     Landmarks and boxes are in continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``,
     so the centre of the top-left pixel is ``(0.5, 0.5)``; subtract 0.5 for OpenCV/dlib pixel
@@ -74,16 +80,26 @@ class LandmarkDetector:
         self,
         model: str | os.PathLike[str] | None = None,
         points: int = 5,
-        detector: str | None = None,
+        face_detector: str | None = None,
         upsample: int | None = None,
         threshold: float | None = None,
         threads: int | None = None,
         detector_threads: int | None = None,
         refine: bool = False,
+        *,
+        detector: str | None = None,
     ) -> None:
-        if detector is not None and detector not in DETECTORS:
-            known = ", ".join(sorted(DETECTORS))
-            raise TcnnError(f"unknown face detector {detector!r} (known: {known})")
+        if detector is not None:
+            warnings.warn(
+                "LandmarkDetector(detector=...) is deprecated: use face_detector=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if face_detector is not None and face_detector != detector:
+                raise TcnnError("give face_detector only (detector is its former name)")
+            face_detector = detector
+        if face_detector is not None:
+            check_face_detector(face_detector)
         if upsample is not None and not 0 <= upsample <= 4:
             raise TcnnError(f"upsample {upsample}: must be 0 to 4 (or None to pick by size)")
         if threshold is not None and not np.isfinite(threshold):
@@ -99,7 +115,7 @@ class LandmarkDetector:
             )
         self.refine = refine
         card = self.model.card
-        self.detector_name: str = detector or card.default_detector or card.detector
+        self.detector_name: str = face_detector or card.default_detector or card.detector
         self.upsample = upsample
         self.detector_threads = threads if detector_threads is None else detector_threads
         self.threshold: float = (
@@ -149,6 +165,22 @@ class LandmarkDetector:
         """A box of this detector mapped onto the boxes the model was trained on."""
         return box if self.box_map is None else self.box_map(box)
 
+    def face_boxes(
+        self, rgb: np.ndarray, boxes: Sequence[BoxLike] | None = None
+    ) -> list[tuple[Box, float]]:
+        """The faces to place in an ``[H, W, 3]`` uint8 RGB image, with their scores.
+
+        Args:
+            boxes: the caller's face boxes, checked against the image (:func:`as_box`; scores
+                NaN); ``None``: the faces the face detector finds (:meth:`find_faces`).
+
+        Raises:
+            TcnnError: a bad box, or an image too large for the detector's upsampling.
+        """
+        if boxes is None:
+            return self.find_faces(rgb)
+        return [(as_box(b, rgb.shape), float("nan")) for b in boxes]
+
     def detect(self, image: ImageLike, boxes: Sequence[BoxLike] | None = None) -> list[Face]:
         """Landmarks of every face in ``image``.
 
@@ -164,10 +196,7 @@ class LandmarkDetector:
         if boxes is None and isinstance(image, (str, os.PathLike)):
             return self._detect_file(image)
         rgb = load_image(image)
-        if boxes is None:
-            found = self.find_faces(rgb)
-        else:
-            found = [(as_box(b, rgb.shape), float("nan")) for b in boxes]
+        found = self.face_boxes(rgb, boxes)
         if not found:
             return []
         landmarks = self.landmarks(rgb, [b for b, _ in found])
@@ -235,7 +264,9 @@ class LandmarkDetector:
         points = self._place(items, boxes)
         relation = self.model.card.box_from_landmarks
         if self.refine and relation is not None and len(items):
-            second = self._place(items, [again(p, b, relation) for p, b in zip(points, boxes)])
+            second = self._place(
+                items, [implied_box(p, b, relation) for p, b in zip(points, boxes)]
+            )
             points = (points + second) / 2
         return points
 
@@ -262,7 +293,7 @@ class LandmarkDetector:
         return crop_batch(pairs, self.model.input_size, self.model.card.crop.antialias)
 
 
-def again(points: np.ndarray, box: Box, relation: tuple[float, float, float]) -> Box:
+def implied_box(points: np.ndarray, box: Box, relation: tuple[float, float, float]) -> Box:
     """The box that ``points`` imply (``relation``: a card's ``box_from_landmarks``), or
     ``box`` itself when the points are degenerate (under a pixel apart, or not finite)."""
     placed = Box.from_landmarks(points, relation)

@@ -44,7 +44,7 @@ def fit_offsets(model: str, data: str, root: str | Path | None = None) -> tuple[
     from tcnn.predictor import LandmarkDetector
 
     loaded = load_model(model)
-    lm = LandmarkDetector(model=str(loaded.path), detector=loaded.card.detector)
+    lm = LandmarkDetector(model=str(loaded.path), face_detector=loaded.card.detector)
     samples = [s for s in load_dataset(data, root, loaded.card.detector) if s.box is not None]
     if not samples:
         raise TcnnError(f"calibrate: the {loaded.card.detector} detector found no face of {data}")

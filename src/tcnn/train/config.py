@@ -86,12 +86,12 @@ class TrainConfig:
     mirror_average: bool = True
     correct_offset: bool = True  # learn the labels' mean offset on the training faces
     # the label-convention rule (tcnn.train.convention): training labels moved by -label_shift px
-    # on both axes before training; measured by `benchmarks/studies/label_rule.py` on training faces.
-    # One value for every source, or one per source of a "+" union, in its order.
+    # on both axes before training; measured by `benchmarks/studies/label_rule.py` on training
+    # faces. One value for every source, or one per source of a "+" union, in its order.
     label_shift: tuple[float, ...] = (0.0,)
     # the style rule (tcnn.train.convention.restyle): one entry per source of a "+" union, "" or a
-    # JSON file of per-point offsets (`benchmarks/studies/label_style.py`, measured on training faces)
-    # that moves that source's labels into the reference style, after label_shift
+    # JSON file of per-point offsets (`benchmarks/studies/label_style.py`, measured on training
+    # faces) that moves that source's labels into the reference style, after label_shift
     label_style: tuple[str, ...] = ()
     # how often a face of each source is drawn relative to the others (one positive value per
     # source of a "+" union; empty: every face equally often), e.g. to weigh a small set of

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from tcnn.detect import DETECTORS, make_detector
+from tcnn.detect import DETECTORS, check_face_detector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
 from tcnn.predictor import LandmarkDetector
@@ -240,9 +240,11 @@ class Engine:
             raise ApiError(422, f"model: unknown {model!r} (shipped: {names})")
         if points is not None and shipped[model] != points:
             raise ApiError(422, f"points: model {model} has {shipped[model]} points, not {points}")
-        if detector is not None and detector not in DETECTORS:
-            known = ", ".join(sorted(DETECTORS))
-            raise ApiError(422, f"detector: unknown {detector!r} (known: {known})")
+        if detector is not None:
+            try:
+                check_face_detector(detector)
+            except TcnnError as exc:
+                raise ApiError(422, f"detector: {exc}") from None
         return Choice(model, detector)
 
     def detector(self, choice: Choice) -> LandmarkDetector:
@@ -251,7 +253,7 @@ class Engine:
             det = self._detectors.get(choice)
             if det is None:
                 det = LandmarkDetector(
-                    choice.model, detector=choice.detector, threads=self.ort_threads
+                    choice.model, face_detector=choice.detector, threads=self.ort_threads
                 )
                 self._detectors[choice] = det
             return det
