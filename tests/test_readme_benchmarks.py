@@ -45,7 +45,7 @@ def test_readme_and_docs_are_up_to_date_with_the_results() -> None:
 
 def test_every_page_with_numbers_is_checked() -> None:
     marked = {p.name for p in _renderer().pages() if "<!-- bench:" in p.read_text()}
-    assert {"README.md", "results.md", "serve.md", "batch.md", "video.md"} <= marked
+    assert {"README.md", "results.md", "training.md", "serve.md", "batch.md", "video.md"} <= marked
 
 
 def test_check_fails_naming_the_stale_page_and_section(tmp_path: Path) -> None:
