@@ -239,7 +239,7 @@ def test_loads_through_registry(
     assert model.card.channel_order == "BGR"
     assert model.points == 5 and model.input_size == 40
     crops = np.random.default_rng(3).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
-    got = model.run(crops)  # RGB crops; the model reverses them to BGR
+    got = model.predict(crops)  # RGB crops; the model reverses them to BGR
     bgr = crops.transpose(0, 3, 1, 2)[:, ::-1]
     want = forward(bgr, weights, bgr_of(images[0]), bgr_of(images[1]))
     assert np.abs(got - want).max() < 1e-4

@@ -3,13 +3,13 @@
 The seed's pipeline as ``../shared/data/seed-vanillacnn/README.md`` states it, reimplemented
 here without Caffe: the dlib box (inclusive pixel indices) clipped to the image, its pixels
 resized to 40x40 by OpenCV's ``cv2.resize`` (INTER_LINEAR; when OpenCV is not installed, the
-same bilinear sampling rounded to nearest in numpy), BGR, standardised by the mean and std
-images, and the network's output ``p`` in [-0.5, 0.5] mapped back as ``left + (p + 0.5) *
-width``, a 0-based pixel index (+ 0.5: continuous pixels, the labels' MTFL 1-based values - 0.5).
-The network is the converted ONNX graph (``tests/test_caffe.py`` checks it against a numpy
-forward pass). Each ``seed: ...`` row changes one step of that pipeline; the ``tcnn`` rows are
-``tcnn evaluate`` of the converted model, with its card as ``tcnn convert-caffe`` writes it and
-with ``crop.clip`` off (the card before clipping was added).
+same bilinear sampling rounded to nearest: tcnn's own sampler, up to ties), BGR, standardised by
+the mean and std images, and the network's output ``p`` in [-0.5, 0.5] mapped back as ``left +
+(p + 0.5) * width``, a 0-based pixel index (+ 0.5: continuous pixels, the labels' MTFL 1-based
+values - 0.5). The network is the converted ONNX graph (``tests/test_caffe.py`` checks it
+against a numpy forward pass). Each ``seed: ...`` row changes one step of that pipeline; the
+``tcnn`` rows are ``tcnn evaluate`` of the converted model, with its card as ``tcnn
+convert-caffe`` writes it and with ``crop.clip`` off (the card before clipping was added).
 
 Run: ``python benchmarks/studies/seed_caffe.py [--limit N]`` (writes
 benchmarks/results/seed_caffe.json).
@@ -32,19 +32,29 @@ if not __package__:  # run as a file (python benchmarks/.../x.py): import from t
 
 from benchmarks.tools.common import write_result
 from tcnn.card import update_card
-from tcnn.imaging import load_image
+from tcnn.imaging import crop_resize, load_image
 from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.schemes import FIVE
 from tcnn.train.caffe import convert_caffe
 from tcnn.train.data.datasets import default_root, load_dataset
 from tcnn.train.evaluate import evaluate
+from tcnn.types import Box
 
 Resize = Callable[[np.ndarray], np.ndarray]
 
 
 def numpy_resize(patch: np.ndarray, rounding: bool = True, size: int = 40) -> np.ndarray:
-    """``cv2.resize(patch, (size, size))`` in numpy: each output pixel centre sampled bilinearly
-    (edge pixels repeated), rounded to nearest (``rounding``) or truncated (PIL's sampler)."""
+    """``cv2.resize(patch, (size, size))`` without OpenCV: each output pixel centre sampled
+    bilinearly (edge pixels repeated), ``[size, size, 3]`` uint8.
+
+    Rounded to nearest (``rounding``), this is tcnn's own crop sampler (``crop_resize`` without
+    antialiasing, over the whole patch), so the package's implementation serves. Truncated is PIL's
+    affine sampler, which tcnn's converted model used before: a measured variant here, no longer a
+    rule of the package, so its sampling stays in this script.
+    """
+    if rounding:
+        h, w = patch.shape[:2]
+        return crop_resize(patch, Box(0, 0, w, h), size, antialias=False)
 
     def axis(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         src = np.clip((np.arange(size) + 0.5) * n / size - 0.5, 0, n - 1)
@@ -56,7 +66,7 @@ def numpy_resize(patch: np.ndarray, rounding: bool = True, size: int = 40) -> np
     p = patch.astype(np.float64)
     rows = p[y0] * (1 - fy)[:, None, None] + p[y1] * fy[:, None, None]
     out = rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
-    return np.floor(out + 0.5 if rounding else out).astype(np.uint8)
+    return np.floor(out).astype(np.uint8)
 
 
 def opencv_resize() -> tuple[Resize, str]:
