@@ -41,7 +41,7 @@ STRIDES = (8, 16, 32)
 ANCHOR_SIZES = ((16.0, 32.0), (64.0, 128.0), (256.0, 512.0))
 VARIANCE = (0.1, 0.2)
 
-#: Score threshold, chosen on MTFL AFLW test recall and face-free photos (README, "Detector").
+#: Score threshold, chosen on MTFL AFLW test recall and face-free photos (docs/face-detection.md).
 DEFAULT_THRESHOLD = 0.8
 
 #: The side the smallest face looked for is given in the scanned image. Measured on MTFL AFLW

@@ -26,7 +26,7 @@ COUNTS = "tcnn.counts"
 
 
 def schema() -> Any:
-    """The rows' Arrow schema (a ``pyarrow.Schema``); see the README's "Batch jobs"."""
+    """The rows' Arrow schema (a ``pyarrow.Schema``); see docs/batch.md."""
     pa = import_pyarrow()
     return pa.schema(
         [

@@ -175,7 +175,7 @@ def _evaluate(sub: Subparsers) -> None:
     p.add_argument(
         "--root",
         help="folder holding the datasets (default $TCNN_DATA, else ../shared/data; "
-        "300-W needs it): see Datasets in the README",
+        "300-W needs it): see docs/datasets.md",
     )
     p.add_argument("--detector", help="face detector for the boxes (default: the model card's)")
     p.add_argument(
@@ -211,7 +211,7 @@ def _train(sub: Subparsers) -> None:
     p.add_argument(
         "--root",
         help="folder holding the training data (same as --set data_root=; default $TCNN_DATA, "
-        "else ../shared/data): see Datasets in the README",
+        "else ../shared/data): see docs/datasets.md",
     )
     p.add_argument("--run-dir", help="run folder (default runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder")

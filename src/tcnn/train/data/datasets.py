@@ -318,7 +318,7 @@ def load_dataset(
     if not root.is_dir():
         raise TcnnError(
             f"dataset {name!r}: data folder {root} not found; pass --root FOLDER, the folder "
-            "that holds it (or set TCNN_DATA); see 'Datasets' in the README for where to get it"
+            "that holds it (or set TCNN_DATA); see docs/datasets.md for where to get it"
         )
     annotations = spec.read(root)
     if limit:
