@@ -1,4 +1,4 @@
-"""The README's batch numbers, from ``results/batch.json`` (written by ``bench_batch.py``)."""
+"""docs/batch.md's numbers, from ``results/batch.json`` (written by ``bench_batch.py``)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _memory(m: dict[str, Any] | str) -> str:
 
 
 def batch_section(result: dict[str, Any]) -> str:
-    """The body of the README's ``bench:batch`` section."""
+    """The body of the ``bench:batch`` section (docs/batch.md)."""
     m = result["machine"]
     lines = [
         f"Measured {m['date']} by "

@@ -1,4 +1,4 @@
-"""The README's ``bench:serve`` section, from results/serve.json and results/serve_fuzz.json."""
+"""docs/serve.md's ``bench:serve`` section, from results/serve.json and serve_fuzz.json."""
 
 from __future__ import annotations
 

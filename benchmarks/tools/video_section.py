@@ -1,4 +1,4 @@
-"""The README's video table, from ``results/video.json`` (written by ``bench_video.py``)."""
+"""docs/video.md's video table, from ``results/video.json`` (written by ``bench_video.py``)."""
 
 from __future__ import annotations
 
