@@ -22,6 +22,8 @@ FOLDERS = ("bench", "studies", "tools", "figures")
 #: Wall time of one run on the project's 2-core machine, where measured: from the script's
 #: docstring, the README or its results file (see benchmarks/README.md). Others: not measured.
 TAKES = {
+    "accuracy_slices": "about 10 s",
+    "teacher_calibration": "about a minute",
     "bench_batch": "3-4 min (idle machine)",
     "bench_quantize": "about 10 min (busy machine)",
     "bench_serve": "about 7 min",
