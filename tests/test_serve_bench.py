@@ -16,9 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def bench() -> tuple[ModuleType, ModuleType, ModuleType]:
     sys.path.insert(0, str(ROOT))  # the benchmarks package sits at the repository root
     try:
-        from benchmarks.tools import serve_section
         from benchmarks.bench import bench_serve
-        from benchmarks.tools import serve_common
+        from benchmarks.tools import serve_common, serve_section
     finally:
         sys.path.remove(str(ROOT))
     return bench_serve, serve_common, serve_section

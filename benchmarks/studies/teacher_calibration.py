@@ -36,8 +36,8 @@ import numpy as np
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.tools.render_docs import measured
 from benchmarks.tools.common import ROOT, write_result
+from benchmarks.tools.render_docs import measured
 from tcnn import LandmarkDetector
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, region_errors
