@@ -192,6 +192,7 @@ def converted(
 # ---------------------------------------------------------------- conversion
 
 
+@pytest.mark.slow
 def test_onnx_matches_numpy_forward(
     converted: Path, weights: Weights, images: tuple[Path, Path]
 ) -> None:
@@ -230,6 +231,7 @@ def test_card_in_metadata_and_beside(converted: Path) -> None:
     assert sorted(p.name for p in converted.parent.iterdir()) == ["seed.json", "seed.onnx"]
 
 
+@pytest.mark.slow
 def test_loads_through_registry(
     converted: Path, weights: Weights, images: tuple[Path, Path]
 ) -> None:
@@ -289,6 +291,7 @@ def bad_models(weights: Weights) -> dict[str, tuple[bytes, str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     [
@@ -352,6 +355,7 @@ def assert_fails(
 # ---------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_cli_convert_then_detect(
     tmp_path: Path,
     weights: Weights,
@@ -448,6 +452,7 @@ def dlib_rect(box: Box) -> tuple[int, int, int, int]:
     return int(box.left), int(box.top), int(box.right) - 1, int(box.bottom) - 1
 
 
+@pytest.mark.slow
 def test_converted_model_reproduces_the_seeds_pipeline_on_real_crops(
     converted: Path, weights: Weights, images: tuple[Path, Path], shared_root: Path
 ) -> None:
@@ -509,6 +514,7 @@ def seed_model(shared_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     )
 
 
+@pytest.mark.slow
 def test_real_seed_model_reproduces_the_seeds_figures(seed_model: Path, shared_root: Path) -> None:
     """tcnn's evaluate of the converted seed model against the seed's pipeline on a slice of
     MTFL AFLW test with HOG boxes: per face against the numpy reimplementation above, and in

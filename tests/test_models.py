@@ -42,6 +42,7 @@ def test_mirror_averaged_net_is_mirror_equivariant() -> None:
     assert torch.allclose(y, back, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = VanillaCNN(VanillaArch())
@@ -55,7 +56,7 @@ def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
     crops = np.random.default_rng(0).integers(0, 256, (5, 40, 40, 3), dtype=np.uint8)
     with torch.no_grad():
         ref = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
-    assert np.abs(model.run(crops) - ref).max() < 1e-4
+    assert np.abs(model.predict(crops) - ref).max() < 1e-4
     assert (tmp_path / "m.json").exists()
     assert not list(tmp_path.glob("*.tmp"))
 

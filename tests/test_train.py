@@ -26,6 +26,7 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         load_config(None, ["epochs"])
 
 
+@pytest.mark.slow
 def test_train_small_slice_then_resume(tmp_path: Path, shared_root: Path) -> None:
     overrides = [
         "limit=160",
@@ -64,6 +65,7 @@ def test_train_small_slice_then_resume(tmp_path: Path, shared_root: Path) -> Non
     assert [r["epoch"] for r in rows] == [1, 2]
 
 
+@pytest.mark.slow
 def test_new_runs_record_box_relation_and_old_runs_still_export(
     tmp_path: Path, shared_root: Path
 ) -> None:
@@ -112,12 +114,13 @@ def test_init_reads_a_shipped_models_weights() -> None:
     crops = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), dtype=np.uint8)
     with torch.no_grad():
         ours = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
-    np.testing.assert_allclose(ours, model.run(crops), atol=1e-4)  # the same network
+    np.testing.assert_allclose(ours, model.predict(crops), atol=1e-4)  # the same network
     wide = VanillaCNN(VanillaArch(5, 40, (24, 48, 64, 64), 100, "abstanh"))
     with pytest.raises(TcnnError, match=r"no weights trunk\.0\.weight"):
         weights_from_onnx("vanilla5", wide)
 
 
+@pytest.mark.slow
 def test_label_shift_moves_training_labels_on_both_axes(shared_root: Path) -> None:
     import numpy as np
 
@@ -131,6 +134,7 @@ def test_label_shift_moves_training_labels_on_both_axes(shared_root: Path) -> No
         assert a.box == b.box
 
 
+@pytest.mark.slow
 def test_label_shift_per_source_of_a_union(shared_root: Path) -> None:
     import numpy as np
 

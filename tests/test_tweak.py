@@ -17,6 +17,7 @@ from tcnn.train.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # n
 from tcnn.train.tweak import fit_router  # noqa: E402
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("covariance", "pca_dim"), [("diag", 0), ("full", 6), ("diag", 6)])
 def test_router_posteriors_equal_sklearn(covariance: str, pca_dim: int) -> None:
     rng = np.random.default_rng(0)
@@ -62,13 +63,14 @@ def test_face_goes_to_the_head_of_its_cluster() -> None:
     assert torch.equal(out[:, 0, 0], clusters.float())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("soft", [False, True])
 def test_onnx_routing_matches_pytorch(tmp_path: Path, soft: bool) -> None:
     net, crops = _tweaked(4, soft)
     wrapped = InferenceNet(net, None, (0.0, 0.0)).eval()
     card = ModelCard(name="tw", points=5, input_size=40, crop=Crop(scale=1.0))
     model = load_model(export_model(wrapped, card, tmp_path / "tw.onnx"))
-    got = model.run(crops.transpose(0, 2, 3, 1).astype(np.uint8))
+    got = model.predict(crops.transpose(0, 2, 3, 1).astype(np.uint8))
     with torch.no_grad():
         ref = wrapped(torch.from_numpy(crops.astype(np.uint8).astype(np.float32))).numpy()
     assert np.abs(got - ref).max() < 1e-4
@@ -76,6 +78,7 @@ def test_onnx_routing_matches_pytorch(tmp_path: Path, soft: bool) -> None:
         assert np.array_equal(np.round(got[:, 0, 0] - 0.5), np.round(ref[:, 0, 0] - 0.5))
 
 
+@pytest.mark.slow
 def test_tweak_small_slice(tmp_path: Path, shared_root: Path) -> None:
     from tcnn.train.loop import train
     from tcnn.train.tweak import cluster_sheet, tweak

@@ -25,7 +25,7 @@ from tcnn.metrics import nme, normalising_distance, summarise
 from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import scheme_for
 from tcnn.train.data.augment import make_crops
-from tcnn.train.export import finish
+from tcnn.train.export import export_run
 from tcnn.train.runs import load_checkpoint
 from tcnn.train.tweak import clusters_of
 
@@ -72,7 +72,7 @@ def main() -> None:
         }
         rows.append(measure(run / "model.onnx", f"{run.name} hard", {**extra, "routing": "hard"}))
         if not args.no_soft and k > 1:
-            soft = finish(run, progress=False, out=tmp / f"{run.name}-soft.onnx", soft=True)
+            soft = export_run(run, progress=False, out=tmp / f"{run.name}-soft.onnx", soft=True)
             rows.append(measure(soft, f"{run.name} soft", {**extra, "routing": "soft"}))
 
     # Per-cluster error of the base and of the best hard-routed tweak (k > 1).

@@ -1,7 +1,7 @@
 """Many inputs in, one result per input out: the loop behind every entry point.
 
-``tcnn detect``, ``tcnn demo``, the web service, video and batch jobs all call :func:`run`
-(or :meth:`Pipeline.run`). It reads and detects in worker threads, batches faces across images
+``tcnn detect``, ``tcnn demo``, the web service, video and batch jobs all call
+:meth:`Pipeline.run`. It reads and detects in worker threads, batches faces across images
 for the landmark network, keeps a bounded number of images in memory whatever the number of
 inputs, and yields results in input order. A bad input yields a result with ``error`` set; it
 never stops the stream.
@@ -144,9 +144,9 @@ class Pipeline:
                     pending.append(window.popleft().result())
                     faces = sum(len(p.found) for p in pending)
                     if faces >= self.batch_faces or len(pending) >= self.max_pending:
-                        yield from self._finish(pending)
+                        yield from self._place_pending(pending)
                         pending = []
-                yield from self._finish(pending)
+                yield from self._place_pending(pending)
             finally:
                 for f in window:
                     f.cancel()
@@ -175,7 +175,8 @@ class Pipeline:
             return _Loaded(index, source, None, [], f"{source}: out of memory reading the image")
         return _Loaded(index, source, rgb, found, None)
 
-    def _finish(self, pending: list[_Loaded]) -> Iterator[Result]:
+    def _place_pending(self, pending: list[_Loaded]) -> Iterator[Result]:
+        """Landmarks of every face of ``pending`` in one batch, then their results in order."""
         items = [(p.rgb, b) for p in pending if p.rgb is not None for b, _ in p.found]
         points = self.detector.landmarks_batch(items) if items else np.zeros((0, 0, 2))
         at = 0
@@ -194,15 +195,6 @@ class Pipeline:
 def _named(message: str, source: str) -> str:
     """``message`` starting with the input's name (path errors already do)."""
     return message if message.startswith(source) else f"{source}: {message}"
-
-
-def run(
-    inputs: Iterable[ImageLike | Item],
-    detector: LandmarkDetector | None = None,
-    **options: int | bool | None,
-) -> Iterator[Result]:
-    """Shorthand for ``Pipeline(detector, **options).run(inputs)``."""
-    return Pipeline(detector, **options).run(inputs)  # type: ignore[arg-type]
 
 
 IMAGE_SUFFIXES = frozenset(

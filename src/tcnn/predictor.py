@@ -62,7 +62,7 @@ class LandmarkDetector:
             box, once from the box the first answer implies (the model card's
             ``box_from_landmarks``, the median relation of the training boxes to the training
             landmarks). Twice the landmark stage's time for a more precise answer (see the
-            README's "Refine" section for the measured gain).
+            "Refine" section of docs/results.md for the measured gain).
         detector: the former name of ``face_detector``; deprecated (a ``DeprecationWarning``),
             to be removed in the next release.
 
@@ -254,7 +254,7 @@ class LandmarkDetector:
 
         Large batches run in chunks of ``CHUNK`` faces: the calling thread crops them one
         after the other while ``model.bulk_workers`` threads run the network on the chunks
-        cropped so far (each on one core: :meth:`Model.run` with ``bulk``). With ``refine``
+        cropped so far (each on one core: :meth:`Model.predict` with ``bulk``). With ``refine``
         a second pass places each face again from its first answer (see the class).
 
         Returns:
@@ -276,13 +276,13 @@ class LandmarkDetector:
         regions = [m.card.crop.region(b, img.shape) for (img, _), b in zip(items, boxes)]
         crops = [(img, r) for (img, _), r in zip(items, regions)]
         if len(items) <= CHUNK:
-            units = m.run(self._crops(crops))
+            units = m.predict(self._crops(crops))
         else:
             with self._lock:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(m.bulk_workers, thread_name_prefix="tcnn")
             runs = [
-                self._pool.submit(m.run, self._crops(crops[i : i + CHUNK]), True)
+                self._pool.submit(m.predict, self._crops(crops[i : i + CHUNK]), True)
                 for i in range(0, len(crops), CHUNK)
             ]
             units = np.concatenate([r.result() for r in runs])

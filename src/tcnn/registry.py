@@ -88,7 +88,7 @@ class Model:
     def input_size(self) -> int:
         return self.card.input_size
 
-    def run(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
+    def predict(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
 
         Args:

@@ -1,6 +1,6 @@
 """Export of a run: the network wrapped for inference, ONNX with a parity check, its card.
 
-:func:`finish` turns a run's checkpoint into ``model.onnx`` (called at the end of training and
+:func:`export_run` turns a run's checkpoint into ``model.onnx`` (called at the end of training and
 tweaking, and by ``tcnn export``); :func:`export_model` writes any network with a
 :class:`~tcnn.card.ModelCard` embedded.
 """
@@ -213,7 +213,7 @@ def graph_offset(
     return label_offset(InferenceNet(net, perm, (0.0, 0.0)).eval(), train_set)
 
 
-def finish(
+def export_run(
     run: Path,
     progress: bool = True,
     train_set: CropSet | None = None,

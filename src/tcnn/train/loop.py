@@ -26,7 +26,7 @@ from tcnn.train.config import Augment, Optim, TrainConfig, to_toml
 from tcnn.train.data.augment import CropSet, augment_batch
 from tcnn.train.data.datasets import dataset_points
 from tcnn.train.data.samples import prepare
-from tcnn.train.export import finish
+from tcnn.train.export import export_run
 from tcnn.train.models.vanilla import VanillaArch, VanillaCNN, predict_crops
 from tcnn.train.runs import save_checkpoint, start_run
 
@@ -184,7 +184,7 @@ def train(
     loop = Loop(cfg.name, cfg.optim, cfg.augment, scheme_for(net.arch.points))
     state = {"arch": net.arch.to_dict(), "config": dataclasses.asdict(cfg), "data": info}
     fit(net, train_set, val_set, loop, run, state, resume, gen, progress, train_set.weights)
-    finish(run, progress=progress, train_set=train_set)
+    export_run(run, progress=progress, train_set=train_set)
     return run
 
 

@@ -27,7 +27,7 @@ from tcnn.schemes import scheme_for
 from tcnn.train.config import TweakConfig, to_toml
 from tcnn.train.data.augment import CropSet
 from tcnn.train.data.samples import prepare
-from tcnn.train.export import finish
+from tcnn.train.export import export_run
 from tcnn.train.loop import Loop, face_errors, fit, seed_everything
 from tcnn.train.models.tweaked import TweakArch, TweakedCNN, make_router
 from tcnn.train.models.vanilla import VanillaCNN, predict_crops
@@ -131,7 +131,7 @@ def tweak(
         "data": info,
     }
     fit(net, train_set, val_set, loop, run, state, resume, gen, progress, weights)
-    finish(run, progress=progress, train_set=train_set)
+    export_run(run, progress=progress, train_set=train_set)
     return run
 
 

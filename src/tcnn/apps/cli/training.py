@@ -100,10 +100,10 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _need_torch()
-    from tcnn.train.export import finish
+    from tcnn.train.export import export_run
 
     soft = {"hard": False, "soft": True, None: None}[args.routing]
-    out = finish(
+    out = export_run(
         Path(args.run),
         out=Path(args.output) if args.output else None,
         soft=soft,
