@@ -172,7 +172,7 @@ def test_opencv_xywh_rectangle() -> None:
 def _centroid_model(points: int):  # type: ignore[no-untyped-def]
     """A stand-in network: every point at the centroid of the crop's bright blob."""
 
-    def run(crops: np.ndarray, bulk: bool = False) -> np.ndarray:
+    def predict(crops: np.ndarray, bulk: bool = False) -> np.ndarray:
         out = []
         for c in crops.astype(np.float64):
             w = np.clip(c.sum(axis=2) - 3 * 60, 0, None)
@@ -182,7 +182,7 @@ def _centroid_model(points: int):  # type: ignore[no-untyped-def]
             out.append(np.repeat(xy[None], points, axis=0))
         return np.array(out, np.float32)
 
-    return run
+    return predict
 
 
 @pytest.mark.parametrize("model", ["vanilla5", "vanilla68"])
@@ -191,7 +191,7 @@ def test_inference_path_puts_a_perfect_model_on_the_blob(
 ) -> None:
     """LandmarkDetector's crop and mapping back with a network that finds the blob exactly."""
     lm = LandmarkDetector(model)
-    monkeypatch.setattr(lm.model, "run", _centroid_model(lm.model.points))
+    monkeypatch.setattr(lm.model, "predict", _centroid_model(lm.model.points))
     img = with_blob(np.full((240, 220, 3), 60, np.uint8), 101, 119, 2.5)
     boxes = [Box(55.2, 70.7, 150.1, 166.3), Box.from_dlib((60, 72, 140, 152))]
     pts = lm.landmarks(img, boxes)
