@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The CPU build of PyTorch (training and the test suite only; inference needs no torch).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-quick lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(BIN)/python
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pytest
+
+# Day-to-day: the tests marked slow left out (under a minute here); `make test` runs them all.
+test-quick: $(BIN)/python
+	$(BIN)/python -m pytest -m 'not slow'
 
 # One benchmark by name (benchmarks/README.md): make bench NAME=bench_5pt ARGS='--models vanilla5'.
 # Without NAME it lists them, with what each answers and how long it takes.

@@ -28,6 +28,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory, astronaut_png: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_300w_all_subsets(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["evaluate", "--data", "300w", "--root", str(tree), "--detector", "dlib"]
     code = main([*args, "--format", "json", "-q"])
@@ -45,6 +46,7 @@ def test_evaluate_300w_all_subsets(tree: Path, capsys: pytest.CaptureFixture[str
     assert got["full", "inter-pupil"]["mean"] > got["full", "inter-ocular"]["mean"] * 0.99
 
 
+@pytest.mark.slow
 def test_train_on_300w_layout(tree: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from tcnn.registry import load_model

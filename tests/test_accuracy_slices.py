@@ -26,6 +26,7 @@ SLICES: list[dict[str, Any]] = json.loads(RECORD.read_text())["slices"]
 REGENERATE = "PYTHONPATH=src python benchmarks/bench/accuracy_slices.py"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", SLICES, ids=lambda s: f"{s['data']}-{s['model']}")
 def test_slice_mean_error_is_the_recorded_one(spec: dict[str, Any], shared_root: Path) -> None:
     digest = graph_digest(resolve(spec["model"]))

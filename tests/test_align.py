@@ -7,6 +7,7 @@ from PIL import Image
 from tcnn import LandmarkDetector
 from tcnn.align import TEMPLATE, align_face, similarity
 from tcnn.errors import TcnnError
+from tcnn.schemes import to_five
 
 
 def test_similarity_recovers_a_known_transform() -> None:
@@ -64,7 +65,11 @@ def test_bad_size_or_margin_is_a_tcnn_error(astronaut: np.ndarray) -> None:
 
 def test_68_points_align_through_five(astronaut: np.ndarray) -> None:
     face = max(LandmarkDetector(points=68).detect(astronaut), key=lambda f: f.box.width)
-    assert align_face(astronaut, face.landmarks, size=64).shape == (64, 64, 3)
+    aligned = align_face(astronaut, face.landmarks, size=64)
+    # The same warp as the five points the 68 reduce to, and not the warp of other points.
+    five = to_five(face.landmarks.astype(np.float64))
+    assert np.array_equal(aligned, align_face(astronaut, five, size=64))
+    assert not np.array_equal(aligned, align_face(astronaut, five[[1, 0, 2, 4, 3]], size=64))
 
 
 def test_align_takes_what_detect_takes(astronaut: np.ndarray, astronaut_png: Path) -> None:

@@ -76,6 +76,7 @@ def test_one_pixel_image_has_no_face(lm: LandmarkDetector, tmp_path: Path) -> No
     assert lm.detect(path) == []
 
 
+@pytest.mark.slow
 def test_long_strip_has_no_face(lm: LandmarkDetector, tmp_path: Path) -> None:
     path = tmp_path / "strip.png"
     rng = np.random.default_rng(0)

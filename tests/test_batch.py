@@ -63,6 +63,7 @@ def reference(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> list[di
     return rows(out)
 
 
+@pytest.mark.slow
 def test_rows_one_per_face_no_face_and_failure(reference: list[dict[str, Any]]) -> None:
     assert sorted({r["index"] for r in reference}) == list(range(16))
     failed = {Path(r["path"]).name: r["error"] for r in reference if r["status"] == "failed"}
@@ -80,6 +81,7 @@ def test_rows_one_per_face_no_face_and_failure(reference: list[dict[str, Any]]) 
     assert one["width"] == one["height"] == 512
 
 
+@pytest.mark.slow
 def test_two_workers_same_rows_and_crops(
     photos: Path, reference: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -99,6 +101,7 @@ def test_two_workers_same_rows_and_crops(
     assert all(c and Image.open(out2 / c).size == (48, 48) for c in crops)
 
 
+@pytest.mark.slow
 def test_ray_local_same_rows(photos: Path, reference: list[dict[str, Any]], tmp_path: Path) -> None:
     pytest.importorskip("ray.data")
     summary = run(photos, tmp_path / "out", workers=2, part_size=4, align=48, ray=True)
@@ -117,6 +120,7 @@ def test_a_worker_holds_one_core_by_default(tmp_path: Path) -> None:
         assert [s.get_session_options().intra_op_num_threads for s in sessions] == [n, n]
 
 
+@pytest.mark.slow
 def test_manifests_and_text_list(photos: Path, tmp_path: Path) -> None:
     files = [*sorted(str(p) for p in photos.rglob("astro-*"))[:4], str(photos / "sky.png")]
     files.append(str(tmp_path / "gone.jpg"))
@@ -177,6 +181,7 @@ def _kill_at(cmd: list[str], out: Path, target: int) -> int | None:
     return None if ended_itself or parts >= 8 else parts
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_resume_equals_uninterrupted(
     photos: Path, reference: list[dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -242,6 +247,7 @@ def _peak_rss_mb(cmd: list[str], code: int = 0) -> float:
     return usage.ru_maxrss / 1024
 
 
+@pytest.mark.slow
 def test_many_missing_paths_finish_with_bounded_memory(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
@@ -256,6 +262,7 @@ def test_many_missing_paths_finish_with_bounded_memory(tmp_path: Path) -> None:
     assert rss_large < rss_small * 1.15 + 10, (rss_small, rss_large)
 
 
+@pytest.mark.slow
 def test_refine_moves_the_landmarks_and_is_part_of_the_job(
     photos: Path, reference: list[dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -273,6 +280,7 @@ def test_refine_moves_the_landmarks_and_is_part_of_the_job(
         run(photos, out, resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_exit_status_zero_only_when_no_input_failed(
     astronaut: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

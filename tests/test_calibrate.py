@@ -38,6 +38,7 @@ def test_calibrated_model_adds_its_offsets_in_crop_units(
         write_calibrated(str(out), offsets, tmp_path / "twice.onnx", "c2", {})
 
 
+@pytest.mark.slow
 def test_calibrate_refuses_a_dataset_of_other_points(shared_root: Path, tmp_path: Path) -> None:
     from tcnn.train.calibrate import fit_offsets
 

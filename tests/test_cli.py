@@ -68,6 +68,7 @@ def _shell_blocks(text: str) -> list[list[str]]:
     return [[ln.strip() for ln in b.splitlines()] for b in blocks]
 
 
+@pytest.mark.slow
 def test_detect_json_csv_and_drawing(
     tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -100,6 +101,7 @@ def test_detect_json_csv_and_drawing(
     assert refined["faces"][0]["landmarks"] != data["faces"][0]["landmarks"]
 
 
+@pytest.mark.slow
 def test_detect_goes_on_past_bad_files(
     tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -195,6 +197,7 @@ def test_unwritable_output(
         target.chmod(0o700)
 
 
+@pytest.mark.slow
 def test_demo_on_a_given_photo(
     tmp_path: Path, astronaut_png: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -210,6 +213,7 @@ def test_models_lists_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert {m["points"] for m in models if m["default"]} == {5, 68}
 
 
+@pytest.mark.slow
 def test_evaluate_mtfl_json(
     shared_root: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -276,6 +280,7 @@ def test_bad_option_values_fail_before_any_work(
     assert not any(empty.iterdir())
 
 
+@pytest.mark.slow
 def test_evaluate_aflw68_small_limit(shared_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys, "evaluate", "--data", "aflw68", "--model", "vanilla68", "--limit", "12", "-q"
@@ -298,6 +303,7 @@ def test_evaluate_aflw68_small_limit(shared_root: Path, capsys: pytest.CaptureFi
     assert_one_line_error(err, "--limit -1")
 
 
+@pytest.mark.slow
 def test_evaluate_refine_places_faces_more_precisely(
     shared_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -57,6 +57,7 @@ def test_running_twice_in_place_reads_no_drawings_and_loses_none(
     assert Image.open("out/face-2.landmarks.jpg").format == "JPEG"
 
 
+@pytest.mark.slow
 def test_earlier_results_inside_an_input_folder_are_not_read(
     tmp_path: Path,
     astronaut_png: Path,

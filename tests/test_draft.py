@@ -22,6 +22,7 @@ def big_jpeg(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) ->
     return path
 
 
+@pytest.mark.slow
 def test_reduced_decode_keeps_min_side(big_jpeg: Path, tmp_path: Path) -> None:
     rgb, r = load_image_reduced(big_jpeg, 1000)
     assert r == 2 and rgb.shape == (1536, 1536, 3)  # 768 would be under 1000
@@ -38,6 +39,7 @@ def test_reduced_decode_keeps_min_side(big_jpeg: Path, tmp_path: Path) -> None:
     assert load_image_reduced(full, 300)[1] == 1
 
 
+@pytest.mark.slow
 def test_detect_on_a_large_jpeg_matches_the_full_decode(big_jpeg: Path) -> None:
     lm = LandmarkDetector()
     reduced = lm.detect(big_jpeg)  # scanned at 1280 px: decoded at 1/2 (1536 px)

@@ -85,6 +85,7 @@ def test_stride_two_convolution_pads_as_tensorflow_same() -> None:
     np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_real_weights_place_mtfl_faces(shared_root: Path) -> None:
     """On MTFL training faces (their dlib HOG boxes), the teacher's 5 points lie near the human
     ones: mean error under 8% of the eye distance."""

@@ -53,6 +53,7 @@ def test_loss_leaves_out_points_without_a_location() -> None:
     assert float(pred2.grad[0, 10:].abs().sum()) > 0.0
 
 
+@pytest.mark.slow
 def test_relu_network_restarts_from_a_folded_batchnorm_export() -> None:
     ort = pytest.importorskip("onnxruntime")
     from tcnn.registry import resolve

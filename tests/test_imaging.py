@@ -48,6 +48,7 @@ def test_truncated_image(tmp_path: Path) -> None:
         load_image(f)
 
 
+@pytest.mark.slow
 def test_huge_image_is_refused_before_decoding(tmp_path: Path) -> None:
     f = tmp_path / "huge.png"
     Image.new("1", (20000, 20000)).save(f)

@@ -62,6 +62,7 @@ def test_image_and_figure_helpers(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "f.png"]
 
 
+@pytest.mark.slow
 def test_library_sets_no_matplotlib_backend() -> None:
     """Drawing a plot in the library leaves pyplot's backend to the user."""
     import subprocess

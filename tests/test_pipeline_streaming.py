@@ -28,6 +28,7 @@ def _small_inputs(n: int, produced: list[int]) -> Iterator[Item | np.ndarray]:
         yield img if k % 10 == 9 else Item(img, boxes=[(6.5, 5.0, 42.0, 43.5)])
 
 
+@pytest.mark.slow
 def test_thousands_of_inputs_keep_memory_flat(fast5: LandmarkDetector) -> None:
     n, produced = 3000, [0]
     pipe = Pipeline(fast5, workers=2, batch_faces=64, max_pending=32)

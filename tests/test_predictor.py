@@ -95,6 +95,7 @@ def test_box_type() -> None:
     assert (b.width, b.height, b.center) == (4, 8, (3, 6))
 
 
+@pytest.mark.slow
 def test_detector_threshold_drops_weak_detections(astronaut: np.ndarray) -> None:
     # dlib scores the astronaut's face about 1.2 and a patch on her suit about 0.1.
     everything = LandmarkDetector(face_detector="dlib", threshold=-0.5).detect(astronaut)
@@ -106,6 +107,7 @@ def test_detector_threshold_drops_weak_detections(astronaut: np.ndarray) -> None
     assert retina.threshold == 0.8 and len(retina.detect(astronaut)) == 1
 
 
+@pytest.mark.slow
 def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None:
     hog = _largest(LandmarkDetector(face_detector="dlib").detect(astronaut))
     cnn = _largest(LandmarkDetector(face_detector="dlib-cnn").detect(astronaut))
@@ -188,6 +190,7 @@ def _intra_op_threads(session: object) -> int:
     return int(session.get_session_options().intra_op_num_threads)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_thread_counts_reach_both_onnx_sessions(astronaut: np.ndarray) -> None:
     lm = LandmarkDetector(threads=1, detector_threads=2)
     assert _intra_op_threads(lm.model.session) == 1
@@ -203,6 +206,7 @@ def test_thread_counts_reach_both_onnx_sessions(astronaut: np.ndarray) -> None:
         LandmarkDetector(detector_threads=0)
 
 
+@pytest.mark.slow
 def test_refine_averages_a_second_crop_placed_from_the_first_answer(astronaut: np.ndarray) -> None:
     from tcnn.predictor import CHUNK
 

@@ -66,6 +66,7 @@ def mtfl_faces(shared_root: Path) -> list:
     return read_mtfl(shared_root / "mtfl/train_landmarks5_bbox.txt")[:3]
 
 
+@pytest.mark.slow
 def test_teacher_lands_near_the_human_points(mtfl_faces: list, shared_root: Path) -> None:
     pytest.importorskip("dlib")
     from tcnn.imaging import load_image
@@ -80,6 +81,7 @@ def test_teacher_lands_near_the_human_points(mtfl_faces: list, shared_root: Path
     assert label.points.min() >= 0 and label.points.max() <= 80
 
 
+@pytest.mark.slow
 def test_label_write_read_round_trip(mtfl_faces: list, shared_root: Path, tmp_path: Path) -> None:
     pytest.importorskip("dlib")
     source = pseudo.Source("mtfl-train", 4, [(a.path, a.landmarks) for a in mtfl_faces])
@@ -102,6 +104,7 @@ def test_label_write_read_round_trip(mtfl_faces: list, shared_root: Path, tmp_pa
     np.testing.assert_array_equal(again[0].direct, labels[0].direct)
 
 
+@pytest.mark.slow
 def test_union_loads_each_dataset_in_order(
     mtfl_faces: list, shared_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -82,6 +82,7 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_quantized_model_card_says_how_it_was_made(int8_model: Path) -> None:
     card = read_card(int8_model)
     assert card.name == "vanilla5-int8" and card.metrics == {}
@@ -200,6 +201,7 @@ def test_retinaface_refuses_a_model_of_the_wrong_kind(int8_model: Path, tmp_path
     _one_line(exc, str(cut), "not a valid RetinaFace ONNX model")
 
 
+@pytest.mark.slow
 def test_int8_retinaface_finds_the_astronaut(
     shared_root: Path, tmp_path: Path, astronaut: np.ndarray
 ) -> None:

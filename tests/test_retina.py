@@ -80,6 +80,7 @@ def test_every_face_of_the_shared_photos(
             assert not _contains(b.as_tuple(), *a.center)
 
 
+@pytest.mark.slow
 def test_every_face_of_multi_face_includes_sunglasses(retina: RetinaFace, shared_root) -> None:
     # dlib's HOG detector misses the man in sunglasses (the top-left face, x about 220-310).
     image = load_image(shared_root / "photos" / "multi_face.jpg")
@@ -108,6 +109,7 @@ def test_small_images_are_upscaled(retina: RetinaFace, astronaut: np.ndarray) ->
     assert _contains(box.as_tuple(), 20, 20) and 10 < box.width < 40  # in the 40x40 pixels
 
 
+@pytest.mark.slow
 def test_large_photos_are_downscaled_and_boxes_mapped_back(
     retina: RetinaFace, astronaut: np.ndarray
 ) -> None:
@@ -195,6 +197,7 @@ def test_missing_package_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) ->
         tcnn.retina.load_weights.cache_clear()
 
 
+@pytest.mark.slow
 def test_box_map_inverse_and_retina_to_hog(astronaut: np.ndarray) -> None:
     from tcnn.detect import RETINA_TO_HOG, box_map
     from tcnn.types import Box
@@ -212,6 +215,7 @@ def test_box_map_inverse_and_retina_to_hog(astronaut: np.ndarray) -> None:
     assert abs(mapped.center[1] - hog.center[1]) < abs(raw.center[1] - hog.center[1])
 
 
+@pytest.mark.slow
 def test_landmark_detector_maps_boxes_onto_the_models_convention(astronaut: np.ndarray) -> None:
     from tcnn.detect import RETINA_TO_HOG
     from tcnn.predictor import LandmarkDetector

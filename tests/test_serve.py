@@ -81,6 +81,7 @@ def same(a: dict, b: dict) -> bool:  # type: ignore[type-arg]
     return {**a, "timings_ms": None} == {**b, "timings_ms": None}
 
 
+@pytest.mark.slow
 def test_landmarks_match_the_library(
     client: TestClient, photo: bytes, astronaut: np.ndarray
 ) -> None:
@@ -191,6 +192,7 @@ def test_bad_parameters(
     assert cause in r.json()["error"]
 
 
+@pytest.mark.slow
 def test_bad_uploads(client: TestClient, photo: bytes, astronaut: np.ndarray) -> None:
     cases = [
         (post(client, b"not an image at all"), 400, "not an image"),
@@ -238,6 +240,7 @@ def test_oversize_upload_413_names_the_limit_in_the_options_units(client: TestCl
     assert r.json() == {"error": "image: 1.000001 MB is over the limit of --max-upload-mb 1"}
 
 
+@pytest.mark.slow
 def test_decompression_bombs_413_with_bounded_memory(tmp_path: Path) -> None:
     """In a fresh process, so that its peak memory measures these requests alone."""
     (tmp_path / "huge.png").write_bytes(png_bomb(30000, 30000))  # PIL's own bomb limit
@@ -361,6 +364,7 @@ def test_a_request_that_waited_too_long_is_refused_not_run() -> None:
     engine.close()
 
 
+@pytest.mark.slow
 def test_eight_naive_clients_at_once_all_get_200(photo: bytes) -> None:
     """Out of the box (2 threads here), 8 clients sending at the same moment with no retry
     logic all get answers, however slow the machine: they wait, they are not refused."""
@@ -424,6 +428,7 @@ def test_internal_errors_reach_no_client_as_tracebacks(
     assert "400 POST /v1/landmarks: image: not an image file" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_thousand_bad_requests_then_a_good_one(client: TestClient, photo: bytes) -> None:
     bad = [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n", photo[:100]]
     codes = {post(client, bad[i % 4]).status_code for i in range(1000)}
@@ -461,6 +466,7 @@ def _reply(s: socket.socket) -> tuple[bytes, bytes, bytes]:
     return head, sep, body
 
 
+@pytest.mark.slow
 def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
     app = create_app(LIMITS)
     metrics, observed, statuses = app.state.metrics, threading.Condition(), []
@@ -513,6 +519,7 @@ def test_live_server_refuses_early_and_survives_hang_ups(photo: bytes) -> None:
         assert httpx.get(f"{url}/healthz").json()["busy"] == 0
 
 
+@pytest.mark.slow
 def test_detectors_say_which_run_here(photo: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's detector choice lists every detector; one that cannot run (dlib missing,
     here made so) is listed with the reason, and asking for it gets 422 naming it."""

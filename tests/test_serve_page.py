@@ -130,6 +130,7 @@ def _without_timings(answer: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in answer.items() if k != "timings_ms"}
 
 
+@pytest.mark.slow
 def test_page_draws_landmarks_and_downloads_the_api_answer(
     url: str, browser: Any, tmp_path: Path, astronaut: np.ndarray
 ) -> None:
@@ -172,6 +173,7 @@ def test_page_draws_landmarks_and_downloads_the_api_answer(
         browser.save_screenshot(os.environ["TCNN_SCREENSHOT"])
 
 
+@pytest.mark.slow
 def test_an_error_clears_the_previous_answer(
     url: str, browser: Any, tmp_path: Path, astronaut: np.ndarray
 ) -> None:
@@ -200,6 +202,7 @@ def test_an_error_clears_the_previous_answer(
     assert _pixel(browser, 5, 5) == [0, 0, 0, 0]
 
 
+@pytest.mark.slow
 def test_the_detector_choice_reaches_the_api(
     url: str, browser: Any, tmp_path: Path, astronaut: np.ndarray
 ) -> None:
@@ -225,6 +228,7 @@ def test_the_detector_choice_reaches_the_api(
         assert _without_timings(state["answer"]) == _without_timings(api.json())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(300, 2400), (3200, 400)], ids=["tall", "wide"])
 def test_the_photo_fits_the_window(
     url: str, browser: Any, tmp_path: Path, astronaut: np.ndarray, size: tuple[int, int]
@@ -246,6 +250,7 @@ def test_the_photo_fits_the_window(
     assert abs(width / height - size[0] / size[1]) < 0.02 * size[0] / size[1], box
 
 
+@pytest.mark.slow
 def test_page_shows_the_error_for_a_bad_file(url: str, browser: Any, tmp_path: Path) -> None:
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not a picture")

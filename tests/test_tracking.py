@@ -105,6 +105,7 @@ def test_crossing_faces_keep_their_ids(head: np.ndarray, detector: LandmarkDetec
     assert owner[0] != owner[1]
 
 
+@pytest.mark.slow
 def test_a_face_that_leaves_ends_its_track(head: np.ndarray, detector: LandmarkDetector) -> None:
     frames = clip([head], [[(85, 45)] * 8]) + clip([head[:0]], [[(0, 0)] * 25], seed=1)
     tracker = LandmarkTracker(detector, detect_every=5)
@@ -193,6 +194,7 @@ def test_box_relation_follows_the_roll(detector: LandmarkDetector) -> None:
     assert np.allclose(tracker._state(2 * upright, rel), [120.0, 130.0, 120.0, 180.0])
 
 
+@pytest.mark.slow
 def test_a_face_hidden_behind_an_occluder_keeps_its_id(
     head: np.ndarray, detector: LandmarkDetector
 ) -> None:
