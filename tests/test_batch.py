@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -144,39 +145,83 @@ def _parts(out: Path) -> int:
     return len(list(out.glob("part-*.parquet")))
 
 
-def _running_in_group(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` is still there and not a zombie (which cannot write
-    a file, and which a container's init may never reap)."""
+def _group_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that have not ended (a zombie has: it cannot write a
+    file, and a container's init may never reap it)."""
+    members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue  # ended while we looked
         if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+            members.append(int(stat.parent.name))
+    return members
+
+
+class FolderEvents:
+    """Linux inotify on one folder: :meth:`wait` blocks until a file is created or renamed in
+    it (a part file arrives by rename), or until another of ``fds`` is readable."""
+
+    IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+
+    def __init__(self, folder: Path) -> None:
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        mask = self.IN_CREATE | self.IN_MOVED_TO
+        assert self.libc.inotify_add_watch(self.fd, bytes(folder), mask) >= 0
+
+    def wait(self, *fds: int, timeout: float) -> None:
+        ready, _, _ = select.select([self.fd, *fds], [], [], timeout)
+        assert ready, f"no file event within {timeout:.0f} s"
+        if self.fd in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.fd, 1 << 16)  # the events themselves: the folder is counted anew
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _wait_ended(pgid: int, timeout: float) -> None:
+    """Block until every process of group ``pgid`` has ended: a pidfd of each is readable
+    once its process exits. The group is listed again until none is left."""
+    while members := _group_members(pgid):
+        fds = []
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):  # ended since it was listed
+                fds.append(os.pidfd_open(pid))
+        try:
+            for fd in fds:
+                ready, _, _ = select.select([fd], [], [], timeout)
+                assert ready, "the killed job's workers are still there"
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 def _kill_at(cmd: list[str], out: Path, target: int) -> int | None:
     """Run ``cmd`` until ``out`` holds ``target`` parts, then kill -9 its whole process group.
     Returns the parts it left (counted once no process of the group is left), or ``None``
-    when the job ended, or wrote its last part, before the kill."""
+    when the job ended, or wrote its last part, before the kill. It waits on events (files
+    arriving in ``out``, the job's exit), never on the clock; 600 s bounds a job that hangs."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out.mkdir(exist_ok=True)  # watched from before the job starts; an empty folder is a new job
+    events = FolderEvents(out)
     proc = subprocess.Popen(
         cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 600  # generous: a loaded machine, two worker start-ups
+    exited = os.pidfd_open(proc.pid)
     try:
-        while proc.poll() is None and _parts(out) < target:  # a state, polled
-            assert time.monotonic() < deadline, f"no part {target} within 600 s"
-            time.sleep(0.01)
+        while proc.poll() is None and _parts(out) < target:
+            events.wait(exited, timeout=600)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         ended_itself = proc.wait() >= 0  # an exit status (1: its failed inputs), not a signal
-        while _running_in_group(proc.pid):  # the workers too, before counting their parts
-            assert time.monotonic() < deadline, "the killed job's workers are still there"
-            time.sleep(0.01)
+        _wait_ended(proc.pid, timeout=600)  # the workers too, before counting their parts
+        events.close()
+        os.close(exited)
     parts = _parts(out)
     return None if ended_itself or parts >= 8 else parts
 
