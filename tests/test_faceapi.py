@@ -95,8 +95,9 @@ def test_real_weights_place_mtfl_faces(shared_root: Path) -> None:
         pytest.skip(str(e))
     from tcnn.detect import make_detector
     from tcnn.imaging import load_image
+    from tcnn.train.data.filters import human_error
     from tcnn.train.data.formats import read_mtfl
-    from tcnn.train.data.pseudo import MTFL_SHIFT, human_error
+    from tcnn.train.data.pseudo import MTFL_SHIFT
 
     anns = read_mtfl(shared_root / "mtfl/train_landmarks5_bbox.txt")[:40]
     hog = make_detector("dlib", 2)

@@ -10,7 +10,7 @@ import pytest
 
 from tcnn.errors import TcnnError
 from tcnn.schemes import SIXTY_EIGHT
-from tcnn.train.data import pseudo
+from tcnn.train.data import filters, pseudo, teacher
 from tcnn.train.data.formats import CONTINUOUS_HEADER, read_mtfl, read_pseudo68
 
 
@@ -22,12 +22,12 @@ def test_unmirror_restores_points_and_pixel_centres() -> None:
     mirrored = points.copy()
     mirrored[:, 0] = width - mirrored[:, 0]
     mirrored = mirrored[SIXTY_EIGHT.flip_permutation()]
-    np.testing.assert_array_equal(pseudo.unmirror(mirrored, width), points)
+    np.testing.assert_array_equal(teacher.unmirror(mirrored, width), points)
     # pixel index i of the mirror is pixel width-1-i of the image: centres map exactly
     i = 5
     centre = np.zeros((68, 2))
     centre[:, 0] = (width - 1 - i) + 0.5
-    assert pseudo.unmirror(centre, width)[0, 0] == i + 0.5
+    assert teacher.unmirror(centre, width)[0, 0] == i + 0.5
 
 
 def test_flip_disagreement_and_human_error_by_hand() -> None:
@@ -35,10 +35,10 @@ def test_flip_disagreement_and_human_error_by_hand() -> None:
     a[36:42] = (10.0, 20.0)
     a[42:48] = (30.0, 20.0)  # eye distance 20
     b = a + np.array([1.0, 0.0])
-    assert pseudo.flip_disagreement(a[None], b[None])[0] == pytest.approx(1 / 20)
+    assert filters.flip_disagreement(a[None], b[None])[0] == pytest.approx(1 / 20)
     human = np.array([[10, 20], [30, 20], [0, 0], [0, 0], [0, 0]], float)
     human[2:] = 2.0, 0.0  # nose and mouth corners 2 px off (points 30, 48, 54 are 0)
-    assert pseudo.human_error(a[None], human[None])[0] == pytest.approx((3 * 2 / 5) / 20)
+    assert filters.human_error(a[None], human[None])[0] == pytest.approx((3 * 2 / 5) / 20)
 
 
 def test_pick_box_prefers_the_box_holding_the_points() -> None:
@@ -46,9 +46,9 @@ def test_pick_box_prefers_the_box_holding_the_points() -> None:
 
     small, big = Box(0, 0, 10, 10), Box(20, 20, 60, 60)
     hint = np.array([[4.0, 4.0], [6.0, 6.0]])
-    assert pseudo.pick_box([big, small], (80, 80), hint) == small
-    assert pseudo.pick_box([big], (80, 80), hint) is None
-    assert pseudo.pick_box([small, big], (80, 80), None) == big
+    assert teacher.pick_box([big, small], (80, 80), hint) == small
+    assert teacher.pick_box([big], (80, 80), hint) is None
+    assert teacher.pick_box([small, big], (80, 80), None) == big
 
 
 def test_read_pseudo68_needs_its_header(tmp_path: Path) -> None:
@@ -72,21 +72,21 @@ def test_teacher_lands_near_the_human_points(mtfl_faces: list, shared_root: Path
     from tcnn.imaging import load_image
 
     face = mtfl_faces[0]
-    label = pseudo.Teacher(4)(load_image(face.path), face.landmarks)
+    label = teacher.Teacher(4)(load_image(face.path), face.landmarks)
     assert label.box_source == "hog" and label.points is not None
     human = (face.landmarks - pseudo.MTFL_SHIFT)[None]
-    err = pseudo.human_error(label.points[None], human)[0]
+    err = filters.human_error(label.points[None], human)[0]
     assert err < 0.08  # mean 5-point error under 8% of the eye distance
-    assert pseudo.flip_disagreement(label.direct[None], label.flipped[None])[0] < 0.05
+    assert filters.flip_disagreement(label.direct[None], label.flipped[None])[0] < 0.05
     assert label.points.min() >= 0 and label.points.max() <= 80
 
 
 @pytest.mark.slow
 def test_label_write_read_round_trip(mtfl_faces: list, shared_root: Path, tmp_path: Path) -> None:
     pytest.importorskip("dlib")
-    source = pseudo.Source("mtfl-train", 4, [(a.path, a.landmarks) for a in mtfl_faces])
-    labels = pseudo.label_source(source, progress=False, workers=1)
-    result = pseudo.measure(source, labels, pseudo.Thresholds(), pseudo.MTFL_SHIFT)
+    source = teacher.Source("mtfl-train", 4, [(a.path, a.landmarks) for a in mtfl_faces])
+    labels = teacher.label_source(source, progress=False, workers=1)
+    result = filters.measure(source, labels, filters.Thresholds(), pseudo.MTFL_SHIFT)
     csv = tmp_path / "labels.csv"
     pseudo.write_result(result, csv, shared_root)
     read = read_pseudo68(csv, shared_root)

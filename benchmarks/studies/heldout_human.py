@@ -35,8 +35,9 @@ from tcnn.predictor import LandmarkDetector
 from tcnn.schemes import SIXTY_EIGHT
 from tcnn.train.config import load_config
 from tcnn.train.data.datasets import default_root
+from tcnn.train.data.filters import human_error
 from tcnn.train.data.formats import read_mtfl
-from tcnn.train.data.pseudo import MTFL_SHIFT, human_error
+from tcnn.train.data.pseudo import MTFL_SHIFT
 from tcnn.train.data.samples import fill_missing_boxes, split, training_samples
 
 

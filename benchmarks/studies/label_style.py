@@ -3,7 +3,7 @@
 ``tcnn68`` learns from dlib's 68-point pseudo-labels (300-W's style, on MTFL and UTKFace) and
 from ytf68 train's own labels, whose annotators put the points elsewhere (ytf68_style.py: a
 mean per-point difference of about 2% of the face box). This script runs the pseudo-labels'
-teacher (``tcnn.train.data.pseudo.Teacher``: dlib's predictor on an upscaled image, direct and
+teacher (``tcnn.train.data.teacher.Teacher``: dlib's predictor on an upscaled image, direct and
 mirrored, averaged) on a source's training images, keeps the faces where the teacher found a
 HOG box and agrees with itself under the mirror (the pseudo-labels' own flip threshold), and
 writes the mean per-point offset (label - teacher) in landmark extents
@@ -35,8 +35,9 @@ from tcnn.files import write_text
 from tcnn.train.config import load_config
 from tcnn.train.convention import shift_labels, style_offsets
 from tcnn.train.data.datasets import dataset_names, load_dataset
-from tcnn.train.data.pseudo import Source, Thresholds, flip_disagreement, label_source
+from tcnn.train.data.filters import Thresholds, flip_disagreement
 from tcnn.train.data.samples import source_shifts
+from tcnn.train.data.teacher import Source, label_source
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -77,7 +78,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     record = {
         "source": args.source,
-        "reference": "dlib's 68-point predictor (tcnn.train.data.pseudo.Teacher, upscaled "
+        "reference": "dlib's 68-point predictor (tcnn.train.data.teacher.Teacher, upscaled "
         f"{args.factor}x, direct and mirrored averaged), the pseudo-labels' teacher",
         "label_shift": shift,
         "faces": len(keep),

@@ -9,7 +9,7 @@ teacher adds that offset back to its answers;
 
 Teachers, each on the face box it expects for the same faces:
 
-- dlib: the pseudo-labels' teacher (``tcnn.train.data.pseudo.Teacher``: dlib's predictor on
+- dlib: the pseudo-labels' teacher (``tcnn.train.data.teacher.Teacher``: dlib's predictor on
   the image upscaled 2x, direct and mirrored answers averaged, on HOG boxes; RetinaFace's box mapped
   onto HOG's where HOG misses). Its offsets are the committed ``configs/styles/aflw68-train.json``
   (``label_style.py --human``: training faces where it agrees with itself under the mirror).
@@ -44,7 +44,7 @@ from tcnn.metrics import nme, normalising_distance, region_errors
 from tcnn.schemes import SIXTY_EIGHT
 from tcnn.train.convention import extent, style_offsets
 from tcnn.train.data.datasets import AFLW68_SPLIT, load_dataset
-from tcnn.train.data.pseudo import Label, Source, label_source
+from tcnn.train.data.teacher import Label, Source, label_source
 from tcnn.types import Box
 
 STYLE = ROOT / "configs" / "styles" / "aflw68-train.json"

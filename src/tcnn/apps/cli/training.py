@@ -41,7 +41,8 @@ def _remove_if_left_empty(folder: Path) -> Iterator[None]:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from tcnn.train.data.datasets import default_root
-    from tcnn.train.data.pseudo import Thresholds, cache_file, describe, make_pseudo
+    from tcnn.train.data.filters import Thresholds, describe
+    from tcnn.train.data.pseudo import cache_file, make_pseudo
 
     for flag in ("max_flip", "max_flip_retina", "max_human"):
         if getattr(args, flag) <= 0:
