@@ -30,7 +30,7 @@ TAKES = {
     "bench_video": "about 5 min (idle machine)",
     "install_sizes": "about 6 min (needs the package registry)",
     "tweak68": "21 min with --model runs/tcnn68/model.onnx (K 1, 4, 8, 16 x 3 seeds)",
-    "fuzz_serve": "about 2.5 min (153 s in results/serve_fuzz.json)",
+    "fuzz_serve": "about 5 min (302 s in results/serve_fuzz.json; --max-time 300)",
     "box_relation": "seconds once its detections are cached (first run not measured)",
 }
 

@@ -4,7 +4,7 @@ Starts ``tcnn serve`` on loopback, runs ``schemathesis run`` against its /openap
 bounded number of examples per operation, then reads the server's own /metrics to count every
 answer by status (so a 5xx is caught even if a check missed it).
 
-    PYTHONPATH=src nice -n 19 python benchmarks/tools/fuzz_serve.py  # results/serve_fuzz.json
+    nice -n 19 python -m benchmarks fuzz_serve  # results/serve_fuzz.json, about 5 minutes
 """
 
 from __future__ import annotations
