@@ -102,3 +102,73 @@ def batch_section(result: dict[str, Any]) -> str:
     if "memory_note" in result:
         lines.append(f"  ({result['memory_note']}.)")
     return "\n".join(lines)
+
+
+def _main_ms(v: float | None) -> str:
+    """The main process's per-file CPU less its fixed costs: a difference of two small
+    measurements, shown as below resolution when noise makes it round to zero or less."""
+    return "-" if v is None else "< 0.005" if v < 0.005 else f"{v:.3f}"
+
+
+def batch_account_section(result: dict[str, Any]) -> str:
+    """The body of the ``bench:batch_account`` section (docs/batch.md), from
+    ``results/batch_account.json`` (``profile_batch.py --account``)."""
+    m, p, fixed = result["machine"], result["predictions"], result["one_file_job"]
+    before, after = result["load_before"][0], result["load_after"][0]
+    load = f"load average {before:.2f} before, {after:.2f} after"
+    lines = [
+        f"Measured {m['date']} by `{result['command']}` on {m['cpu']} ({m['cores']} cores, shared: "
+        f"{load}), tcnn {m['tcnn_commit']}; {result['files']:,} files in parts of "
+        f"{result['part_size']}. CPU seconds (user + system) from `getrusage` of the main process "
+        "and of its reaped workers; each worker's share and its main thread (landmarks, part "
+        "writing) against its other threads (reading, face detection) sampled from `/proc`. The "
+        "fixed costs are a one-file, one-worker job's; per-file costs are the rest over the files.",
+        "",
+        "| run | main process CPU s | workers CPU s | each worker CPU s | worker ms/file "
+        "| main ms/file | bytes written | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in {"1 file, 1 worker": fixed, **result["runs"]}.items():
+        pf = r.get("per_file", {})
+        each = " / ".join(f"{w['cpu_s']:.2f}" for w in r["workers"])
+        lines.append(
+            f"| {name} | {r['main_cpu_s']:.2f} | {r['children_cpu_s']:.2f} | {each} "
+            f"| {_num(pf.get('worker_ms'), '.2f')} | {_main_ms(pf.get('main_ms'))} "
+            f"| {r['bytes_written']:,} | {r['wall_s']:.1f} |"
+        )
+    steps = result["main_steps_ms_per_file"]
+    more = {k: v for k, v in p["worker_ms_over_1_worker"].items() if k != "1 worker"}
+    host = result["host16"]
+    implied = ", ".join(f"{n}: {s}" for n, s in host["amdahl"]["implied_by_each"].items())
+    speedups = ", ".join(f"{n} workers {s}x" for n, s in host["steady_speedups"].items())
+    lines += [
+        "",
+        f"- Main process: {p['main_fixed_cpu_s']:.2f} s fixed (of which "
+        f"{fixed['main_import_cpu_s']:.2f} s importing, then the options check, which loads "
+        "the landmark model, the pool and the summary); at most "
+        f"{p['main_ms_per_file_at_most']:.3f} ms per file with that included. Listing and "
+        f"cutting the inputs into parts: {steps['listing']:.4f} ms per file; pickling a part "
+        f"for its worker: {steps['pickling']:.4f} ms per file (measured alone).",
+        f"- Worker: {p['worker_startup_cpu_s']:.2f} s start-up (the work of "
+        f"{p['worker_startup_in_files']:.0f} files), then {p['worker_ms_per_file']:.2f} ms per "
+        "file with one worker; its main thread (landmarks, writing) takes "
+        f"{100 * p['worker_main_thread_share']:.1f}% of that, the reading and detecting thread "
+        "the rest. Worker CPU per file against one worker's: "
+        + ", ".join(f"{k} {v:.3f}x" for k, v in more.items())
+        + ".",
+        "- Predicted (not measured on a larger machine): the main process saturates a core only "
+        f"beyond {p['main_process_ceiling_workers_at_least']} workers; start-up is paid once per "
+        "worker and is outside the steady files/s; one worker's two threads overlapping on an "
+        "idle machine can make full-machine efficiency no lower than "
+        f"{100 * p['overlap_worst_efficiency']:.1f}%. So the process structure predicts "
+        "near-linear scaling; what a larger machine loses beyond that is left to workers "
+        "slowing each other down (CPU per file rising with the worker count: shared caches, "
+        "memory bandwidth, SMT siblings, clock speed) or to idle workers, which this account "
+        "tells apart where it runs.",
+        f"- Issue 25's 16-core host (steady speedups {speedups}; not rerun here): the Amdahl "
+        f"serial fraction each implies is {implied}; a serial part would give one value (least "
+        f"squares: {host['amdahl']['serial_fraction_fit']}), and this one falls as workers are "
+        "added, which fits workers slowing each other down better than a serial part (a "
+        "prediction to check with this account on such a host).",
+    ]
+    return "\n".join(lines)

@@ -9,6 +9,14 @@ Prints a table; ``--out FILE`` also writes it as JSON. A profile, not a benchmar
 are those of a single thread, on whatever else the machine is doing (the load is printed).
 
     python benchmarks/tools/profile_batch.py --files 512
+
+With ``--account``, instead: a per-process CPU account of whole ``tcnn batch`` jobs (local
+worker processes) with each of ``--workers`` on the same files, and of a one-file job (the
+fixed costs): the main process's CPU against each worker's, per file, the start-up, the bytes
+written, and the scaling they predict (:mod:`benchmarks.tools.batch_account`); written to
+``results/batch_account.json`` (or ``--out``), rendered into docs/batch.md.
+
+    python benchmarks/tools/profile_batch.py --account --files 2048 --workers 1,2
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 HERE = Path(__file__).resolve().parent
 
@@ -119,9 +130,15 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=512, help="files to profile (512)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (1)")
     parser.add_argument("--out", type=Path, help="also write the profile as JSON here")
+    parser.add_argument("--account", action="store_true", help="the per-process CPU account")
+    parser.add_argument("--workers", default="1,2", help="--account: worker counts (1,2)")
+    parser.add_argument("--part-size", type=int, default=256, help="--account: (256)")
     args = parser.parse_args()
     from benchmarks.bench.bench_batch import image_files
 
+    if args.account:
+        write_account(args, image_files(args.files))
+        return
     print(f"load before: {_load()}", flush=True)
     result = profile(image_files(args.files), args.threads)
     for key, value in result["seconds"].items():
@@ -132,6 +149,22 @@ def main() -> None:
     print(f"load after: {result['load']}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def write_account(args: argparse.Namespace, files: list[str]) -> None:
+    from benchmarks.tools.batch_account import account
+    from benchmarks.tools.common import RESULTS, command, machine
+
+    workers = [int(w) for w in args.workers.split(",")]
+    if 1 not in workers:
+        raise SystemExit("profile_batch: --workers must include 1 (the per-file baseline)")
+    before = _load()
+    result = {"command": command(), "machine": machine(ort_threads=1), "load_before": before}
+    result |= account(files, workers, args.part_size) | {"load_after": _load()}
+    out = args.out or RESULTS / "batch_account.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["predictions"], indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -479,6 +479,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from benchmarks.tools.batch_section import batch_section
 
             out[key] = batch_section(result)
+        elif key == "batch_account":
+            from benchmarks.tools.batch_section import batch_account_section
+
+            out[key] = batch_account_section(result)
         elif key == "install_sizes":
             from benchmarks.bench.install_sizes import install_section
 
