@@ -467,6 +467,14 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from benchmarks.studies.teacher_calibration import teacher_calibration_section
 
             out[key] = teacher_calibration_section(result)
+        elif key == "teacher_consensus":
+            from benchmarks.studies.teacher_consensus import teacher_consensus_section
+
+            out[key] = teacher_consensus_section(result)
+        elif key == "student_fit":
+            from benchmarks.studies.student_fit import student_fit_section
+
+            out[key] = student_fit_section(result)
         elif key == "refine_variants":
             from benchmarks.studies.refine_variants import refine_variants_section
 
