@@ -117,7 +117,7 @@ def test_a_worker_holds_one_core_by_default(tmp_path: Path) -> None:
         worker = PartWorker(Options(threads=n), tmp_path)
         lm = worker.pipeline.detector
         assert worker.pipeline.workers == n
-        sessions = (lm.model.session, lm.face_detector._session)  # type: ignore[attr-defined]
+        sessions = (lm.model.session, lm.face_finder()._session)  # type: ignore[attr-defined]
         assert [s.get_session_options().intra_op_num_threads for s in sessions] == [n, n]
 
 

@@ -66,3 +66,36 @@ def test_unknown_normaliser_fails_before_the_data_is_read(
         evaluate(None, data, str(tmp_path), normaliser=normaliser)
     with pytest.raises(TcnnError, match="limit -1: must be 0"):
         evaluate(None, data, str(tmp_path), limit=-1)
+
+
+def test_detector_is_the_deprecated_name_of_face_detector(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The face detector's name reaches the dataset's boxes under either keyword; only the old
+    one warns, and both at once with different names is an error."""
+    import warnings
+
+    import tcnn.train.evaluate as ev
+
+    class Stop(Exception):
+        pass
+
+    seen: list[str] = []
+
+    def boxes_from(data: str, root: object, face_detector: str, **kwargs: object) -> None:
+        seen.append(face_detector)
+        raise Stop
+
+    monkeypatch.setattr(ev, "load_dataset", boxes_from)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name does not warn
+        with pytest.raises(Stop):
+            evaluate(None, "mtfl-aflw", face_detector="dlib-cnn")
+    old = r"evaluate\(detector=\.\.\.\) is deprecated: use face_detector="
+    with pytest.warns(DeprecationWarning, match=old), pytest.raises(Stop):
+        evaluate(None, "mtfl-aflw", detector="dlib-cnn")
+    with pytest.warns(DeprecationWarning, match=r"evaluate_300w\("), pytest.raises(Stop):
+        ev.evaluate_300w(None, str(tmp_path), detector="dlib-cnn")
+    assert seen == ["dlib-cnn"] * 3  # not the default model card's detector (retinaface)
+    with pytest.warns(DeprecationWarning), pytest.raises(TcnnError, match="face_detector only"):
+        evaluate(None, "mtfl-aflw", face_detector="dlib", detector="retinaface")

@@ -97,11 +97,11 @@ def test_card_default_detector_is_used_when_none_is_named(tmp_path: Path) -> Non
 
     path = tmp_path / "m.onnx"
     shutil.copy(resolve("tcnn68"), path)
-    assert LandmarkDetector(model=str(path)).detector_name == "dlib"  # the box convention
+    assert LandmarkDetector(model=str(path)).face_detector == "dlib"  # the box convention
     update_card(path, default_detector="retinaface")
     lm = LandmarkDetector(model=str(path))
-    assert lm.detector_name == "retinaface"
+    assert lm.face_detector == "retinaface"
     assert lm.box_map is not None  # RetinaFace's boxes still mapped onto the HOG convention
-    assert LandmarkDetector(model=str(path), face_detector="dlib").detector_name == "dlib"
+    assert LandmarkDetector(model=str(path), face_detector="dlib").face_detector == "dlib"
     with pytest.raises(TcnnError, match="default_detector: 'hog' is not"):
         update_card(path, default_detector="hog")

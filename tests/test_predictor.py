@@ -130,9 +130,18 @@ def test_unknown_detector() -> None:
 def test_detector_is_the_deprecated_name_of_face_detector() -> None:
     with pytest.warns(DeprecationWarning, match=r"use face_detector="):
         lm = LandmarkDetector(detector="dlib")
-    assert lm.detector_name == "dlib"
+    assert lm.face_detector == "dlib"
     with pytest.warns(DeprecationWarning), pytest.raises(TcnnError, match="face_detector only"):
         LandmarkDetector(face_detector="retinaface", detector="dlib")
+
+
+def test_face_detector_is_the_name_and_face_finder_the_built_detector() -> None:
+    lm = LandmarkDetector(face_detector="retinaface")
+    assert lm.face_detector == "retinaface"
+    finder = lm.face_finder()
+    assert finder.name == "retinaface" and lm.face_finder() is finder  # built once per thread
+    with pytest.warns(DeprecationWarning, match=r"use face_detector \(the name\)"):
+        assert lm.detector_name == "retinaface"
 
 
 def test_dlib_cnn_boxes_are_mapped_by_its_box_map() -> None:
@@ -194,14 +203,14 @@ def _intra_op_threads(session: object) -> int:
 def test_thread_counts_reach_both_onnx_sessions(astronaut: np.ndarray) -> None:
     lm = LandmarkDetector(threads=1, detector_threads=2)
     assert _intra_op_threads(lm.model.session) == 1
-    assert _intra_op_threads(lm.face_detector._session) == 2  # type: ignore[attr-defined]
+    assert _intra_op_threads(lm.face_finder()._session) == 2  # type: ignore[attr-defined]
     one = LandmarkDetector(threads=1, detector_threads=1)
-    assert _intra_op_threads(one.face_detector._session) == 1  # type: ignore[attr-defined]
+    assert _intra_op_threads(one.face_finder()._session) == 1  # type: ignore[attr-defined]
     a, b = lm.detect(astronaut), one.detect(astronaut)
     assert [f.box for f in a] == [f.box for f in b]
     np.testing.assert_allclose(a[0].landmarks, b[0].landmarks, atol=1e-4)
     dlib = LandmarkDetector(face_detector="dlib", detector_threads=1)  # runs on the calling thread
-    assert dlib.face_detector.name == "dlib"
+    assert dlib.face_finder().name == "dlib"
     with pytest.raises(TcnnError, match="detector_threads 0: must be at least 1"):
         LandmarkDetector(detector_threads=0)
 

@@ -233,7 +233,7 @@ def test_landmark_detector_threads_reach_retinaface() -> None:
     from tcnn.predictor import LandmarkDetector
 
     det = LandmarkDetector(threads=1)
-    face = det.face_detector
+    face = det.face_finder()
     assert isinstance(face, RetinaFace)
     assert face._session.get_session_options().intra_op_num_threads == 1
     assert det.model.session.get_session_options().intra_op_num_threads == 1

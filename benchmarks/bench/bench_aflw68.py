@@ -167,7 +167,7 @@ def score(
 def protocol(name: str, methods: list[Method], limit: int) -> tuple[dict[str, Any], dict]:
     """One box protocol: its rows (every method on the same faces) and the CED curves."""
     detector = PROTOCOLS[name]
-    samples = load_dataset(DATA, detector=detector, limit=limit)
+    samples = load_dataset(DATA, face_detector=detector, limit=limit)
     found = [s for s in samples if s.box is not None]
     boxes = [s.box for s in found if s.box is not None]
     images = load_images(found)

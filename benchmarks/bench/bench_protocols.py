@@ -80,8 +80,8 @@ def protocol(which: str, models: list[str], dl: DlibShapePredictor, own: list) -
     Args:
         own: RetinaFace's own points per AFLW test face (:func:`retina_points`).
     """
-    retina = load_dataset("mtfl-aflw", detector="retinaface")
-    hog = load_dataset("mtfl-aflw", detector="dlib")
+    retina = load_dataset("mtfl-aflw", face_detector="retinaface")
+    hog = load_dataset("mtfl-aflw", face_detector="dlib")
     keep = [i for i in range(len(retina)) if (retina if which == "a" else hog)[i].box]
     boxes = [(retina if which == "a" else hog)[i].box for i in keep]
     detector = "retinaface" if which == "a" else "dlib"
@@ -90,7 +90,7 @@ def protocol(which: str, models: list[str], dl: DlibShapePredictor, own: list) -
     print(f"protocol ({which}): {len(keep)} faces")
     rows = []
     for name in models:
-        lm, label = landmark_detector(name, detector=detector)
+        lm, label = landmark_detector(name, face_detector=detector)
         pred = predict_all(lm, images, boxes, detector)
         rows.append(score(label, pred, gt))
         rows[-1]["model_detector"] = lm.model.card.detector
@@ -158,7 +158,7 @@ def main() -> None:
     if args.seed_model:
         models.append(args.seed_model)
     dl = DlibShapePredictor()
-    faces = load_dataset("mtfl-aflw", detector="retinaface")
+    faces = load_dataset("mtfl-aflw", face_detector="retinaface")
     own = retina_points([s.path for s in faces], np.stack([s.landmarks for s in faces]))
     result = {
         "benchmark": "MTFL AFLW test, 5 points, eye-centre normalisation",

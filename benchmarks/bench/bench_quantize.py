@@ -67,7 +67,7 @@ ROUNDS = 7
 
 def faces(name: str, detector: str) -> tuple[list[np.ndarray], list[Box], list[Any]]:
     """Images, boxes and samples of the faces ``detector`` finds in dataset ``name``."""
-    found = [s for s in load_dataset(name, detector=detector) if s.box is not None]
+    found = [s for s in load_dataset(name, face_detector=detector) if s.box is not None]
     return load_images(found), [s.box for s in found if s.box is not None], found
 
 

@@ -30,8 +30,8 @@ SETS = ("mtfl-train",)
 
 def pairs(data: str) -> list[tuple[Box, Box]]:
     """``(retinaface box, HOG box)`` of each face of ``data`` that both detectors found."""
-    retina = load_dataset(data, detector="retinaface")
-    hog = load_dataset(data, detector="dlib")
+    retina = load_dataset(data, face_detector="retinaface")
+    hog = load_dataset(data, face_detector="dlib")
     return [(r.box, h.box) for r, h in zip(retina, hog) if r.box and h.box]
 
 

@@ -54,7 +54,7 @@ def main() -> None:
     lm = LandmarkDetector(args.model, face_detector="retinaface")
     det = RetinaFace()
     plain, upright, gts, rolls = [], [], [], []
-    samples = load_dataset("mtfl-aflw", detector="retinaface")
+    samples = load_dataset("mtfl-aflw", face_detector="retinaface")
     for s in tqdm(samples[: args.limit or None], unit="face"):
         if s.box is None:
             continue

@@ -35,7 +35,7 @@ def measure(model: str, data: str) -> dict[str, object]:
     """The rule's offset for ``model`` on its training set ``data``."""
     lm = LandmarkDetector(model, face_detector=None)
     card = lm.model.card
-    samples = [s for s in load_dataset(data, detector=card.detector) if s.box]
+    samples = [s for s in load_dataset(data, face_detector=card.detector) if s.box]
     boxes = [s.box for s in samples if s.box]
     pred = predict_all(lm, load_images(samples), boxes, card.detector)
     regions = [lm.model.card.crop.region(b) for b in boxes]

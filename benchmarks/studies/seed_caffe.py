@@ -126,7 +126,7 @@ def row(name: str, pred: np.ndarray, gt: np.ndarray) -> dict[str, Any]:
 
 
 def tcnn_row(name: str, model: Path, limit: int) -> dict[str, Any]:
-    s = evaluate(model, "mtfl-aflw", detector="dlib", progress=False, limit=limit).summary()
+    s = evaluate(model, "mtfl-aflw", face_detector="dlib", progress=False, limit=limit).summary()
     out = {"pipeline": name, **{k: s[k] for k in ("mean", "median", "failure_10")}}
     print(f"{name:72s} {s['mean']:6.3f}% {s['median']:6.3f}% {s['failure_10']:6.2f}%")
     return out

@@ -53,7 +53,7 @@ STYLE = ROOT / "configs" / "styles" / "aflw68-train.json"
 def teacher_answers(part: str) -> tuple[np.ndarray, np.ndarray, list[Box], list[Path]]:
     """The dlib teacher on ``aflw68-<part>``: human labels ``[N, 68, 2]``, its answers, its
     boxes and the image paths, for the faces it found."""
-    samples = load_dataset(f"aflw68-{part}", detector="dlib", progress=False)
+    samples = load_dataset(f"aflw68-{part}", face_detector="dlib", progress=False)
     source = Source(f"aflw68-{part}", 2, [(s.path, s.landmarks) for s in samples])
     labels: list[Label] = label_source(source)
     keep = [i for i, lab in enumerate(labels) if lab.points is not None and lab.box is not None]

@@ -174,7 +174,7 @@ def landmark_detector(spec: str, **kwargs: Any) -> tuple[Any, str]:
     """``LandmarkDetector`` of a model spec (a shipped name or ``.onnx`` path, with
     :data:`REFINE` appended to refine) and its row label: the card's name, `` (refine)`` added.
 
-    ``kwargs`` go to ``LandmarkDetector`` (points, detector, ...).
+    ``kwargs`` go to ``LandmarkDetector`` (points, face_detector, ...).
     """
     from tcnn.predictor import LandmarkDetector
 

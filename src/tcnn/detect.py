@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -187,6 +188,25 @@ def check_face_detector(name: str) -> str:
         known = ", ".join(sorted(DETECTORS))
         raise TcnnError(f"unknown face detector {name!r} (known: {known})")
     return name
+
+
+def renamed_face_detector(face_detector: str | None, detector: str | None, call: str) -> str | None:
+    """The face detector's name given to ``call`` as ``face_detector``, or under its former
+    keyword ``detector`` (a ``DeprecationWarning`` naming ``call``).
+
+    Raises:
+        TcnnError: both keywords given, with different names.
+    """
+    if detector is None:
+        return face_detector
+    warnings.warn(
+        f"{call}(detector=...) is deprecated: use face_detector=...",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if face_detector is not None and face_detector != detector:
+        raise TcnnError("give face_detector only (detector is its former name)")
+    return detector
 
 
 #: The score threshold ``LandmarkDetector`` uses when none is given: dlib's weakest detections

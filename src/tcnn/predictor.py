@@ -18,6 +18,7 @@ from tcnn.detect import (
     box_map,
     check_face_detector,
     make_detector,
+    renamed_face_detector,
 )
 from tcnn.errors import TcnnError
 from tcnn.imaging import ImageLike, crop_batch, load_image, load_image_reduced
@@ -43,9 +44,9 @@ class LandmarkDetector:
         points: 5 or 68; used when ``model`` is ``None``.
         face_detector: the face detector's name (``"retinaface"``; ``"dlib"``: HOG;
             ``"dlib-cnn"``), or ``None`` for the one the model card names (its
-            ``default_detector``, else the detector whose boxes it was trained on). The built
-            detector is :attr:`face_detector`'s value on each thread; its name
-            :attr:`detector_name`.
+            ``default_detector``, else the detector whose boxes it was trained on). The
+            attribute ``face_detector`` holds the name chosen; :meth:`face_finder` is the built
+            detector (one per thread).
         upsample: the face detector's upsampling (0-4); ``None`` picks by image size.
         threshold: the face detector's score threshold; ``None``: RetinaFace's measured 0.8
             (``tcnn.retina.DEFAULT_THRESHOLD``), 0.3 for dlib's detectors (it drops their
@@ -89,15 +90,7 @@ class LandmarkDetector:
         *,
         detector: str | None = None,
     ) -> None:
-        if detector is not None:
-            warnings.warn(
-                "LandmarkDetector(detector=...) is deprecated: use face_detector=...",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            if face_detector is not None and face_detector != detector:
-                raise TcnnError("give face_detector only (detector is its former name)")
-            face_detector = detector
+        face_detector = renamed_face_detector(face_detector, detector, "LandmarkDetector")
         if face_detector is not None:
             check_face_detector(face_detector)
         if upsample is not None and not 0 <= upsample <= 4:
@@ -115,28 +108,39 @@ class LandmarkDetector:
             )
         self.refine = refine
         card = self.model.card
-        self.detector_name: str = face_detector or card.default_detector or card.detector
+        #: The face detector's name (``"retinaface"``, ``"dlib"`` or ``"dlib-cnn"``).
+        self.face_detector: str = face_detector or card.default_detector or card.detector
         self.upsample = upsample
         self.detector_threads = threads if detector_threads is None else detector_threads
         self.threshold: float = (
-            USER_THRESHOLDS.get(self.detector_name, 0.0) if threshold is None else threshold
+            USER_THRESHOLDS.get(self.face_detector, 0.0) if threshold is None else threshold
         )
         #: Maps the detector's boxes onto the boxes the model was trained on (``None``: same).
-        self.box_map = box_map(self.detector_name, self.model.card.detector)
+        self.box_map = box_map(self.face_detector, self.model.card.detector)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
     @property
-    def face_detector(self) -> FaceDetector:
-        """This thread's face detector, built on first use (box-only users never import dlib).
+    def detector_name(self) -> str:
+        """The former name of :attr:`face_detector` (the face detector's name); deprecated."""
+        warnings.warn(
+            "LandmarkDetector.detector_name is deprecated: use face_detector (the name)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.face_detector
+
+    def face_finder(self) -> FaceDetector:
+        """This thread's face detector (:attr:`face_detector` built), made on first use, so
+        that box-only users never import dlib.
 
         dlib's detectors must not be shared between threads, so each thread has its own.
         """
         det: FaceDetector | None = getattr(self._local, "detector", None)
         if det is None:
             det = make_detector(
-                self.detector_name, self.upsample, self.threshold, self.detector_threads
+                self.face_detector, self.upsample, self.threshold, self.detector_threads
             )
             self._local.detector = det
         return det
@@ -158,7 +162,7 @@ class LandmarkDetector:
                     f"{scanned / 1e6:.0f} megapixels (limit {MAX_DETECT_PIXELS / 1e6:.0f}): "
                     "use a smaller upsample, or leave it unset to pick by size"
                 )
-        found = self.face_detector(rgb)
+        found = self.face_finder()(rgb)
         return [(self.model_box(b), s) for b, s in found]
 
     def model_box(self, box: Box) -> Box:
@@ -209,7 +213,7 @@ class LandmarkDetector:
         that keeps both the scan's resolution and the smallest face it looks for at least the
         model's crop size; faces are found and placed on that image and mapped back.
         """
-        det = self.face_detector
+        det = self.face_finder()
         if not isinstance(det, RetinaFace) or det.upsample is not None:
             rgb = load_image(path)
             return self.detect(rgb)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from tcnn.detect import renamed_face_detector
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
 from tcnn.metrics import nme, normalising_distance, region_errors, summarise
@@ -144,15 +145,18 @@ def evaluate(
     model: str | os.PathLike[str] | None,
     data: str,
     root: str | None = None,
-    detector: str | None = None,
+    face_detector: str | None = None,
     normaliser: str | None = None,
     progress: bool = True,
     limit: int = 0,
     refine: bool = False,
+    *,
+    detector: str | None = None,
 ) -> EvalResult:
-    """Evaluate ``model`` on ``data`` with the boxes ``detector`` finds.
+    """Evaluate ``model`` on ``data`` with the boxes the face detector ``face_detector`` finds
+    (its name: ``"retinaface"``, ``"dlib"``, ``"dlib-cnn"``).
 
-    ``detector=None`` uses the detector of the model card (the boxes it was trained on).
+    ``face_detector=None`` uses the detector of the model card (the boxes it was trained on).
 
     A 68-point model on a 5-point dataset is scored on its 5 derived points
     (:func:`tcnn.schemes.to_five`). Ground-truth points without a location (``NaN``: aflw68's
@@ -162,11 +166,14 @@ def evaluate(
         normaliser: a key of the dataset's scheme's ``normalisers`` (``None``: the dataset's).
         limit: read only the first ``limit`` faces of the dataset (0: all).
         refine: place each face twice and average (:class:`tcnn.predictor.LandmarkDetector`).
+        detector: the former name of ``face_detector``; deprecated (a ``DeprecationWarning``),
+            to be removed in the next release.
 
     Raises:
         TcnnError: an unknown dataset or normaliser, or a negative ``limit`` (before any work),
             a model of other points, missing data, or a detector that finds no face.
     """
+    face_detector = renamed_face_detector(face_detector, detector, "evaluate")
     spec = DATASETS.get(data)
     if spec is None:
         raise TcnnError(f"unknown dataset {data!r} (known: {', '.join(DATASETS)})")
@@ -177,16 +184,18 @@ def evaluate(
         raise TcnnError(f"normaliser {norm_key!r}: {data} ({spec.points} points) has {known}")
     if limit < 0:
         raise TcnnError(f"limit {limit}: must be 0 (all faces) or more")
-    lm = LandmarkDetector(model, points=spec.points, face_detector=detector, refine=refine)
+    lm = LandmarkDetector(model, points=spec.points, face_detector=face_detector, refine=refine)
     if lm.model.points not in (spec.points, 68):
         raise TcnnError(
             f"model {lm.model.path.name} has {lm.model.points} points; {data} has {spec.points}"
         )
-    detector = lm.detector_name
-    samples = load_dataset(data, root, detector, progress=progress, limit=limit)
+    face_detector = lm.face_detector
+    samples = load_dataset(data, root, face_detector, progress=progress, limit=limit)
     found = [s for s in samples if s.box is not None]
     if not found:
-        raise TcnnError(f"the {detector} detector found none of the {len(samples)} faces of {data}")
+        raise TcnnError(
+            f"the {face_detector} detector found none of the {len(samples)} faces of {data}"
+        )
     t0 = time.perf_counter()
     pred = predict_samples(lm, found, progress=progress)
     seconds = time.perf_counter() - t0
@@ -196,7 +205,7 @@ def evaluate(
     norm = normalising_distance(gt, scheme, norm_key)
     errors = nme(pred, gt, norm)
     protocol = (
-        f"boxes from the {detector} detector (upsample {spec.upsample}); "
+        f"boxes from the {face_detector} detector (upsample {spec.upsample}); "
         f"{len(samples) - len(found)} of {len(samples)} faces missed and not scored"
     )
     scoring = ""
@@ -259,11 +268,15 @@ def plot_ced(
 def evaluate_300w(
     model: str | os.PathLike[str] | None,
     root: str,
-    detector: str | None = None,
+    face_detector: str | None = None,
     progress: bool = True,
     refine: bool = False,
+    *,
+    detector: str | None = None,
 ) -> list[dict[str, Any]]:
-    """300-W's common, challenging and full test sets, inter-ocular and inter-pupil.
+    """300-W's common, challenging and full test sets, inter-ocular and inter-pupil, with the
+    boxes of the face detector named ``face_detector`` (as :func:`evaluate`; ``detector`` is
+    its deprecated former name).
 
     The common and challenging sets are each run once; the full set is their union.
 
@@ -271,8 +284,9 @@ def evaluate_300w(
         One summary per (subset, normaliser), errors in percent (:func:`format_300w` prints
         them as a table).
     """
+    face_detector = renamed_face_detector(face_detector, detector, "evaluate_300w")
     parts = {
-        name: evaluate(model, f"300w-{name}", root, detector, progress=progress, refine=refine)
+        name: evaluate(model, f"300w-{name}", root, face_detector, progress=progress, refine=refine)
         for name in ("common", "challenging")
     }
     subsets = {**{n: [r] for n, r in parts.items()}, "full": list(parts.values())}

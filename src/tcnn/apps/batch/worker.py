@@ -122,7 +122,7 @@ class PartWorker:
             threads=o.threads, detector_threads=o.threads, refine=o.refine,
         )  # fmt: skip
         self.model_name = lm.model.card.name
-        self.detector_name = lm.detector_name
+        self.face_detector = lm.face_detector
         self.pipeline = Pipeline(lm, workers=o.threads, keep_images=o.align is not None)
 
     def rows(self, entries: Sequence[Entry]) -> Any:
@@ -157,7 +157,7 @@ class PartWorker:
         self, cols: dict[str, list[Any]], index: int, path: str, status: str, **v: Any
     ) -> None:
         v.update(index=index, path=path, status=status)
-        v.update(model=self.model_name, detector=self.detector_name)
+        v.update(model=self.model_name, detector=self.face_detector)
         for name, values in cols.items():
             values.append(v.get(name))
 

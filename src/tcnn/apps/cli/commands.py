@@ -61,7 +61,7 @@ def _run_meta(lm: LandmarkDetector, listed: FileList | None = None) -> dict[str,
     meta: dict[str, object] = {
         "model": lm.model.card.name,
         "points": lm.model.points,
-        "detector": lm.detector_name,
+        "detector": lm.face_detector,
         "refine": lm.refine,
     }
     if listed is not None:

@@ -118,7 +118,7 @@ class Detection:
             "coordinates": COORDINATES,
             "model": self.detector.model.card.name,
             "points": self.detector.model.points,
-            "detector": None if self.boxes_given else self.detector.detector_name,
+            "detector": None if self.boxes_given else self.detector.face_detector,
             "faces": [{"face": i, **f.to_dict()} for i, f in enumerate(self.faces)],
             "timings_ms": self.timings_ms,
         }
@@ -287,7 +287,7 @@ def _job(
     t1 = perf_counter()
     det = engine.detector(choice)
     if boxes is None:
-        engine.check_runs(det.detector_name)
+        engine.check_runs(det.face_detector)
     try:
         faces = det.detect(rgb, boxes)
     except TcnnError as exc:

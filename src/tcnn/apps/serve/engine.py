@@ -283,7 +283,7 @@ class Engine:
     @property
     def loaded(self) -> list[str]:
         with self._lock:
-            return [f"{c.model}/{d.detector_name}" for c, d in self._detectors.items()]
+            return [f"{c.model}/{d.face_detector}" for c, d in self._detectors.items()]
 
     @property
     def service_ms(self) -> float | None:

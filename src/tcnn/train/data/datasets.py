@@ -294,11 +294,12 @@ class Sample:
 def load_dataset(
     name: str,
     root: str | Path | None = None,
-    detector: str = "dlib",
+    face_detector: str = "dlib",
     progress: bool = True,
     limit: int = 0,
 ) -> list[Sample]:
-    """Read the dataset ``name`` and find each face's box with ``detector`` (cached on disk).
+    """Read the dataset ``name`` and find each face's box with the face detector named
+    ``face_detector`` (cached on disk).
 
     Args:
         name: a dataset, or several joined by ``+`` (``"ytf68-train+utkface-dlib68"``): read
@@ -308,7 +309,7 @@ def load_dataset(
     names = dataset_names(name)
     dataset_points(name)
     if len(names) > 1:
-        return [s for n in names for s in load_dataset(n, root, detector, progress, limit)]
+        return [s for n in names for s in load_dataset(n, root, face_detector, progress, limit)]
     spec = DATASETS[name]
     if root is None:
         if spec.needs_root:
@@ -323,7 +324,7 @@ def load_dataset(
     annotations = spec.read(root)
     if limit:
         annotations = annotations[:limit]
-    boxes = find_boxes(annotations, detector, spec.upsample, progress=progress)
+    boxes = find_boxes(annotations, face_detector, spec.upsample, progress=progress)
     return [
         Sample(a.path, a.landmarks, b, s, a.flags, a.group, name)
         for a, (b, s) in zip(annotations, boxes)
@@ -354,40 +355,41 @@ _WORKER: dict[str, FaceDetector] = {}
 
 
 def _detect_one(args: tuple[str, int, str]) -> list[tuple[list[float], float]]:
-    detector_name, upsample, path = args
-    key = f"{detector_name}:{upsample}"
+    face_detector, upsample, path = args
+    key = f"{face_detector}:{upsample}"
     if key not in _WORKER:
-        _WORKER[key] = make_detector(detector_name, upsample=upsample)
+        _WORKER[key] = make_detector(face_detector, upsample=upsample)
     dets = _WORKER[key](load_image(path))
     return [(list(b.as_tuple()), s) for b, s in dets]
 
 
 def find_boxes(
     annotations: Sequence[Annotation],
-    detector: str,
+    face_detector: str,
     upsample: int,
     progress: bool = True,
     workers: int | None = None,
 ) -> list[tuple[Box | None, float]]:
-    """Run ``detector`` on every image once and match a box to each annotation.
+    """Run the face detector named ``face_detector`` on every image once and match a box to
+    each annotation.
 
     Detections are cached per image list and detector settings, so a second run is instant.
     """
     paths = sorted({str(a.path) for a in annotations})
     digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
-    cache = cache_dir() / f"boxes-{detector}-up{upsample}-{digest}.json"
+    cache = cache_dir() / f"boxes-{face_detector}-up{upsample}-{digest}.json"
     detections: dict[str, list[tuple[list[float], float]]]
     if cache.exists():
         detections = json.loads(cache.read_text())
     else:
         workers = workers or min(os.cpu_count() or 1, 4)
-        jobs = [(detector, upsample, p) for p in paths]
+        jobs = [(face_detector, upsample, p) for p in paths]
         with ProcessPoolExecutor(workers) as pool:
             results = list(
                 tqdm(
                     pool.map(_detect_one, jobs, chunksize=32),
                     total=len(jobs),
-                    desc=f"finding faces ({detector})",
+                    desc=f"finding faces ({face_detector})",
                     disable=not progress,
                     unit="img",
                 )
