@@ -56,7 +56,7 @@ def test_missing_data_says_which_dataset_where_and_how(
     nowhere = tmp_path / "nowhere"
     code, _, err = run(capsys, "evaluate", "--data", "mtfl-aflw", "--root", str(nowhere), "-q")
     assert code == 1
-    assert_one_line_error(err, "'mtfl-aflw'", str(nowhere), "--root", "Datasets")
+    assert_one_line_error(err, "'mtfl-aflw'", str(nowhere), "--root", "docs/datasets.md")
 
 
 def test_failed_train_leaves_no_run_folder(
