@@ -32,6 +32,8 @@ TAKES = {
     "bench_video": "about 5 min (idle machine)",
     "install_sizes": "about 6 min (needs the package registry)",
     "tweak68": "21 min with --model runs/tcnn68/model.onnx (K 1, 4, 8, 16 x 3 seeds)",
+    "retina_threshold": "about 1.5 min (80 s at load 6-7.6)",
+    "retina_int8": "about 2 min (132 s at load 6.8)",
     "fuzz_serve": "about 5 min (302 s in results/serve_fuzz.json; --max-time 300)",
     "box_relation": "seconds once its detections are cached (first run not measured)",
 }
