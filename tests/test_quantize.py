@@ -123,15 +123,15 @@ def test_calibration_crops_come_from_the_cards_training_data(
 ) -> None:
     seen = {}
 
-    def fake_load(name: str, root: object, detector: str, progress: bool) -> list[Sample]:
-        seen.update(name=name, detector=detector)
+    def fake_load(name: str, root: object, face_detector: str, progress: bool) -> list[Sample]:
+        seen.update(name=name, face_detector=face_detector)
         lm = np.zeros((5, 2), np.float32)
         return [Sample(astronaut_png, lm, FACE, 1.0), Sample(astronaut_png, lm, None, 0.0)] * 3
 
     monkeypatch.setattr("tcnn.train.data.datasets.load_dataset", fake_load)
     card = read_card(WEIGHTS / "vanilla5.onnx")
     x = quantize.calibration_crops(card, faces=2, progress=False)
-    assert seen == {"name": "mtfl-train", "detector": "retinaface"}
+    assert seen == {"name": "mtfl-train", "face_detector": "retinaface"}
     assert x.shape == (2, 3, 40, 40) and x.dtype == np.float32
     assert x.min() >= 0 and x.max() <= 255 and x.std() > 10
 
