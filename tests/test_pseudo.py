@@ -49,6 +49,11 @@ def test_pick_box_prefers_the_box_holding_the_points() -> None:
     assert teacher.pick_box([big, small], (80, 80), hint) == small
     assert teacher.pick_box([big], (80, 80), hint) is None
     assert teacher.pick_box([small, big], (80, 80), None) == big
+    # A point without a location (a self-occluded human label, NaN) is left out of the hint;
+    # a hint with no located point is no hint.
+    occluded = np.array([[4.0, 4.0], [np.nan, np.nan], [6.0, 6.0]])
+    assert teacher.pick_box([big, small], (80, 80), occluded) == small
+    assert teacher.pick_box([small, big], (80, 80), np.full((3, 2), np.nan)) == big
 
 
 def test_read_pseudo68_needs_its_header(tmp_path: Path) -> None:

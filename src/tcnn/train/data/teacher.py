@@ -87,11 +87,15 @@ def mirror_box(box: Box, width: float) -> Box:
 def pick_box(
     detections: Sequence[Box], size: tuple[int, int], hint: np.ndarray | None
 ) -> Box | None:
-    """The detection that holds the face: with ``hint`` (points ``[K, 2]``) the one holding
-    their centroid, nearest centre; else the largest that holds the image centre, else the
-    largest. ``size`` is ``(width, height)``."""
+    """The detection that holds the face: with ``hint`` (points ``[K, 2]``; a point without a
+    location is NaN and left out) the one holding the located points' centroid, nearest
+    centre; else the largest that holds the image centre, else the largest. ``size`` is
+    ``(width, height)``."""
     if not detections:
         return None
+    if hint is not None:
+        located = hint[np.isfinite(hint).all(axis=1)]
+        hint = located if len(located) else None
     if hint is not None:
         cx, cy = hint.mean(axis=0)
     else:
