@@ -52,7 +52,14 @@ def main() -> None:
         action="store_true",
         help="--source holds human labels: also write every other source's move into them",
     )
+    ap.add_argument(
+        "--styles",
+        default=str(CONFIGS / "styles"),
+        help="folder to write the style files to (a source's own measured style is still read "
+        "from configs/styles)",
+    )
     args = ap.parse_args()
+    styles = Path(args.styles)
     cfg = load_config(args.config)
     names = dataset_names(cfg.data)
     if args.source not in names:
@@ -74,8 +81,8 @@ def main() -> None:
     ours = np.stack([samples[i].landmarks for i in keep])
     offsets = style_offsets(ours, teacher)
     size = float(np.linalg.norm(offsets, axis=1).mean())
-    out = CONFIGS / "styles" / f"{args.source}.json"
-    out.parent.mkdir(exist_ok=True)
+    out = styles / f"{args.source}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "source": args.source,
         "reference": "dlib's 68-point predictor (tcnn.train.data.teacher.Teacher, upscaled "
@@ -93,10 +100,10 @@ def main() -> None:
     if args.human:
         for name in names:
             if name != args.source:
-                print(write_human_style(name, offsets, args.source))
+                print(write_human_style(name, offsets, args.source, styles))
 
 
-def write_human_style(name: str, human: np.ndarray, source: str) -> Path:
+def write_human_style(name: str, human: np.ndarray, source: str, styles: Path) -> Path:
     """Write the offsets that move ``name``'s labels into the human style measured on
     ``source`` (``human``: human - teacher, ``[K, 2]`` extents): ``(own - teacher) - human``,
     ``own`` being ``name``'s measured style file if there is one, else the teacher's own."""
@@ -112,7 +119,7 @@ def write_human_style(name: str, human: np.ndarray, source: str) -> Path:
         "mean_offset_size": round(float(np.linalg.norm(offsets, axis=1).mean()), 5),
         "offsets": [[round(float(x), 6), round(float(y), 6)] for x, y in offsets],
     }
-    out = CONFIGS / "styles" / f"{name}-human.json"
+    out = styles / f"{name}-human.json"
     write_text(out, json.dumps(record, indent=1) + "\n")
     return out
 
