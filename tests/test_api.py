@@ -2,10 +2,10 @@
 
 import dataclasses
 import importlib.metadata
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 import tcnn
 from tcnn.registry import DEFAULTS, WEIGHTS

@@ -1,9 +1,9 @@
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from tcnn.errors import TcnnError
 from tcnn.train.config import Augment, Optim, TrainConfig, TweakConfig, load_config, to_toml

@@ -13,12 +13,11 @@ fail with an error naming the new key; checkpoints saved before the change still
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from tcnn.errors import TcnnError
 from tcnn.typed import coerce
