@@ -74,7 +74,7 @@ def predict_units(
     trunk: Trunk, heads: Heads | None, router: Router | None, soft: bool, x: np.ndarray
 ) -> np.ndarray:
     """Crop units ``[N, 68, 2]`` of the crops ``x``: the base model (``heads`` None) or a tweak."""
-    out, direct, mirrored = trunk.run(x)
+    out, direct, mirrored = trunk.outputs_and_features(x)
     if heads is None or router is None:
         return out
     with torch.no_grad():

@@ -449,7 +449,7 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             out[key] = protocols_table(result)
         elif key == "aflw68":
             out[key] = aflw68_section(result)
-        elif key == "human68_steps":
+        elif key == "human68_steps" or key.startswith("exp_"):  # exp_: an attempt, not shipped
             out[key] = steps_section(result)
         elif key == "ablation68":
             from benchmarks.studies.ablation68 import ablation68_section

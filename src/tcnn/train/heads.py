@@ -115,7 +115,7 @@ class Trunk:
         self._names = (gemms[0].input[1:3], gemms[1].input[1:3])
         self._bn = (gamma, beta, mu, var, eps)
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def outputs_and_features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Model output ``[N, K, 2]`` (crop units) and FC5 features ``[N, F]`` of the crops
         ``x`` and of their mirrors."""
         out, feats = self.session.run(None, {self.input: x.astype(np.float32)})
@@ -237,18 +237,18 @@ def training_features(
             images, points = train_set.images[i : i + batch], train_set.points[i : i + batch]
             if p == 0:  # the centre crop and its mirror
                 x = CropSet(images, points).centre()
-                _, direct, mirrored = trunk.run(x.numpy())
+                _, direct, mirrored = trunk.outputs_and_features(x.numpy())
                 flipped = points[:, perm] * torch.tensor([-1.0, 1.0])
                 feats += [direct, mirrored]
                 targets += [points.numpy(), flipped.numpy()]
                 centre.append(direct)
             else:
                 x, y = augment_batch(images, points, perm, cfg.augment, gen)
-                _, direct, _ = trunk.run(x.numpy())
+                _, direct, _ = trunk.outputs_and_features(x.numpy())
                 feats.append(direct)
                 targets.append(y.numpy())
     val_x = val_set.centre().numpy()
-    val_out, val_direct, val_mirrored = trunk.run(val_x)
+    val_out, val_direct, val_mirrored = trunk.outputs_and_features(val_x)
     train = TrainFeatures(
         np.concatenate(feats).astype(np.float16), np.concatenate(targets), np.concatenate(centre)
     )
@@ -384,7 +384,7 @@ def tune_head(
     out = Path(out)
     with atomic_path(out) as tmp:
         tmp.write_bytes(trunk.with_head(heads))
-        diff = float(np.abs(Trunk(tmp).run(val.x)[0] - want).max())
+        diff = float(np.abs(Trunk(tmp).outputs_and_features(val.x)[0] - want).max())
         if diff > TOLERANCE:
             raise TcnnError(f"the written graph differs from the tuned head by {diff:.2e}")
     command = tweak_head_command(model, out, config, name, recipe)

@@ -187,7 +187,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             data = await _read_upload(request, cfg)
             if data is None:
                 return Response(status_code=499)  # the client is gone; nobody reads this
-            return await engine.run(
+            return await engine.in_slot(
                 _job, engine, cfg, metrics, data, choice, parsed, then, slot=slot
             )
 

@@ -338,7 +338,7 @@ class Engine:
             )
         return f"--queue {self.queue}"
 
-    async def run(self, fn: Callable[..., T], *args: Any, slot: Slot | None = None) -> T:
+    async def in_slot(self, fn: Callable[..., T], *args: Any, slot: Slot | None = None) -> T:
         """``fn(*args)`` on a pool thread, in ``slot`` (else one taken now: 503 with
         ``Retry-After`` beyond the queue's bound).
 

@@ -142,7 +142,7 @@ MIN_SIZE = 8.0
 SURE = 0.9
 #: Landmarks are placed a second time, from the box they give, when that box overlaps the crop's
 #: box less than this (IoU): the crop slipped, on fast motion or a change of size.
-AGAIN = 0.95
+SLIPPED_IOU = 0.95
 #: A track's box stays where it is unless its landmarks moved it (centre or size) by at least
 #: this fraction of its size: a still face keeps one crop, as the detector's box on it does, so
 #: sensor noise in the landmarks does not feed back through the box into the next frame's.
@@ -356,14 +356,14 @@ class LandmarkTracker:
             pts = self.detector.landmarks(rgb, boxes)
             states = [self._state(p, self._rel(tr)) for p, tr in zip(pts, seen)]
             # The crop slipped (fast motion): place the landmarks again from where they landed.
-            again = [
+            slipped = [
                 i
                 for i, (b, st) in enumerate(zip(boxes, states))
-                if min(st[2:]) >= MIN_SIZE and iou(b, _box(st)) < AGAIN
+                if min(st[2:]) >= MIN_SIZE and iou(b, _box(st)) < SLIPPED_IOU
             ]
-            if again:
-                redo = self.detector.landmarks(rgb, [_box(states[i]) for i in again])
-                for i, p in zip(again, redo):
+            if slipped:
+                redo = self.detector.landmarks(rgb, [_box(states[i]) for i in slipped])
+                for i, p in zip(slipped, redo):
                     boxes[i], pts[i] = _box(states[i]), p
                     states[i] = self._state(p, self._rel(seen[i]))
             for tr, box, p, st, pred in zip(seen, boxes, pts, states, predicted):
