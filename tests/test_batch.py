@@ -347,3 +347,13 @@ def test_exit_status_zero_only_when_no_input_failed(
         f"tcnn: 7 input(s) failed (2 more): the rows with status 'failed' in {out} hold each "
         "one's error"
     ]
+
+
+@pytest.mark.slow
+def test_the_former_detector_keyword_still_works_and_warns(photos: Path, tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning, match=r"batch.run\(detector=...\) is deprecated"):
+        summary = run(photos, tmp_path / "old", detector="dlib", workers=1, progress=False)
+    new = run(photos, tmp_path / "new", face_detector="dlib", workers=1, progress=False)
+    assert rows(tmp_path / "old") == rows(tmp_path / "new") and summary.faces == new.faces
+    with pytest.raises(TcnnError, match="give face_detector only"):
+        run(photos, tmp_path / "both", face_detector="dlib", detector="retinaface")

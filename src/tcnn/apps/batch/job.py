@@ -58,7 +58,7 @@ def run(
     *,
     points: int = 5,
     model: str | None = None,
-    detector: str | None = None,
+    face_detector: str | None = None,
     upsample: int | None = None,
     threshold: float | None = None,
     align: int | None = None,
@@ -69,13 +69,14 @@ def run(
     part_size: int = 256,
     progress: bool = True,
     refine: bool = False,
+    detector: str | None = None,
 ) -> Summary:
     """Landmarks of every face in ``inputs``, written to the Parquet dataset ``out``.
 
     Args:
         inputs: folders, text files of paths, Parquet/CSV manifests or images (one or many).
         out: the output folder: ``part-*.parquet`` files, ``_job.json``, ``_crops/``.
-        points, model, detector, upsample, threshold: as for ``LandmarkDetector``.
+        points, model, face_detector, upsample, threshold: as for ``LandmarkDetector``.
         align: also write each face aligned to a ``align`` x ``align`` PNG under ``_crops/``.
         workers: worker processes (local) or actors (Ray), each one process on one core
             (see :class:`Options`); default: one per core.
@@ -84,11 +85,15 @@ def run(
         path_column: the manifest column that holds the paths.
         part_size: inputs per part file (the work redone at most per worker after a kill).
         refine: place each face twice and average (``LandmarkDetector(refine=True)``).
+        detector: the former name of ``face_detector``; deprecated (a ``DeprecationWarning``).
 
     Raises:
         TcnnError: a missing input or manifest column, an unwritable or already used
             output folder, a bad option; never for an unreadable image (a failed row).
     """
+    from tcnn.detect import renamed_face_detector  # the core's check, imported when used
+
+    face_detector = renamed_face_detector(face_detector, detector, "batch.run")
     sources = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     if part_size < 1 or (workers is not None and workers < 1):
         raise TcnnError("part_size and workers must be at least 1")
@@ -99,7 +104,9 @@ def run(
     import_pyarrow()
     for source in sources:
         check_input(source, path_column)
-    options = Options(model, points, detector, upsample, threshold, align, part_size, refine=refine)
+    options = Options(
+        model, points, face_detector, upsample, threshold, align, part_size, refine=refine
+    )
     _check_options(options)
     out = ensure_dir(Path(out))
     job = {"inputs": [os.path.abspath(s) for s in sources], "path_column": path_column}

@@ -148,7 +148,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from tcnn.apps.batch import failures, run
 
     summary = run(
-        args.inputs, args.output, points=args.points, model=args.model, detector=args.detector,
+        args.inputs, args.output, points=args.points, model=args.model, face_detector=args.detector,
         upsample=args.upsample, align=args.align, workers=args.workers, resume=args.resume,
         ray=False if args.ray is None else args.ray, path_column=args.path_column,
         part_size=args.part_size, progress=not args.quiet, refine=args.refine,
