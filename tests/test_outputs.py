@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tcnn.errors import TcnnError
-from tcnn.files import StreamFile, atomic_path, save_figure, save_image, write_text
+from tcnn.files import StreamFile, atomic_path, make_durable, save_figure, save_image, write_text
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_error(tmp_path: Path) -> None:
@@ -89,3 +89,10 @@ def test_data_root_is_read_when_called(tmp_path: Path, monkeypatch: pytest.Monke
     assert default_root() == tmp_path / "elsewhere"
     with pytest.raises(TcnnError, match=r"data folder .*elsewhere not found"):
         load_dataset("mtfl-train")
+
+
+def test_make_durable_syncs_files_and_names_a_missing_one(tmp_path: Path) -> None:
+    files = [write_text(tmp_path / f"{i}.txt", str(i)) for i in range(3)]
+    make_durable(files)  # written files and their folder sync without error
+    with pytest.raises(TcnnError, match=r"gone\.txt: cannot write"):
+        make_durable([*files, tmp_path / "gone.txt"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -54,6 +54,21 @@ def publish(tmp: Path, path: Path, fsync: bool = False) -> Path:
 def write_error(path: Path, exc: OSError) -> TcnnError:
     """The one-line error for a file that could not be written."""
     return TcnnError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+def make_durable(paths: Iterable[Path]) -> None:
+    """fsync files already in place, then each of their folders once (their entries), so that
+    many small files cost one folder sync instead of one each.
+
+    Raises:
+        TcnnError: a sync failed.
+    """
+    paths = list(paths)
+    for path in [*paths, *dict.fromkeys(p.parent for p in paths)]:
+        try:
+            _fsync(path)
+        except OSError as exc:
+            raise write_error(path, exc) from None
 
 
 def _fsync(path: Path) -> None:
@@ -142,12 +157,11 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def save_image(image: Image.Image, path: str | Path, fsync: bool = False) -> Path:
-    """Save ``image`` atomically (``fsync``: durably, see :func:`publish`); the format follows
-    the suffix."""
+def save_image(image: Image.Image, path: str | Path) -> Path:
+    """Save ``image`` atomically; the format follows the suffix."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    with atomic_path(path, fsync) as tmp:
+    with atomic_path(path) as tmp:
         image.save(tmp, format=fmt)
     return path
 

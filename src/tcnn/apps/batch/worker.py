@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tcnn.apps.batch.inputs import Entry, import_pyarrow
-from tcnn.files import atomic_path, save_image
+from tcnn.files import atomic_path, make_durable, save_image
 from tcnn.pipeline import Item, Pipeline, Result
 
 #: The folder of aligned crops in a batch output (``--align``).
@@ -124,10 +124,12 @@ class PartWorker:
         self.model_name = lm.model.card.name
         self.face_detector = lm.face_detector
         self.pipeline = Pipeline(lm, workers=o.threads, keep_images=o.align is not None)
+        self._crops: list[Path] = []  # written since the last part, not yet made durable
 
     def rows(self, entries: Sequence[Entry]) -> Any:
         """The rows of ``entries`` (a ``pyarrow.Table`` with :func:`schema`), crops written."""
         cols: dict[str, list[Any]] = {name: [] for name in schema().names}
+        self._crops = []
         readable = [Item(file, name=path) for _, path, file in entries if path]
         results = iter(self.pipeline.run(readable))
         for index, path, _ in entries:
@@ -171,13 +173,15 @@ class PartWorker:
         path = self.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         aligned = align_face(r.image, r.faces[face].landmarks, self.options.align)
-        save_image(Image.fromarray(aligned), path, fsync=True)  # durable before its part
+        self._crops.append(save_image(Image.fromarray(aligned), path))
         return rel
 
     def write_part(self, part: int, entries: Sequence[Entry]) -> dict[str, int]:
         """Write ``OUT/part-NNNNNNNN.parquet`` for ``entries`` atomically; its counts."""
         table = self.rows(entries)
         counts = count_rows(table)
+        make_durable(self._crops)  # the part's crops before the part that counts them as done
+        self._crops.clear()
         write_part(self.out, part, table.replace_schema_metadata({COUNTS: json.dumps(counts)}))
         return counts
 
