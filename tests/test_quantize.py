@@ -69,6 +69,26 @@ def test_lean_graph_leaves_a_relu_model_alone() -> None:
     assert [n.op_type for n in model.graph.node] == ops
 
 
+def test_pad_channels_is_the_same_function() -> None:
+    model = onnx.load(str(WEIGHTS / "tcnn68.onnx"))
+    x = _inputs(size=52)
+    before = _run(model, x)
+    # tcnn68's convolutions have 24, 40, 96 and 128 filters; the last feeds FC5, not a Conv
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert quantize.pad_channels(model) == [convs[0].name, convs[1].name]
+    shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    assert [shapes[c.input[1]][:2] for c in convs] == [[32, 3], [48, 32], [96, 48], [128, 96]]
+    np.testing.assert_allclose(_run(model, x), before, atol=1e-6)
+
+
+def test_pad_channels_leaves_multiples_of_16_alone() -> None:
+    model = onnx.load(str(WEIGHTS / "vanilla5.onnx"))  # 16, 48, 64, 64 filters
+    quantize.lean_graph(model)
+    before = model.SerializeToString()
+    assert quantize.pad_channels(model) == []
+    assert model.SerializeToString() == before
+
+
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """vanilla5 quantized on crops of the astronaut (the calibration draw replaced)."""
@@ -99,6 +119,29 @@ def test_quantized_model_card_says_how_it_was_made(int8_model: Path) -> None:
     assert int8_model.with_suffix(".json").is_file()
     ops = {n.op_type for n in onnx.load(str(int8_model)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+@pytest.mark.slow
+def test_relu_model_is_int8_from_the_first_convolution(tmp_path: Path) -> None:
+    """tcnn68 (ReLU): every convolution, ReLU and pooling int8, and its answers near the float."""
+    out = tmp_path / "t68q.onnx"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(quantize, "calibration_crops", lambda card, *a: _inputs(64, 52))
+    try:
+        card = quantize.quantize_model("tcnn68", out, faces=64, progress=False)
+    finally:
+        mp.undo()
+    q = card.source["quantization"]  # type: ignore[index]
+    assert q["quantized_ops"] == ["Conv", "Relu", "MaxPool"]
+    assert len(q["float_nodes"]) == 2 and all("Gemm" in n for n in q["float_nodes"])
+    assert len(q["quantized_nodes"]) == 4 and all("Conv" in n for n in q["quantized_nodes"])
+    assert q["padded_channels"] == q["quantized_nodes"][:2]
+    x = _inputs(8, 52)
+    got = load_model(out).session.run(None, {"image": x})[0]
+    ref = load_model("tcnn68").session.run(None, {"image": x})[0]
+    diff = np.linalg.norm(got - ref, axis=-1)
+    assert diff.mean() < 0.005 and diff.max() < 0.03  # crop units: 0.26 px and 1.6 px of 52
+    assert not np.array_equal(got, ref)
 
 
 def test_quantized_model_answers_near_the_float_one(int8_model: Path) -> None:

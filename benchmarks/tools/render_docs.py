@@ -118,11 +118,44 @@ def measured(m: dict[str, Any]) -> str:
     return text + " (commit, Pillow, torch and thread counts not recorded: run before they were)."
 
 
+def int8_pair(points: int, results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The ``quantize`` result's pair whose int8 model is the default for ``points``, if any."""
+    from tcnn.registry import DEFAULTS
+
+    pairs = results.get("quantize", {}).get("pairs", [])
+    return next((p for p in pairs if p["int8"] == DEFAULTS[points]), None)
+
+
+def tabled_default(points: int, results: dict[str, dict[str, Any]]) -> str:
+    """The model the accuracy tables show for the default: the default itself, or the float
+    model it is the int8 version of (the int8 model's own figures are in ``quantize``)."""
+    from tcnn.registry import DEFAULTS
+
+    pair = int8_pair(points, results)
+    return pair["float"] if pair else DEFAULTS[points]
+
+
+def int8_note(points: int, results: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> str:
+    """One sentence on the int8 default's own accuracy (``keys`` of the quantize result) and
+    speed against its float model; empty when the default is not an int8 model."""
+    pair = int8_pair(points, results)
+    if pair is None:
+        return ""
+    acc8 = pair["accuracy"][1]
+    scores = " and ".join(f"{100 * acc8[k]['mean']:.2f}%" for k in keys)
+    what = "these two protocols" if len(keys) == 2 else "these benchmarks"
+    return (
+        f" The {points}-point default, `{pair['int8']}` (`{pair['float']}` in int8), scores "
+        f"{scores} on {what}, at {pair['int8_over_float']['stage_1thread_cpu_batch256']:.2f}x "
+        f"`{pair['float']}`'s landmark-stage faces per CPU second (one thread)."
+    )
+
+
 def summary(results: dict[str, dict[str, Any]]) -> str:
     """The one-paragraph comparison with dlib above the tables: human labels first."""
     from tcnn.registry import DEFAULTS
 
-    default68 = DEFAULTS[68]
+    default68 = tabled_default(68, results)
     human = []
     for key, label in (("hog", "HOG boxes"), ("retinaface", "RetinaFace boxes")):
         rows = {r["method"]: r for r in results["aflw68"][key]["rows"]}
@@ -134,9 +167,14 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
     rows68 = {r["method"]: r for r in results["68pt"]["rows"]}
     size = rows68["dlib 68"]["file_kb"] / rows68[default68]["file_kb"]
     pace = rows68[default68]["faces_per_s_batch256"] / rows68["dlib 68"]["faces_per_s_batch1"]
+    named = (
+        f"`{DEFAULTS[68]}` (`{default68}` in int8; the float model's figures here)"
+        if default68 != DEFAULTS[68]
+        else f"`{default68}`"
+    )
     lead = (
         f"In short: on people's 300-W-style labels (aflw68's held-out part), the default "
-        f"68-point model `{default68}` scores {' and '.join(human)}, at "
+        f"68-point model {named} scores {' and '.join(human)}, at "
         f"{size:.0f} times smaller and {pace:.1f} times as many faces per second as dlib's "
         "predictor (its landmark stage at batch 256, one face at a time for dlib). "
     )
@@ -380,7 +418,6 @@ def refine_section(results: dict[str, dict[str, Any]]) -> str:
 
 def headline(results: dict[str, dict[str, Any]]) -> str:
     """The README's one table: the default models against dlib's predictor, from the results."""
-    from tcnn.registry import DEFAULTS
 
     aflw = {
         k: {r["method"]: r for r in results["aflw68"][k]["rows"]} for k in ("hog", "retinaface")
@@ -388,7 +425,7 @@ def headline(results: dict[str, dict[str, Any]]) -> str:
     r68 = {r["method"]: r for r in results["68pt"]["rows"]}
     r5 = {r["method"]: r for r in results["5pt"]["rows"]}
     ra = {r["method"]: r for r in results["protocols"]["a"]["rows"]}
-    d68, dlib68, dlib5 = DEFAULTS[68], "dlib 68", "dlib 68 -> 5"
+    d68, dlib68, dlib5 = tabled_default(68, results), "dlib 68", "dlib 68 -> 5"
     rows = [
         ("68", "aflw68 held-out (people's labels), HOG boxes", d68, aflw["hog"], r68, dlib68),
         (
@@ -423,17 +460,8 @@ def headline(results: dict[str, dict[str, Any]]) -> str:
         "`benchmarks/results/` (aflw68, 68pt, 5pt, protocols), on the machines named under "
         "their tables in [docs/results.md](docs/results.md).",
     ]
-    int8 = [p for p in results.get("quantize", {}).get("pairs", []) if p["int8"] == DEFAULTS[5]]
-    if int8:
-        p = int8[0]
-        acc8 = {a["method"]: a for a in p["accuracy"]}[DEFAULTS[5]]
-        lines[-1] += (
-            f" The 5-point default, `{DEFAULTS[5]}` (`{p['float']}` in int8), scores "
-            f"{100 * acc8['mtfl_aflw_a_retinaface']['mean']:.2f}% and "
-            f"{100 * acc8['mtfl_aflw_b_hog']['mean']:.2f}% on these two protocols, at "
-            f"{p['int8_over_float']['stage_1thread_cpu_batch256']:.2f}x `{p['float']}`'s "
-            "landmark-stage faces per CPU second (one thread)."
-        )
+    lines[-1] += int8_note(68, results, ("aflw68_test_hog", "aflw68_test_retinaface"))
+    lines[-1] += int8_note(5, results, ("mtfl_aflw_a_retinaface", "mtfl_aflw_b_hog"))
     return "\n".join(lines)
 
 

@@ -8,14 +8,30 @@ The recipe (:func:`quantize_model`):
    tanh(maxpool(|x|))``). The same function; a quarter of the ``tanh`` evaluations, and ONNX
    Runtime keeps the whole trunk in its blocked layout (the ``Abs`` node made it convert the
    layout before and after every pooling). Models without ``abs(tanh)`` are left as they are.
-2. Calibration crops: faces of the card's own training data (``training.data``, never a test
+2. *Padded channels* (:func:`pad_channels`): a convolution whose output channels are not a
+   multiple of 16 (``tcnn68``'s first, 24) gets zero filters up to the next multiple, and the
+   convolution that reads it zero weights for them: the same function (the padded channels stay
+   0 through ReLU, ``|x|``, ``tanh`` and max pooling), but ONNX Runtime runs the convolution and
+   the pooling after it in its blocked layout instead of converting the layout around them.
+3. Calibration crops: faces of the card's own training data (``training.data``, never a test
    set) with the boxes of the card's detector, cut by the card's crop rule as at inference.
-3. ONNX Runtime's ``quantize_static`` in QDQ format: weights int8 per output channel,
-   activations uint8 per tensor (min-max over the calibration crops), on every convolution but
-   the first (its 3-channel input runs slowly in int8). The fully connected layers stay float
-   (little time; int8 FC5 doubled tcnn68's output change), and so do normalisation, mirror
-   averaging and the activations: quantizing a ``tanh``'s input to 8 bits costs accuracy where
-   the curve is steep (measured on vanilla5: 5 times the output change of this recipe).
+4. ONNX Runtime's ``quantize_static`` in QDQ format: weights int8 per output channel,
+   activations uint8 per tensor (min-max over the calibration crops). The fully connected
+   layers stay float (little time; int8 FC5 doubled tcnn68's output change), and so do
+   normalisation and mirror averaging. What else is int8 depends on the activation:
+
+   - ReLU networks (``tcnn68``, ``tcnn68h``): every convolution, with its ReLU and max pooling,
+     so the trunk runs in uint8 from the first convolution to the last (ONNX Runtime fuses
+     each ReLU into its convolution and pools in uint8). On ``tcnn68h`` this ran the network
+     1.96x as fast as the float one on one thread, where keeping the first convolution float
+     gave 1.31x: the float convolution's output had to be quantized at full resolution, and
+     ONNX Runtime moved that quantization before the pooling, which then ran in the plain
+     layout.
+   - ``abs(tanh)`` networks (the 5-point models): every convolution but the first; the
+     activations stay float, since quantizing a ``tanh``'s input to 8 bits costs accuracy
+     where the curve is steep (measured on vanilla5: 5 times the output change of this
+     recipe), and an int8 first convolution with them was 12 times the output change and no
+     faster.
 
 The quantized model's card says how it was made (``source``) and carries no metrics until the
 benchmarks measure it. Needs ``onnx`` (``pip install 'tcnn[train]'``).
@@ -40,8 +56,13 @@ RECIPE = {
     "format": "QDQ (onnxruntime.quantization.quantize_static)",
     "weights": "int8, per output channel",
     "activations": "uint8, per tensor, min-max calibration",
-    "kept_float": "the first Conv, the Gemms, normalisation, activations, mirror averaging",
+    "kept_float": "the Gemms, normalisation, mirror averaging; with tanh: the first Conv, the "
+    "activations",
 }
+
+#: What ``quantize_static`` quantizes in a ReLU network, and in an ``abs(tanh)`` one.
+RELU_OPS = ["Conv", "Relu", "MaxPool"]
+TANH_OPS = ["Conv"]
 
 
 def lean_graph(model: Any) -> int:
@@ -97,6 +118,69 @@ def lean_graph(model: Any) -> int:
     return count
 
 
+#: Channel multiple for :func:`pad_channels` (ONNX Runtime's blocked layout on AVX-512).
+CHANNEL_MULTIPLE = 16
+
+#: Operations that map 0 to 0 channel by channel: a zero channel stays zero through them.
+_ZERO_KEEPING = ("Relu", "LeakyRelu", "Tanh", "Abs", "MaxPool")
+
+
+def pad_channels(model: Any, multiple: int = CHANNEL_MULTIPLE) -> list[str]:
+    """Pad convolutions' output channels with zero filters to a multiple of ``multiple``, in
+    place, where the output reaches exactly one next convolution through zero-keeping
+    operations only (that convolution gets zero weights for the new channels).
+
+    Args:
+        model: an ``onnx.ModelProto`` whose convolution weights and biases are initializers.
+
+    Returns:
+        The names of the convolutions padded (empty: the graph is unchanged).
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def next_conv(tensor: str) -> Any:
+        while True:
+            users = consumers.get(tensor, [])
+            if len(users) != 1:
+                return None
+            if users[0].op_type == "Conv":
+                return users[0] if users[0].input[0] == tensor else None
+            if users[0].op_type not in _ZERO_KEEPING:
+                return None
+            tensor = users[0].output[0]
+
+    def put(name: str, array: np.ndarray) -> None:
+        weights[name].CopyFrom(numpy_helper.from_array(array, name))
+
+    padded = []
+    for node in graph.node:
+        if node.op_type != "Conv" or len(node.input) < 3:
+            continue
+        follower = next_conv(node.output[0])
+        if follower is None or not all(n in weights for n in (*node.input[1:3], follower.input[1])):
+            continue
+        w, b = (numpy_helper.to_array(weights[n]) for n in node.input[1:3])
+        extra = -len(w) % multiple
+        if not extra:
+            continue
+        put(node.input[1], np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]))
+        put(node.input[2], np.concatenate([b, np.zeros(extra, b.dtype)]))
+        w2 = numpy_helper.to_array(weights[follower.input[1]])
+        zeros = np.zeros((len(w2), extra, *w2.shape[2:]), w2.dtype)
+        put(follower.input[1], np.concatenate([w2, zeros], 1))
+        padded.append(node.name or node.output[0])
+    if padded:
+        del graph.value_info[:]  # shapes change; shape inference redoes them
+    return padded
+
+
 def calibration_crops(
     card: ModelCard,
     faces: int = FACES,
@@ -141,9 +225,18 @@ def calibration_crops(
     return np.ascontiguousarray(planes, np.float32)
 
 
-def quantize_convs(src: Path, out: Path, reader: Any, exclude: list[str] | None = None) -> None:
+def quantize_convs(
+    src: Path,
+    out: Path,
+    reader: Any,
+    exclude: list[str] | None = None,
+    ops: list[str] | None = None,
+) -> None:
     """The one int8 recipe: static QDQ on the convolutions of ``src`` (weights int8 per output
     channel, activations uint8), calibrated by ``reader``; nodes named in ``exclude`` stay float.
+
+    Args:
+        ops: the operation types quantized (default :data:`TANH_OPS`, the convolutions alone).
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -154,7 +247,7 @@ def quantize_convs(src: Path, out: Path, reader: Any, exclude: list[str] | None 
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
-        op_types_to_quantize=["Conv"],
+        op_types_to_quantize=ops or TANH_OPS,
         nodes_to_exclude=exclude or [],
         per_channel=True,
     )
@@ -201,6 +294,7 @@ def quantize_model(
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.graph.node):
         raise TcnnError(f"{src}: already quantized (give the float model)")
     rewritten = lean_graph(graph)
+    padded = pad_channels(graph)
     x = calibration_crops(card, faces, seed, data, root, progress)
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,10 +306,12 @@ def quantize_model(
         gemms = [n.name for n in nodes if n.op_type == "Gemm"]
         if not convs or not gemms:
             raise TcnnError(f"{src}: not a tcnn landmark network (no Conv or no Gemm)")
-        kept = [convs[0], *gemms]
+        tanh = any(n.op_type == "Tanh" for n in nodes)
+        kept = [convs[0], *gemms] if tanh else gemms
         batches = iter([{"image": x[i : i + 64]} for i in range(0, len(x), 64)])
         reader = type("Reader", (), {"get_next": lambda self: next(batches, None)})()
-        quantize_convs(pre, Path(tmp) / "int8.onnx", reader, kept)
+        ops = TANH_OPS if tanh else RELU_OPS
+        quantize_convs(pre, Path(tmp) / "int8.onnx", reader, kept, ops)
         result = onnx.load(str(Path(tmp) / "int8.onnx"))
     quantized = [n for n in convs + gemms if n not in kept]
     new = card.replace(
@@ -229,6 +325,8 @@ def quantize_model(
                 "tool": "tcnn quantize (tcnn.train.quantize.quantize_model)",
                 "onnxruntime": _version("onnxruntime"),
                 "lean_graph": f"{rewritten} abs(tanh) rewritten as tanh(|x|) after pooling",
+                "padded_channels": padded,
+                "quantized_ops": ops,
                 "quantized_nodes": quantized,
                 "float_nodes": kept,
                 "calibration": {
