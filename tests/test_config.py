@@ -66,8 +66,14 @@ def test_shipped_cards_configs_still_read() -> None:
 
     from tcnn.registry import WEIGHTS
 
+    configs = []
     for side in sorted(WEIGHTS.glob("*.json")):
-        saved = json.loads(side.read_text())["training"]["config"]
+        training = json.loads(side.read_text())["training"]
+        # an ensemble's card (tcnn ensemble) keeps each member's training record
+        members = training.get("members", [training])
+        configs += [m["config"] for m in members]
+    assert len(configs) > len(list(WEIGHTS.glob("*.json")))  # the ensemble's two members
+    for saved in configs:
         cfg = TrainConfig.from_saved(saved)
         epochs = saved["optim"]["epochs"] if "optim" in saved else saved["epochs"]
         assert cfg.data == saved["data"] and cfg.optim.epochs == epochs

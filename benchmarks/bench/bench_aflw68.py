@@ -23,7 +23,8 @@ each part (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67), of each 
 the externally occluded points, and the share of faces on which it beats dlib.
 
 Methods: ``--models`` (shipped 68-point names or ``.onnx`` paths, ``+refine`` appended for
-``LandmarkDetector(refine=True)``; default the shipped ones, plain and refined),
+``LandmarkDetector(refine=True)``, models joined by commas for the mean of their answers;
+default the shipped ones, plain and refined),
 dlib's 68-point predictor, and ``--teacher MODULE:FUNCTION`` for any other method: the function
 takes no argument and returns a :class:`Method` (see ``dlib_method`` for an example).
 
@@ -107,6 +108,21 @@ def tcnn_method(model: str) -> Method:
     name = label if Path(model.removesuffix(REFINE)).suffix != ".onnx" else f"{label} ({model})"
     size = round(lm.model.path.stat().st_size / 1024)
     return Method(name, lm.model.card.detector, predict, size)
+
+
+def ensemble_method(spec: str) -> Method:
+    """Models separated by commas (``tcnn68h,runs/x/model.onnx``): the mean of their answers,
+    each model on the boxes its card names (a measurement of averaging, not a shipped model)."""
+    members = [tcnn_method(m) for m in spec.split(",")]
+
+    def predict(images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
+        return np.mean([m.predict(images, boxes) for m in members], axis=0)
+
+    conventions = {m.convention for m in members}
+    if len(conventions) != 1:
+        raise SystemExit(f"{spec}: the models expect different boxes ({', '.join(conventions)})")
+    name = "mean of " + " + ".join(m.name for m in members)
+    return Method(name, conventions.pop(), predict, sum(m.file_kb or 0 for m in members))
 
 
 def dlib_method() -> Method:
@@ -206,7 +222,8 @@ def main() -> None:
         ap.error(f"--out {args.out!r}: give a plain name (no folder, no extension)")
 
     names = args.models or with_refined([m.name for m in list_models() if m.points == 68])
-    methods = [tcnn_method(n) for n in names] + [dlib_method()]
+    methods = [ensemble_method(n) if "," in n else tcnn_method(n) for n in names]
+    methods.append(dlib_method())
     methods += [teacher_method(t) for t in args.teacher]
     names_seen = [m.name for m in methods]
     if len(set(names_seen)) != len(names_seen):

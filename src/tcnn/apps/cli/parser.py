@@ -19,6 +19,7 @@ from tcnn.apps.cli.training import (
     cmd_calibrate,
     cmd_clusters,
     cmd_convert_caffe,
+    cmd_ensemble,
     cmd_export,
     cmd_pseudo_label,
     cmd_quantize,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _video(sub)
     _models(sub)
     _quantize(sub)
+    _ensemble(sub)
     _calibrate(sub)
     _convert_caffe(sub)
     _serve(sub)
@@ -404,6 +406,22 @@ def _quantize(sub: Subparsers) -> None:
     p.add_argument("--root", help="data folder (default $TCNN_DATA or ../shared/data)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quantize)
+
+
+def _ensemble(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "ensemble",
+        help="join landmark models into one whose answer is the mean of theirs",
+        description="Write one ONNX model that runs every given model on the same crop and "
+        "answers the mean of their answers (in crop units). The models must cut the same crop "
+        "from the same boxes; a smaller input is resized inside the graph. Needs onnx "
+        "(pip install 'tcnn[train]').",
+    )
+    p.add_argument("models", nargs="+", help="two or more shipped model names or .onnx paths")
+    p.add_argument("-o", "--output", required=True, help="output .onnx (its card beside it)")
+    p.add_argument("--name", help="the new model's name (default: the output's file name)")
+    p.add_argument("--purpose", default="", help="the card's purpose sentence")
+    p.set_defaults(func=cmd_ensemble)
 
 
 def _calibrate(sub: Subparsers) -> None:

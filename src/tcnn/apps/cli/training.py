@@ -136,6 +136,19 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    need_onnx("ensemble")
+    from tcnn.train.ensemble import ensemble_models
+
+    out = Path(args.output)
+    if out.suffix != ".onnx":
+        raise TcnnError(f"{out}: the output must be an .onnx file")
+    card = ensemble_models(args.models, out, args.name or out.stem, args.purpose)
+    members = ", ".join(m["name"] for m in card.source["ensemble"])  # type: ignore[index]
+    print(f"wrote {out} (card {out.with_suffix('.json')}): {card.name}, the mean of {members}")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     need_onnx("calibrate")
     from tcnn.train.calibrate import calibrate
