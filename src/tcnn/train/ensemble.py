@@ -71,9 +71,9 @@ def ensemble_models(
                     "an ensemble's members must cut the same crop"
                 )
     size = max(c.input_size for c in cards)
-    nodes: list[Any] = [
-        helper.make_node("Shape", ["image"], ["batch_and_channels"], start=0, end=2),
-    ]
+    nodes: list[Any] = []
+    if any(c.input_size != size for c in cards):  # the resized members' sizes start with it
+        nodes.append(helper.make_node("Shape", ["image"], ["batch_and_channels"], start=0, end=2))
     initializers: list[Any] = []
     outputs = []
     for i, (path, card) in enumerate(zip(paths, cards)):
