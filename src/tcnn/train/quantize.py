@@ -22,11 +22,11 @@ The recipe (:func:`quantize_model`):
 
    - ReLU networks (``tcnn68``, ``tcnn68h``): every convolution, with its ReLU and max pooling,
      so the trunk runs in uint8 from the first convolution to the last (ONNX Runtime fuses
-     each ReLU into its convolution and pools in uint8). On ``tcnn68h`` this ran the network
-     1.96x as fast as the float one on one thread, where keeping the first convolution float
-     gave 1.31x: the float convolution's output had to be quantized at full resolution, and
-     ONNX Runtime moved that quantization before the pooling, which then ran in the plain
-     layout.
+     each ReLU into its convolution and pools in uint8). On ``tcnn68h`` this runs the network
+     1.92x as fast as the float one on one thread (``bench_quantize``), where keeping the first
+     convolution float gave 1.31x in a one-off timing: the float convolution's output had
+     to be quantized at full resolution, and ONNX Runtime moved that quantization before the
+     pooling, which then ran in the plain layout.
    - ``abs(tanh)`` networks (the 5-point models): every convolution but the first; the
      activations stay float, since quantizing a ``tanh``'s input to 8 bits costs accuracy
      where the curve is steep (measured on vanilla5: 5 times the output change of this
@@ -159,12 +159,19 @@ def pad_channels(model: Any, multiple: int = CHANNEL_MULTIPLE) -> list[str]:
     def put(name: str, array: np.ndarray) -> None:
         weights[name].CopyFrom(numpy_helper.from_array(array, name))
 
+    def grouped(node: Any) -> bool:
+        return any(a.name == "group" and a.i != 1 for a in node.attribute)
+
     padded = []
     for node in graph.node:
-        if node.op_type != "Conv" or len(node.input) < 3:
+        if node.op_type != "Conv" or len(node.input) < 3 or grouped(node):
             continue
         follower = next_conv(node.output[0])
-        if follower is None or not all(n in weights for n in (*node.input[1:3], follower.input[1])):
+        if (
+            follower is None
+            or grouped(follower)
+            or not all(n in weights for n in (*node.input[1:3], follower.input[1]))
+        ):
             continue
         w, b = (numpy_helper.to_array(weights[n]) for n in node.input[1:3])
         extra = -len(w) % multiple
