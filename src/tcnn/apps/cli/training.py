@@ -137,7 +137,6 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    need_onnx("ensemble")
     from tcnn.train.ensemble import ensemble_models
 
     out = Path(args.output)
