@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from tcnn.card import Crop, ModelCard  # noqa: E402
 from tcnn.registry import load_model  # noqa: E402
-from tcnn.schemes import FIVE  # noqa: E402
+from tcnn.schemes import FIVE, scheme_for  # noqa: E402
 from tcnn.train.export import export_model  # noqa: E402
 from tcnn.train.models.vanilla import InferenceNet, VanillaArch, VanillaCNN  # noqa: E402
 
@@ -30,6 +30,22 @@ def test_68_point_variant_shapes() -> None:
     assert VanillaArch.from_dict(arch.to_dict()) == arch
 
 
+def test_deep_trunk_shapes_and_channel_count() -> None:
+    arch = VanillaArch(68, 64, (16, 32, 64, 96, 128), 256, "bnrelu", trunk="deep")
+    net = VanillaCNN(arch).eval()
+    assert net.features == 128 * 6 * 6  # 64 -> 32 -> 16 -> 14 -> 12 -> 6, Conv4 keeps 6 x 6
+    convs = [m for m in net.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 32, 64, 96, 128]
+    assert net(torch.rand(2, 3, 64, 64) * 255).shape == (2, 68, 2)
+    assert VanillaArch.from_dict(arch.to_dict()) == arch
+    old = {k: v for k, v in VanillaArch().to_dict().items() if k != "trunk"}  # cards before it
+    assert VanillaArch.from_dict(old).trunk == "vanilla"
+    with pytest.raises(ValueError, match="takes 5 channel counts"):
+        VanillaCNN(VanillaArch(68, 64, (16, 32, 64, 128), 256, "bnrelu", trunk="deep"))
+    with pytest.raises(ValueError, match="unknown trunk 'wide'"):
+        VanillaCNN(VanillaArch(trunk="wide"))
+
+
 def test_mirror_averaged_net_is_mirror_equivariant() -> None:
     torch.manual_seed(0)
     wrapped = InferenceNet(VanillaCNN(VanillaArch()), FIVE.flip_permutation().tolist(), (0, 0))
@@ -43,17 +59,29 @@ def test_mirror_averaged_net_is_mirror_equivariant() -> None:
 
 
 @pytest.mark.slow
-def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "arch",
+    [VanillaArch(), VanillaArch(68, 64, (16, 32, 64, 96, 128), 256, "bnrelu", trunk="deep")],
+    ids=["seed", "deep-bnrelu"],
+)
+def test_onnx_export_matches_pytorch_and_loads(tmp_path: Path, arch: VanillaArch) -> None:
     torch.manual_seed(0)
-    net = VanillaCNN(VanillaArch())
-    wrapped = InferenceNet(net, FIVE.flip_permutation().tolist(), (0.01, -0.02)).eval()
+    net = VanillaCNN(arch)
+    for m in net.modules():  # BatchNorm statistics other than the identity, folded at export
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    perm = scheme_for(arch.points).flip_permutation().tolist()
+    wrapped = InferenceNet(net, perm, (0.01, -0.02)).eval()
+    s = arch.input_size
     card = ModelCard(
-        name="t", points=5, input_size=40, channel_order="RGB", crop=Crop(scale=1.0, shift_y=0.0)
-    )
+        name="t", points=arch.points, input_size=s, channel_order="RGB",
+        crop=Crop(scale=1.0, shift_y=0.0),
+    )  # fmt: skip
     path = export_model(wrapped, card, tmp_path / "m.onnx")
     model = load_model(path)
     assert model.card.name == "t"
-    crops = np.random.default_rng(0).integers(0, 256, (5, 40, 40, 3), dtype=np.uint8)
+    crops = np.random.default_rng(0).integers(0, 256, (5, s, s, 3), dtype=np.uint8)
     with torch.no_grad():
         ref = wrapped(torch.from_numpy(crops).permute(0, 3, 1, 2).float()).numpy()
     assert np.abs(model.predict(crops) - ref).max() < 1e-4

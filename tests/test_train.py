@@ -24,6 +24,10 @@ def test_config_overrides_and_errors(tmp_path: Path) -> None:
         load_config(None, ["epochs=many"])
     with pytest.raises(TcnnError, match="expected key=value"):
         load_config(None, ["epochs"])
+    deep = load_config(None, ["trunk=deep", "channels=8,8,8,8"])  # a deep trunk takes five
+    with pytest.raises(TcnnError, match="config vanilla5: trunk 'deep' takes 5 channel counts"):
+        train(deep, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 
 @pytest.mark.slow

@@ -64,6 +64,7 @@ def arch_of(cfg: TrainConfig) -> VanillaArch:
         channels=cfg.channels,
         hidden=cfg.hidden,
         activation=cfg.activation,
+        trunk=cfg.trunk,
     )
 
 
@@ -169,11 +170,14 @@ def train(
 ) -> Path:
     """Train a Vanilla CNN from ``cfg``; return the run directory."""
     run = Path(run_dir) if run_dir is not None else Path(cfg.out_dir) / cfg.name
+    try:
+        net = VanillaCNN(arch_of(cfg))
+    except ValueError as exc:  # an architecture the config names that cannot be built
+        raise TcnnError(f"config {cfg.name}: {exc}") from None
     start_run(run, resume)
     torch.set_num_threads(cfg.threads)
     gen = seed_everything(cfg.seed)
     train_set, val_set, info = prepare(cfg, progress)
-    net = VanillaCNN(arch_of(cfg))
     if cfg.init:
         net.load_state_dict(initial_weights(cfg.init, net))
     else:

@@ -20,19 +20,25 @@ class VanillaArch:
     Attributes:
         points: landmarks predicted.
         input_size: side of the square input crop in pixels.
-        channels: filters of Conv1-Conv4.
+        channels: filters of Conv1-Conv4 (four values); with ``trunk="deep"`` five: Conv1,
+            the two convolutions at a quarter of the input's area, the two at a sixteenth,
+            and Conv4.
         hidden: width of FC5.
         activation: ``"abstanh"`` (the seed: abs(tanh), no normalisation), ``"bnrelu"``
             (BatchNorm then ReLU after every convolution and FC5) or ``"relu"`` (ReLU alone: a
             ``"bnrelu"`` network with its BatchNorm folded into the layers before it, as its
             ONNX export holds it; :func:`tcnn.train.loop.weights_from_onnx` restarts from that).
+        trunk: ``"vanilla"`` (the seed's four convolutions) or ``"deep"`` (two 3x3
+            convolutions where the seed has Conv2 and Conv3, Conv4 3x3: more depth for about
+            the seed's cost at inference, since Conv1 is narrower).
     """
 
     points: int = 5
     input_size: int = 40
-    channels: tuple[int, int, int, int] = (16, 48, 64, 64)
+    channels: tuple[int, ...] = (16, 48, 64, 64)
     hidden: int = 100
     activation: str = "abstanh"
+    trunk: str = "vanilla"
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -80,20 +86,10 @@ class VanillaCNN(nn.Module):
     def __init__(self, arch: VanillaArch) -> None:
         super().__init__()
         self.arch = arch
-        c1, c2, c3, c4 = arch.channels
         s = arch.input_size
         self.register_buffer("mean", torch.full((3, s, s), 127.5))
         self.register_buffer("std", torch.full((3, s, s), 64.0))
-        self.trunk = nn.Sequential(
-            nn.Conv2d(3, c1, 5, padding=2), *_act(arch, c1, True),
-            nn.MaxPool2d(2, 2),
-            nn.Conv2d(c1, c2, 3, padding=1), *_act(arch, c2, True),
-            nn.MaxPool2d(2, 2),
-            nn.Conv2d(c2, c3, 3, padding=0), *_act(arch, c3, True),
-            nn.MaxPool2d(3, 2, ceil_mode=True),
-            nn.Conv2d(c3, c4, 2, padding=0), *_act(arch, c4, True),
-            nn.Flatten(),
-        )  # fmt: skip
+        self.trunk = make_trunk(arch)
         with torch.no_grad():
             features = self.trunk(torch.zeros(2, 3, s, s)).shape[1]
         self.features = int(features)
@@ -108,6 +104,40 @@ class VanillaCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x)).view(-1, self.arch.points, 2)
+
+
+def make_trunk(arch: VanillaArch) -> nn.Sequential:
+    """Conv1-Conv4 with their activations and pooling, flattened (see :class:`VanillaArch`)."""
+    want = {"vanilla": 4, "deep": 5}.get(arch.trunk)
+    if want is None:
+        raise ValueError(f"unknown trunk {arch.trunk!r} (vanilla or deep)")
+    if len(arch.channels) != want:
+        raise ValueError(f"trunk {arch.trunk!r} takes {want} channel counts, not {arch.channels}")
+    if arch.trunk == "vanilla":
+        c1, c2, c3, c4 = arch.channels
+        return nn.Sequential(
+            nn.Conv2d(3, c1, 5, padding=2), *_act(arch, c1, True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(c1, c2, 3, padding=1), *_act(arch, c2, True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(c2, c3, 3, padding=0), *_act(arch, c3, True),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            nn.Conv2d(c3, c4, 2, padding=0), *_act(arch, c4, True),
+            nn.Flatten(),
+        )  # fmt: skip
+    c1, c2, c3a, c3b, c4 = arch.channels
+    return nn.Sequential(
+        nn.Conv2d(3, c1, 5, padding=2), *_act(arch, c1, True),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(c1, c2, 3, padding=1), *_act(arch, c2, True),
+        nn.Conv2d(c2, c2, 3, padding=1), *_act(arch, c2, True),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(c2, c3a, 3, padding=0), *_act(arch, c3a, True),
+        nn.Conv2d(c3a, c3b, 3, padding=0), *_act(arch, c3b, True),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(c3b, c4, 3, padding=1), *_act(arch, c4, True),
+        nn.Flatten(),
+    )  # fmt: skip
 
 
 def make_head(arch: VanillaArch, features: int) -> nn.Sequential:
