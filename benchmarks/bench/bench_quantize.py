@@ -126,7 +126,7 @@ def speeds(specs: list[str], points: int) -> dict[str, dict[str, float]]:
         pairs = [(im, mapping(b) if mapping else b) for im, b in zip(images, boxes)]
         m = lm.model
         x = _crops(lm, pairs)
-        one = _session(m.path, 1, spinning=False)
+        one = _session(m.path, 1)
         name = m.session.get_inputs()[0].name
         runners[label] = {
             "network_batch256": lambda s=m.session, x=x, n=name: len(s.run(None, {n: x})[0]),

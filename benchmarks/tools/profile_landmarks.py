@@ -1,7 +1,7 @@
 """Where the landmark stage's time goes: face box -> region, crop, network input, network, mapping.
 
 On MTFL's AFLW test faces (dlib HOG boxes), at batch 1 (the first 1,000 faces one by one, as
-``LandmarkDetector.landmarks`` runs them: the multi-threaded, spinning session) and at batch
+``LandmarkDetector.landmarks`` runs them: the multi-threaded session) and at batch
 256 (all faces, in chunks of ``tcnn.predictor.CHUNK`` on the single-threaded bulk session, as
 one of ``landmarks_batch``'s workers runs them). The stages run one after the other on this
 thread; each is timed as wall and as this thread's CPU time (the network's own threads are

@@ -93,7 +93,7 @@ class Model:
 
         Args:
             bulk: run on :attr:`bulk_session` (for chunks of large batches) instead of the
-                multi-threaded, spinning :attr:`session`.
+                multi-threaded :attr:`session`.
         """
         session = self.bulk_session if bulk else self.session
         out: np.ndarray = session.run(None, {self._input: self.network_input(crops)})[0]
@@ -114,12 +114,12 @@ class Model:
 
         Single-threaded, so that it runs on the calling thread and :attr:`bulk_workers`
         threads can run chunks side by side (no hand-over between ONNX Runtime's threads
-        inside each operator); not spinning (a spinning thread takes the CPU from cropping).
+        inside each operator).
         """
         if self._bulk is None:
             with _BULK_LOCK:
                 if self._bulk is None:
-                    self._bulk = _session(self.path, 1, spinning=False)
+                    self._bulk = _session(self.path, 1)
         return self._bulk
 
     @property
@@ -168,7 +168,7 @@ def load_model(
     path = resolve(name_or_path, points)
     if path.is_dir() or path.stat().st_size == 0:
         raise TcnnError(f"{path}: not a model file ({'a folder' if path.is_dir() else 'empty'})")
-    session = _session(path, threads, spinning=True)
+    session = _session(path, threads)
     meta = session.get_modelmeta().custom_metadata_map
     if CARD_KEY not in meta:
         raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
@@ -176,13 +176,19 @@ def load_model(
     return Model(path, card, session, threads)
 
 
-def _session(path: Path, threads: int | None, spinning: bool) -> Any:
+def _session(path: Path, threads: int | None) -> Any:
+    """An ONNX Runtime session whose threads wait without spinning between calls.
+
+    A spinning thread holds a core after every call, taken from whatever runs next (cropping,
+    decoding, face detection): end to end on photos (``LandmarkDetector().detect``, 2 cores)
+    the process used 43 ms of CPU a photo with spinning threads and 31 ms without, at the same
+    wall time.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    if not spinning:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
     try:

@@ -237,7 +237,7 @@ class LandmarkTracker:
             raise TcnnError("match_iou must be in (0, 1) and min_confidence in [0, 1]")
         if max_missed < 1 or fps <= 0:
             raise TcnnError("max_missed must be at least 1 and fps positive")
-        # One face a call: ONNX Runtime's spinning worker threads only cost time here.
+        # One face a call: handing it between ONNX Runtime's threads only costs time here.
         self.detector = detector or LandmarkDetector(model, points, face_detector, threads=1)
         self.detect_every = detect_every
         self.max_faces = max_faces
