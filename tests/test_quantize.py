@@ -89,6 +89,22 @@ def test_pad_channels_leaves_multiples_of_16_alone() -> None:
     assert model.SerializeToString() == before
 
 
+def test_half_gemm_weights_stores_float16_and_answers_as_before() -> None:
+    model = onnx.load(str(WEIGHTS / "tcnn68.onnx"))
+    x = _inputs(size=52)
+    before = _run(model, x)
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm"]
+    size = model.ByteSize()
+    assert quantize.half_gemm_weights(model) == [g.input[1] for g in gemms]  # FC5 and FC6
+    stored = {t.name: t.data_type for t in model.graph.initializer}
+    assert all(stored[f"{g.input[1]}_float16"] == onnx.TensorProto.FLOAT16 for g in gemms)
+    assert all(g.input[1] not in stored for g in gemms)  # a Cast makes them, at load
+    assert model.ByteSize() < 0.75 * size  # FC5's weights are most of the file
+    # float16 keeps 11 significant bits: the answers move by far less than a pixel
+    np.testing.assert_allclose(_run(model, x), before, atol=2e-4)
+    assert quantize.half_gemm_weights(model) == []  # nothing float32 is left to halve
+
+
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """vanilla5 quantized on crops of the astronaut (the calibration draw replaced)."""

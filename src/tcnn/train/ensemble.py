@@ -10,6 +10,8 @@ scheme); they may differ in input size. The ensemble's input is the largest memb
 a smaller member gets it resized inside the graph (ONNX ``Resize``, linear with antialiasing:
 opset 18). Each member keeps everything its own graph holds (mirror averaging, its calibrated
 offsets), so the mean is taken in crop units, where all members agree on what a point means.
+Members may differ in mirror averaging (a member without it costs half as much): the card's
+``mirror_average`` is true only when every member averages, and ``source.ensemble`` says which do.
 
 Needs ``onnx`` (``pip install 'tcnn[train]'``).
 """
@@ -28,7 +30,7 @@ from tcnn.errors import TcnnError
 OPSET = 18
 
 #: Card fields every member must share (what a crop and a point mean).
-SHARED = ("points", "scheme", "crop", "channel_order", "detector", "mirror_average")
+SHARED = ("points", "scheme", "crop", "channel_order", "detector")
 
 
 def ensemble_models(
@@ -122,7 +124,10 @@ def ensemble_models(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     onnx.checker.check_model(model)
-    members = [{"name": c.name, "graph_digest": graph_digest(p)} for c, p in zip(cards, paths)]
+    members = [
+        {"name": c.name, "graph_digest": graph_digest(p), "mirror_average": c.mirror_average}
+        for c, p in zip(cards, paths)
+    ]
     known = [c.box_from_landmarks for c in cards if c.box_from_landmarks is not None]
     relation = (
         tuple(round(float(v), 6) for v in np.mean(known, axis=0))
@@ -135,6 +140,7 @@ def ensemble_models(
         input_size=size,
         purpose=purpose or "the mean of " + ", ".join(c.name for c in cards),
         box_from_landmarks=relation,
+        mirror_average=all(c.mirror_average for c in cards),
         architecture={
             "family": "ensemble",
             "members": [c.architecture for c in cards],
