@@ -492,7 +492,7 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from benchmarks.studies.ablation68 import ablation68_section
 
             out[key] = ablation68_section(result)
-        elif key in ("tcnn68_tweak", "tcnn68h_tweak"):
+        elif key in ("tcnn68_tweak", "tcnn68h_tweak", "tcnn68d_tweak"):
             from benchmarks.studies.tweak68 import tweak68_section
 
             out[key] = tweak68_section(result)
