@@ -29,8 +29,9 @@ class VanillaArch:
             ``"bnrelu"`` network with its BatchNorm folded into the layers before it, as its
             ONNX export holds it; :func:`tcnn.train.loop.weights_from_onnx` restarts from that).
         trunk: ``"vanilla"`` (the seed's four convolutions) or ``"deep"`` (two 3x3
-            convolutions where the seed has Conv2 and Conv3, Conv4 3x3: more depth for about
-            the seed's cost at inference, since Conv1 is narrower).
+            convolutions where the seed has Conv2 and Conv3, Conv4 3x3: more depth at about the
+            running cost of ``tcnn68i``'s seed-shaped trunk at the same input size, since its
+            Conv1, the costliest layer to run, is narrower).
     """
 
     points: int = 5
