@@ -81,3 +81,46 @@ def test_mirror_keeps_left_points_on_the_left() -> None:
         )
         assert y[0, 0, 0] < y[0, 1, 0]  # image-left eye left of the image-right eye
         assert y[0, 3, 0] < y[0, 4, 0]  # same for the mouth corners
+
+
+def _grey_ramp(batch: int) -> torch.Tensor:
+    """``[B, 3, 80, 80]`` uint8 base crops: the same grey ramp in every channel."""
+    ramp = torch.linspace(20, 235, 80).round().to(torch.uint8)
+    return ramp.expand(batch, 3, 80, 80).contiguous()
+
+
+def _still(**colour: float) -> Augment:
+    """No geometric jitter, only the colour settings given."""
+    return Augment(
+        rotate_deg=0, scale_jitter=0, shift_jitter=0, aspect_jitter=0, mirror=False,
+        colour_jitter=0, gray=0, **colour,
+    )  # fmt: skip
+
+
+def test_channel_gain_casts_each_crop_its_own_colour() -> None:
+    images, points = _grey_ramp(64), torch.zeros(64, 5, 2)
+    flip = torch.from_numpy(FIVE.flip_permutation())
+    plain, _ = augment_batch(images, points, flip, _still(), torch.Generator().manual_seed(0))
+    # with no colour settings the grey stays grey
+    assert float((plain[:, 0] - plain[:, 2]).abs().max()) < 1e-3
+    cast, _ = augment_batch(
+        images, points, flip, _still(channel_gain=0.7), torch.Generator().manual_seed(0)
+    )
+    means = cast.mean(dim=(2, 3))  # [B, 3]
+    ratio = means[:, 2] / means[:, 0]  # blue over red, 1 for grey
+    assert float(ratio.min()) < 0.6 and float(ratio.max()) > 1.6  # strong casts both ways
+    assert float(cast.min()) >= 0 and float(cast.max()) <= 255
+
+
+def test_gamma_darkens_and_brightens_the_mid_tones() -> None:
+    images, points = _grey_ramp(64), torch.zeros(64, 5, 2)
+    flip = torch.from_numpy(FIVE.flip_permutation())
+    plain, _ = augment_batch(images, points, flip, _still(), torch.Generator().manual_seed(1))
+    out, _ = augment_batch(
+        images, points, flip, _still(gamma=0.5), torch.Generator().manual_seed(1)
+    )
+    change = (out.mean(dim=(1, 2, 3)) - plain.mean(dim=(1, 2, 3))) / plain.mean(dim=(1, 2, 3))
+    assert float(change.min()) < -0.1 and float(change.max()) > 0.1
+    # a monotone map: the ramp stays a ramp in every crop
+    rows = out[:, 0, 20, 3:37]  # the model crop is 40 px
+    assert bool((rows[:, 1:] >= rows[:, :-1] - 1e-3).all())

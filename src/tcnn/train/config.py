@@ -46,6 +46,11 @@ class Augment:
         mirror: mirror half of the crops (points swap by the scheme's flip pairs).
         colour_jitter: relative change of saturation, contrast and brightness.
         gray: share of crops turned to grey.
+        channel_gain: colour casts: each channel of a crop scaled by ``exp(u)``, ``u``
+            uniform in ``[-x, x]`` (0: none). Photos with a strong cast (a red or yellow
+            print, blue almost gone) are otherwise outside what the faces teach.
+        gamma: exposure: each crop's values ``v`` (0-1) become ``v ** exp(u)``, ``u`` uniform
+            in ``[-x, x]`` (0: none); dark faces in bright scenes, and the reverse.
     """
 
     rotate_deg: float = 15.0
@@ -55,6 +60,8 @@ class Augment:
     mirror: bool = True
     colour_jitter: float = 0.3
     gray: float = 0.1
+    channel_gain: float = 0.0
+    gamma: float = 0.0
 
 
 @dataclass

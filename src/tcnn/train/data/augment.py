@@ -1,4 +1,5 @@
-"""Training crops and batch augmentation (mirror, rotation, scale, translation, colour).
+"""Training crops and batch augmentation (mirror, rotation, scale, translation, colour,
+colour casts and exposure).
 
 Each training face is cut once, antialiased, into a *base* crop of twice the model's region at
 twice the input size, so the model's ``S x S`` crop is its centre at the same scale as at
@@ -127,9 +128,15 @@ def augment_batch(
 
 
 def _colour(x: torch.Tensor, aug: Augment, generator: torch.Generator | None) -> torch.Tensor:
+    b = x.shape[0]
+    if aug.channel_gain > 0:
+        u = (torch.rand(b, 3, 1, 1, generator=generator) * 2 - 1) * aug.channel_gain
+        x = (x * torch.exp(u)).clamp(0, 255)
+    if aug.gamma > 0:
+        g = torch.exp((torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * aug.gamma)
+        x = 255.0 * (x / 255.0).clamp(min=0) ** g
     if aug.colour_jitter <= 0 and aug.gray <= 0:
         return x
-    b = x.shape[0]
     r = lambda: (torch.rand(b, 1, 1, 1, generator=generator) * 2 - 1) * aug.colour_jitter  # noqa: E731
     gray = x.mean(dim=1, keepdim=True)
     sat = (1 + r()).clamp(min=0)

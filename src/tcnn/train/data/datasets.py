@@ -18,7 +18,7 @@ from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.files import cache_dir, write_text
 from tcnn.imaging import load_image
-from tcnn.train.data import pseudo
+from tcnn.train.data import pseudo, relabel
 from tcnn.train.data.formats import (
     Annotation,
     read_300w,
@@ -145,6 +145,27 @@ DATASETS = {
             description="UTKFace crop_part1 with dlib 68-point pseudo-labels (made on first use)",
         ),
         DatasetSpec(
+            "ytf68-train-hid68",
+            68,
+            lambda r: _relabelled(r, "ytf68-train-hid68"),
+            1,
+            description="ytf68-train's faces labelled by tcnn68hid-int8 (made on first use)",
+        ),
+        DatasetSpec(
+            "mtfl-train-hid68",
+            68,
+            lambda r: _relabelled(r, "mtfl-train-hid68"),
+            2,
+            description="mtfl-train-fused68's faces labelled by tcnn68hid-int8",
+        ),
+        DatasetSpec(
+            "utkface-hid68",
+            68,
+            lambda r: _relabelled(r, "utkface-hid68"),
+            1,
+            description="utkface-dlib68's faces labelled by tcnn68hid-int8",
+        ),
+        DatasetSpec(
             "ytf68-test",
             68,
             lambda r: read_ytf68(r / "ytf68/test_landmarks68.csv"),
@@ -243,6 +264,11 @@ def aflw68_part(root: Path, part: str) -> list[Annotation]:
 def _pseudo68(root: Path, name: str) -> list[Annotation]:
     """The pseudo-labelled faces of ``name``: the cached file, made first if missing."""
     return read_pseudo68(pseudo.pseudo_dataset(name, root), root)
+
+
+def _relabelled(root: Path, name: str) -> list[Annotation]:
+    """The faces of ``name`` labelled by a shipped model (:mod:`tcnn.train.data.relabel`)."""
+    return read_pseudo68(relabel.relabelled_dataset(name, root), root)
 
 
 def _fused68(root: Path, name: str = "mtfl-train-dlib68") -> list[Annotation]:
