@@ -53,6 +53,30 @@ def test_ensemble_answers_the_mean_of_its_members(astronaut: np.ndarray, tmp_pat
     assert card.training["data"] == ""  # the two learnt from different data
 
 
+def test_default_detector_is_a_members_unless_given(tmp_path: Path) -> None:
+    # tcnn68 names none, tcnn68h names RetinaFace: the pair gets RetinaFace
+    assert (
+        ensemble.ensemble_models(["tcnn68", "tcnn68h"], tmp_path / "a.onnx", "a").default_detector
+        == "retinaface"
+    )
+    given = ensemble.ensemble_models(
+        ["tcnn68", "tcnn68h"], tmp_path / "b.onnx", "b", default_detector="dlib"
+    )
+    assert (
+        given.default_detector == "dlib"
+        and read_card(tmp_path / "b.onnx").default_detector == "dlib"
+    )
+    assert (
+        ensemble.ensemble_models(["tcnn68", "vanilla68"], tmp_path / "c.onnx", "c").default_detector
+        == ""
+    )
+    with pytest.raises(TcnnError, match="unknown face detector 'hog'"):
+        ensemble.ensemble_models(
+            ["tcnn68", "tcnn68h"], tmp_path / "d.onnx", "d", default_detector="hog"
+        )
+    assert not (tmp_path / "d.onnx").exists()
+
+
 def test_members_may_differ_in_mirror_averaging(astronaut: np.ndarray, tmp_path: Path) -> None:
     out = tmp_path / "mixed.onnx"  # vanilla5-fast: vanilla5's network without mirror averaging
     card = ensemble.ensemble_models(["vanilla5", "vanilla5-fast"], out, "mixed")
@@ -68,12 +92,12 @@ def test_a_smaller_member_gets_the_crop_resized(astronaut: np.ndarray, tmp_path:
     """tcnn68h (52 px) beside the 64 px default: the 52 px member sees the 64 px crop resized,
     which answers close to its own 52 px crop (resampling twice, not another face)."""
     out = tmp_path / "mixed.onnx"
-    card = ensemble.ensemble_models(["tcnn68h", "tcnn68hd-int8"], out, "mixed")
+    card = ensemble.ensemble_models(["tcnn68h", "tcnn68dd-int8"], out, "mixed")
     assert card.input_size == 64
     # both learnt from the same data: the card names it (quantize draws its faces there)
     assert card.training["data"] == read_card(WEIGHTS / "tcnn68h.onnx").training["data"]
-    x64 = _crops(astronaut, "tcnn68hd-int8")
-    own = (_answer("tcnn68h", _crops(astronaut, "tcnn68h")) + _answer("tcnn68hd-int8", x64)) / 2
+    x64 = _crops(astronaut, "tcnn68dd-int8")
+    own = (_answer("tcnn68h", _crops(astronaut, "tcnn68h")) + _answer("tcnn68dd-int8", x64)) / 2
     got = _answer(out, x64)
     shift = np.linalg.norm(got - own, axis=-1)  # crop units: 0.01 is 0.64 px of the 64 px crop
     assert shift.mean() < 0.01 and shift.max() < 0.05

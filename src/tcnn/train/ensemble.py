@@ -34,7 +34,11 @@ SHARED = ("points", "scheme", "crop", "channel_order", "detector")
 
 
 def ensemble_models(
-    models: list[str | Path], out: str | Path, name: str, purpose: str = ""
+    models: list[str | Path],
+    out: str | Path,
+    name: str,
+    purpose: str = "",
+    default_detector: str | None = None,
 ) -> ModelCard:
     """Write the model whose answer is the mean of ``models``' answers.
 
@@ -43,6 +47,9 @@ def ensemble_models(
         out: the ensemble's ``.onnx`` path (its card is written beside it as ``.json``).
         name: the ensemble's name.
         purpose: its card's purpose sentence (default: the members named).
+        default_detector: the face detector its users get when they name none (the card's
+            ``default_detector``); ``None``: the first member's that names one, else none
+            (the detector of the training boxes).
 
     Returns:
         The ensemble's card.
@@ -57,6 +64,7 @@ def ensemble_models(
     except ImportError:
         raise TcnnError("ensemble writes the model with onnx: pip install 'tcnn[train]'") from None
     from tcnn.card import read_card
+    from tcnn.detect import check_face_detector
     from tcnn.registry import resolve
 
     if len(models) < 2:
@@ -135,8 +143,13 @@ def ensemble_models(
         else None
     )
     data = {str(c.training.get("data", "")) for c in cards}
+    if default_detector is None:
+        default_detector = next((c.default_detector for c in cards if c.default_detector), "")
+    elif default_detector:
+        check_face_detector(default_detector)
     card = first.replace(
         name=name,
+        default_detector=default_detector,
         input_size=size,
         purpose=purpose or "the mean of " + ", ".join(c.name for c in cards),
         box_from_landmarks=relation,

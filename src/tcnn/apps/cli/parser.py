@@ -421,6 +421,11 @@ def _ensemble(sub: Subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output .onnx (its card beside it)")
     p.add_argument("--name", help="the new model's name (default: the output's file name)")
     p.add_argument("--purpose", default="", help="the card's purpose sentence")
+    p.add_argument(
+        "--default-detector",
+        help="the face detector users get when they name none (retinaface, dlib, dlib-cnn; "
+        "default: the first member's that names one)",
+    )
     p.set_defaults(func=cmd_ensemble)
 
 

@@ -142,7 +142,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".onnx":
         raise TcnnError(f"{out}: the output must be an .onnx file")
-    card = ensemble_models(args.models, out, args.name or out.stem, args.purpose)
+    card = ensemble_models(
+        args.models, out, args.name or out.stem, args.purpose, args.default_detector
+    )
     members = ", ".join(m["name"] for m in card.source["ensemble"])  # type: ignore[index]
     print(f"wrote {out} (card {out.with_suffix('.json')}): {card.name}, the mean of {members}")
     return 0
