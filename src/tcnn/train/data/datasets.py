@@ -267,8 +267,18 @@ def _pseudo68(root: Path, name: str) -> list[Annotation]:
 
 
 def _relabelled(root: Path, name: str) -> list[Annotation]:
-    """The faces of ``name`` labelled by a shipped model (:mod:`tcnn.train.data.relabel`)."""
-    return read_pseudo68(relabel.relabelled_dataset(name, root), root)
+    """The faces of ``name`` labelled by a shipped model (:mod:`tcnn.train.data.relabel`): the
+    cached file, made first if missing from the base dataset's faces that have a box."""
+    path = relabel.relabel_file(name)
+    if not path.exists():
+        base = relabel.RELABELLED[name]
+        faces = [s for s in load_dataset(base, root) if s.box is not None]
+        points = relabel.teacher_labels(
+            [(s.path, s.box) for s in faces], desc=f"relabelling {base} ({relabel.TEACHER})"
+        )
+        what = f"{name}: {len(faces)} faces of {base}"
+        relabel.write_labels(path, [s.path for s in faces], points, root, what)
+    return read_pseudo68(path, root)
 
 
 def _fused68(root: Path, name: str = "mtfl-train-dlib68") -> list[Annotation]:

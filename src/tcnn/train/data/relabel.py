@@ -18,7 +18,6 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -27,9 +26,7 @@ from tcnn.errors import TcnnError
 from tcnn.files import cache_dir, write_text
 from tcnn.imaging import load_image
 from tcnn.train.data.formats import CONTINUOUS_HEADER
-
-if TYPE_CHECKING:
-    from tcnn.train.data.datasets import Sample
+from tcnn.types import Box
 
 #: The shipped model that labels the faces.
 TEACHER = "tcnn68hid-int8"
@@ -50,57 +47,42 @@ def relabel_file(name: str) -> Path:
     return cache_dir() / f"relabel-{name}-v{VERSION}.csv"
 
 
-def relabelled_dataset(name: str, root: Path) -> Path:
-    """The label CSV of ``name`` (a key of :data:`RELABELLED`), made first if missing."""
-    path = relabel_file(name)
-    if not path.exists():
-        make_relabelled(name, root, path)
-    return path
-
-
-def make_relabelled(name: str, root: Path, out: Path) -> None:
-    """Label the faces of ``name``'s base dataset with :data:`TEACHER` and write ``out``."""
-    from tcnn.train.data.datasets import load_dataset
-
-    base = RELABELLED[name]
-    samples = [s for s in load_dataset(base, root) if s.box is not None]
-    points = teacher_labels(samples, desc=f"relabelling {base} ({TEACHER})")
-    write_labels(out, samples, points, root, f"{name}: {len(samples)} faces of {base}")
-
-
 def teacher_labels(
-    samples: Sequence[Sample], teacher: str = TEACHER, desc: str = "", progress: bool = True
+    faces: Sequence[tuple[Path, Box | None]],
+    teacher: str = TEACHER,
+    desc: str = "",
+    progress: bool = True,
 ) -> np.ndarray:
-    """``[N, 68, 2]`` landmarks of ``samples`` (each with a face box of the HOG protocol) placed
+    """``[N, 68, 2]`` landmarks of ``faces`` (image path, face box of the HOG protocol) placed
     by the shipped model ``teacher`` with ``refine``, in image pixels; a chunk of images at a
     time is held in memory."""
     from tcnn.predictor import LandmarkDetector
 
-    if any(s.box is None for s in samples):
+    if any(box is None for _, box in faces):
         raise TcnnError("teacher_labels: every face needs a box (drop the missed ones first)")
     det = LandmarkDetector(teacher, face_detector="dlib", refine=True)
     by_image: dict[Path, list[int]] = defaultdict(list)
-    for i, s in enumerate(samples):
-        by_image[Path(s.path)].append(i)
+    for i, (path, _) in enumerate(faces):
+        by_image[Path(path)].append(i)
     order = [i for idx in by_image.values() for i in idx]
-    points = np.full((len(samples), 68, 2), np.nan, np.float32)
+    points = np.full((len(faces), 68, 2), np.nan, np.float32)
     with tqdm(total=len(order), desc=desc or teacher, unit="face", disable=not progress) as bar:
         for start in range(0, len(order), CHUNK):
             chunk = order[start : start + CHUNK]
-            images = {p: load_image(p) for p in {Path(samples[i].path) for i in chunk}}
-            items = [(images[Path(samples[i].path)], samples[i].box) for i in chunk]
+            images = {p: load_image(p) for p in {Path(faces[i][0]) for i in chunk}}
+            items = [(images[Path(faces[i][0])], faces[i][1]) for i in chunk]
             points[chunk] = det.landmarks_batch(items)  # type: ignore[arg-type]
             bar.update(len(chunk))
     return points
 
 
 def write_labels(
-    out: Path, samples: Sequence[Sample], points: np.ndarray, root: Path, what: str
+    out: Path, paths: Sequence[Path], points: np.ndarray, root: Path, what: str
 ) -> None:
-    """Write ``points`` of ``samples`` as a label CSV (paths relative to ``root``)."""
+    """Write ``points`` of the faces in ``paths`` as a label CSV (paths relative to ``root``)."""
     rows = [CONTINUOUS_HEADER, f"# {what}, labelled by {TEACHER}"]
-    for s, pts in zip(samples, points):
-        rel = os.path.relpath(s.path, root)
+    for path, pts in zip(paths, points):
+        rel = os.path.relpath(path, root)
         rows.append(rel + "," + ",".join(f"{v:.3f}" for v in pts.reshape(-1)))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, "\n".join(rows) + "\n")
