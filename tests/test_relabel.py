@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 
 from tcnn.errors import TcnnError
+from tcnn.metrics import nme, normalising_distance
+from tcnn.schemes import SIXTY_EIGHT
 from tcnn.train.data.datasets import DATASETS, load_dataset
 from tcnn.train.data.formats import read_pseudo68
 from tcnn.train.data.relabel import RELABELLED, teacher_labels, write_labels
-
-
-def inter_pupil_errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-face mean point error over the distance of the labels' eye centres."""
-    iod = np.linalg.norm(truth[:, 36:42].mean(1) - truth[:, 42:48].mean(1), axis=1)
-    return np.nanmean(np.linalg.norm(pred - truth, axis=2), axis=1) / iod
 
 
 def test_teacher_places_human_labelled_faces_and_its_file_reads_back(
@@ -32,11 +28,11 @@ def test_teacher_places_human_labelled_faces_and_its_file_reads_back(
     points = teacher_labels([(s.path, s.box) for s in samples], progress=False)
     assert points.shape == (len(samples), 68, 2) and np.isfinite(points).all()
     truth = np.stack([s.landmarks for s in samples])
-    errors = inter_pupil_errors(points, truth)
+    errors = nme(points, truth, normalising_distance(truth, SIXTY_EIGHT, "inter-pupil"))
     # the shipped mean of students scores about 8% on these labels' held-out part
     assert float(np.median(errors)) < 0.12
     out = tmp_path / "labels.csv"
-    write_labels(out, [s.path for s in samples], points, shared_root, "test faces")
+    write_labels(out, [s.path for s in samples], points, shared_root, "test faces, by the teacher")
     back = read_pseudo68(out, shared_root)
     assert [a.path for a in back] == [Path(s.path) for s in samples]
     np.testing.assert_allclose(np.stack([a.landmarks for a in back]), points, atol=1e-3)

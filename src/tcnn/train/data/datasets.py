@@ -276,7 +276,7 @@ def _relabelled(root: Path, name: str) -> list[Annotation]:
         points = relabel.teacher_labels(
             [(s.path, s.box) for s in faces], desc=f"relabelling {base} ({relabel.TEACHER})"
         )
-        what = f"{name}: {len(faces)} faces of {base}"
+        what = f"{name}: {len(faces)} faces of {base}, labelled by {relabel.TEACHER}"
         relabel.write_labels(path, [s.path for s in faces], points, root, what)
     return read_pseudo68(path, root)
 

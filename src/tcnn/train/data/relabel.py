@@ -70,8 +70,10 @@ def teacher_labels(
         for start in range(0, len(order), CHUNK):
             chunk = order[start : start + CHUNK]
             images = {p: load_image(p) for p in {Path(faces[i][0]) for i in chunk}}
-            items = [(images[Path(faces[i][0])], faces[i][1]) for i in chunk]
-            points[chunk] = det.landmarks_batch(items)  # type: ignore[arg-type]
+            items = [
+                (images[Path(p)], box) for p, box in (faces[i] for i in chunk) if box is not None
+            ]
+            points[chunk] = det.landmarks_batch(items)
             bar.update(len(chunk))
     return points
 
@@ -79,8 +81,9 @@ def teacher_labels(
 def write_labels(
     out: Path, paths: Sequence[Path], points: np.ndarray, root: Path, what: str
 ) -> None:
-    """Write ``points`` of the faces in ``paths`` as a label CSV (paths relative to ``root``)."""
-    rows = [CONTINUOUS_HEADER, f"# {what}, labelled by {TEACHER}"]
+    """Write ``points`` of the faces in ``paths`` as a label CSV (paths relative to ``root``),
+    ``what`` (the faces and their teacher) in its comment line."""
+    rows = [CONTINUOUS_HEADER, f"# {what}"]
     for path, pts in zip(paths, points):
         rel = os.path.relpath(path, root)
         rows.append(rel + "," + ",".join(f"{v:.3f}" for v in pts.reshape(-1)))
