@@ -76,7 +76,7 @@ def test_rows_one_per_face_no_face_and_failure(reference: list[dict[str, Any]]) 
     faces = [r for r in reference if r["status"] == "face"]
     for r in faces:
         assert len(r["landmarks"]) == 10 and r["model"] == DEFAULTS[5]
-        assert r["detector"] == "retinaface"  # the detector the default model's card names
+        assert r["detector"] == "retinaface-int8"  # the detector the default model's card names
         assert r["left"] < r["landmarks"][0] < r["right"]  # left eye x inside the box
     one = next(r for r in faces if r["path"].endswith("astro-512-0.png"))
     assert one["width"] == one["height"] == 512

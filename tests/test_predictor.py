@@ -120,7 +120,8 @@ def test_dlib_cnn_boxes_follow_the_hog_convention(astronaut: np.ndarray) -> None
 def test_unknown_detector() -> None:
     from tcnn.detect import make_detector
 
-    message = r"^unknown face detector 'nope' \(known: dlib, dlib-cnn, retinaface\)$"
+    known = "dlib, dlib-cnn, retinaface, retinaface-int8"
+    message = rf"^unknown face detector 'nope' \(known: {known}\)$"
     with pytest.raises(TcnnError, match=message):
         LandmarkDetector(face_detector="nope")
     with pytest.raises(TcnnError, match=message):

@@ -94,7 +94,7 @@ def test_landmarks_match_the_library(
     assert answer["image"] == {"width": 512, "height": 512}
     assert answer["coordinates"] == COORDINATES and "[i, i+1)" in COORDINATES
     assert (answer["model"], answer["points"]) == (DEFAULTS[5], 5)
-    assert answer["detector"] == "retinaface"
+    assert answer["detector"] == "retinaface-int8"  # the default model's card names it
     assert set(answer["timings_ms"]) == {"decode", "landmarks"}
 
 
@@ -150,7 +150,7 @@ def test_models_health_and_metrics(client: TestClient, photo: bytes) -> None:
     assert {m["name"] for m in models} >= {"vanilla5", "vanilla68"}
     assert all(m["card"]["points"] == m["points"] for m in models)
     health = client.get("/healthz").json()
-    assert health["status"] == "ok" and f"{DEFAULTS[5]}/retinaface" in health["loaded"]
+    assert health["status"] == "ok" and f"{DEFAULTS[5]}/retinaface-int8" in health["loaded"]
 
     def faces_total() -> float:
         text = client.get("/metrics").text

@@ -216,8 +216,8 @@ def test_the_detector_choice_reaches_the_api(
     select = Select(browser.find_element(By.ID, "detector"))
     options = [(o.get_attribute("value"), o.is_enabled()) for o in select.options]
     assert options == [("", True)] + [(d["name"], d["available"]) for d in listed]
-    assert _upload(browser, photo)["answer"]["detector"] == "retinaface"  # the model's own
-    for name in [d["name"] for d in listed if d["available"] and d["name"] != "retinaface"]:
+    assert _upload(browser, photo)["answer"]["detector"] == "retinaface-int8"  # the model's own
+    for name in [d["name"] for d in listed if d["available"] and d["name"] != "retinaface-int8"]:
         Select(browser.find_element(By.ID, "detector")).select_by_value(name)
         state = _answer_with(browser, "detector", name)
         api = httpx.post(

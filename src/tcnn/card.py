@@ -110,10 +110,10 @@ class ModelCard:
             object.__setattr__(self, "scheme", f"{self.points}pt")
         if self.channel_order not in ("RGB", "BGR"):
             raise TcnnError(f"model card channel_order: {self.channel_order!r} is not RGB or BGR")
-        if self.default_detector not in ("", "retinaface", "dlib", "dlib-cnn"):
+        if self.default_detector not in ("", "retinaface", "retinaface-int8", "dlib", "dlib-cnn"):
             raise TcnnError(
                 f"model card default_detector: {self.default_detector!r} is not retinaface, "
-                "dlib or dlib-cnn"
+                "retinaface-int8, dlib or dlib-cnn"
             )
         if self.points <= 0 or self.input_size <= 0 or self.crop.scale <= 0:
             raise TcnnError("model card: points, input_size and crop.scale must be positive")

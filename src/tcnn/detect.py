@@ -16,7 +16,7 @@ import numpy as np
 
 from tcnn.errors import TcnnError
 from tcnn.retina import DEFAULT_THRESHOLD as RETINA_THRESHOLD
-from tcnn.retina import RetinaFace
+from tcnn.retina import RetinaFace, RetinaFaceInt8
 from tcnn.types import Box
 
 
@@ -153,7 +153,12 @@ RETINA_TO_HOG = BoxMap((-0.0138, 0.0627), (1.123, 0.845))
 
 #: Box conventions: the detector whose boxes each detector's output follows (dlib-cnn's boxes
 #: are mapped to HOG's inside its adapter).
-CONVENTION = {"retinaface": "retinaface", "dlib": "dlib", "dlib-cnn": "dlib"}
+CONVENTION = {
+    "retinaface": "retinaface",
+    "retinaface-int8": "retinaface",
+    "dlib": "dlib",
+    "dlib-cnn": "dlib",
+}
 BOX_MAPS = {("retinaface", "dlib"): RETINA_TO_HOG, ("dlib", "retinaface"): RETINA_TO_HOG.inverse()}
 
 
@@ -175,14 +180,20 @@ def box_map(detector: str, model_detector: str) -> BoxMap | None:
         ) from None
 
 
-DETECTORS: dict[str, type] = {"retinaface": RetinaFace, "dlib": DlibHog, "dlib-cnn": DlibCnn}
+DETECTORS: dict[str, type] = {
+    "retinaface": RetinaFace,
+    "retinaface-int8": RetinaFaceInt8,
+    "dlib": DlibHog,
+    "dlib-cnn": DlibCnn,
+}
 
 
 def check_face_detector(name: str) -> str:
     """``name`` once it names a face detector (a key of ``DETECTORS``).
 
     Raises:
-        TcnnError: ``unknown face detector 'NAME' (known: dlib, dlib-cnn, retinaface)``.
+        TcnnError: ``unknown face detector 'NAME' (known: dlib, dlib-cnn, retinaface,
+            retinaface-int8)``.
     """
     if name not in DETECTORS:
         known = ", ".join(sorted(DETECTORS))
@@ -211,7 +222,12 @@ def renamed_face_detector(face_detector: str | None, detector: str | None, call:
 
 #: The score threshold ``LandmarkDetector`` uses when none is given: dlib's weakest detections
 #: (below 0.3) are mostly not faces; RetinaFace's is chosen by measurement (``tcnn.retina``).
-USER_THRESHOLDS = {"retinaface": RETINA_THRESHOLD, "dlib": 0.3, "dlib-cnn": 0.3}
+USER_THRESHOLDS = {
+    "retinaface": RETINA_THRESHOLD,
+    "retinaface-int8": RETINA_THRESHOLD,
+    "dlib": 0.3,
+    "dlib-cnn": 0.3,
+}
 
 
 def make_detector(
@@ -230,6 +246,6 @@ def make_detector(
             one per physical core); dlib's detectors run on the calling thread and ignore it.
     """
     cls = DETECTORS[check_face_detector(name)]
-    extra = {"threads": threads} if cls is RetinaFace else {}
+    extra = {"threads": threads} if issubclass(cls, RetinaFace) else {}
     detector: FaceDetector = cls(upsample=upsample, threshold=threshold, **extra)
     return detector

@@ -100,6 +100,14 @@ def load_weights() -> bytes:
     return data
 
 
+@lru_cache(maxsize=1)
+def int8_weights() -> bytes:
+    """The int8 form of :func:`load_weights`'s network (:func:`tcnn.retina_int8.int8_model`)."""
+    from tcnn.retina_int8 import int8_model
+
+    return int8_model(load_weights())
+
+
 @lru_cache(maxsize=64)
 def anchors(height: int, width: int) -> np.ndarray:
     """``[A, 4]`` anchors ``(cx, cy, w, h)`` in input pixels for a ``height x width`` input.
@@ -222,6 +230,8 @@ class RetinaFace:
             of the image; 0: scan at full size within ``min_side`` and ``max_side``).
         model: an ONNX file of the same network to run instead of the package's weights (its
             int8 version: :func:`tcnn.train.quantize.quantize_retinaface`).
+        int8: run the int8 form of the package's network (:mod:`tcnn.retina_int8`: made in
+            memory from its weights and tcnn's calibration) instead of the float one.
     """
 
     name = "retinaface"
@@ -235,6 +245,7 @@ class RetinaFace:
         threads: int | None = None,
         min_face: float | None = None,
         model: str | Path | None = None,
+        int8: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -244,7 +255,11 @@ class RetinaFace:
         # One call per image: threads that spin between calls only take the CPU from the rest
         # of the pipeline (measured on a busy 2-core machine: 50 ms against 80 ms a photo).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = load_weights() if model is None else str(model)
+        source: str | bytes = str(model) if model is not None else load_weights()
+        if int8 and model is None:
+            source = int8_weights()
+        elif int8:
+            raise TcnnError(f"{model}: int8 quantizes the package's network; give one or the other")
         try:
             self._session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for every load failure
@@ -253,6 +268,7 @@ class RetinaFace:
         names = [i.name for i in self._session.get_inputs()]
         if names != ["input"] or len(self._session.get_outputs()) != 3:
             raise TcnnError(f"{model}: not a RetinaFace model (inputs {names})")
+        self.int8 = int8
         self._lock = threading.Lock()
         self.upsample = upsample
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -305,3 +321,21 @@ class RetinaFace:
             p = (points[i] / factor[:2]).astype(np.float32)
             out.append(Detection(Box(*(float(v) for v in b)), float(scores[keep][i]), p))
         return out
+
+
+class RetinaFaceInt8(RetinaFace):
+    """:class:`RetinaFace` run in int8 (``RetinaFace(int8=True)``), the face detector
+    ``"retinaface-int8"``: its boxes follow the float network's convention."""
+
+    name = "retinaface-int8"
+
+    def __init__(
+        self,
+        upsample: int | None = None,
+        threshold: float | None = None,
+        min_side: int = 320,
+        max_side: int = 1280,
+        threads: int | None = None,
+        min_face: float | None = None,
+    ) -> None:
+        super().__init__(upsample, threshold, min_side, max_side, threads, min_face, int8=True)

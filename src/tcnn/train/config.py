@@ -32,6 +32,15 @@ class Optim:
     lr: float = 1e-3
     min_lr: float = 1e-6
     weight_decay: float = 0.0
+    # the training loss on each point's distance d (in normalising distances, as the metric):
+    # () trains on d itself (the mean error); (w, eps) on the Wing loss (Feng et al., CVPR
+    # 2018): w * ln(1 + d / eps) below w, linear above, which weighs small and middle errors
+    # more than the mean error does. Validation always reports the mean error.
+    wing: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.wing and (len(self.wing) != 2 or min(self.wing) <= 0):
+            raise TcnnError(f"optim.wing {list(self.wing)}: expected [] or [width, curvature] > 0")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -38,23 +39,52 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def face_errors(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
-    """``[N]`` mean point distance over the normalising distance, from ``[N, K, 2]`` points.
+def point_errors(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
+    """``[N, K]`` point distances over the face's normalising distance; ``NaN`` where unlabelled.
 
-    A target point without a location (``NaN``: aflw68's self-occluded points) is left out of
-    its face's mean, and gives no gradient.
+    A target point without a location (``NaN``: aflw68's self-occluded points) gives no
+    gradient.
     """
     located = ~torch.isnan(target).any(-1)
     target = torch.where(located[..., None], target, pred.detach())
     a, b = scheme.normalisers[scheme.default_normaliser]
     norm = (target[:, list(a)].mean(1) - target[:, list(b)].mean(1)).norm(dim=-1)
-    dist = (pred - target).norm(dim=-1).sum(-1) / located.sum(-1).clamp(min=1)
-    return dist / norm.clamp(min=1e-3)
+    dist = (pred - target).norm(dim=-1) / norm.clamp(min=1e-3)[:, None]
+    return torch.where(located, dist, torch.nan)
 
 
-def normalised_loss(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
-    """:func:`face_errors` averaged over the batch (the training loss)."""
-    return face_errors(pred, target, scheme).mean()
+def face_errors(pred: torch.Tensor, target: torch.Tensor, scheme: Scheme) -> torch.Tensor:
+    """``[N]`` mean point distance over the normalising distance, from ``[N, K, 2]`` points.
+
+    Points without a location in the target are left out of their face's mean.
+    """
+    return face_mean(point_errors(pred, target, scheme))
+
+
+def face_mean(values: torch.Tensor) -> torch.Tensor:
+    """``[N]`` mean over the located (not ``NaN``) points of ``[N, K]`` values."""
+    located = ~torch.isnan(values)
+    total = torch.where(located, values, torch.zeros_like(values)).sum(-1)
+    return total / located.sum(-1).clamp(min=1)
+
+
+def wing(d: torch.Tensor, width: float, curvature: float) -> torch.Tensor:
+    """The Wing loss of distances ``d``: ``width * ln(1 + d / curvature)`` below ``width``,
+    ``d - C`` above it, ``C`` making the two meet."""
+    c = width - width * math.log1p(width / curvature)
+    return torch.where(d < width, width * torch.log1p(d / curvature), d - c)
+
+
+def normalised_loss(
+    pred: torch.Tensor, target: torch.Tensor, scheme: Scheme, wing_shape: tuple[float, ...] = ()
+) -> torch.Tensor:
+    """The training loss: :func:`face_errors` averaged over the batch, or with ``wing_shape``
+    (width, curvature) the :func:`wing` of each point's error, averaged the same way."""
+    d = point_errors(pred, target, scheme)
+    if wing_shape:
+        width, curvature = wing_shape
+        d = wing(d, width, curvature)
+    return face_mean(d).mean()
 
 
 def arch_of(cfg: TrainConfig) -> VanillaArch:
@@ -134,7 +164,7 @@ def fit(
             x, y = augment_batch(
                 train_set.images[idx], train_set.points[idx], perm, loop.augment, gen
             )
-            loss = normalised_loss(net(x), y, loop.scheme)
+            loss = normalised_loss(net(x), y, loop.scheme, o.wing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

