@@ -18,6 +18,7 @@ from tcnn.detect import FaceDetector, make_detector
 from tcnn.errors import TcnnError
 from tcnn.files import cache_dir, write_text
 from tcnn.imaging import load_image
+from tcnn.retina import int8_weights
 from tcnn.train.data import pseudo, relabel
 from tcnn.train.data.formats import (
     Annotation,
@@ -413,7 +414,10 @@ def find_boxes(
     """
     paths = sorted({str(a.path) for a in annotations})
     digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:16]
-    cache = cache_dir() / f"boxes-{face_detector}-up{upsample}-{digest}.json"
+    tag = face_detector
+    if face_detector == "retinaface-int8":  # its graph is made here: a new recipe, a new cache
+        tag += "-" + hashlib.sha1(int8_weights()).hexdigest()[:8]
+    cache = cache_dir() / f"boxes-{tag}-up{upsample}-{digest}.json"
     detections: dict[str, list[tuple[list[float], float]]]
     if cache.exists():
         detections = json.loads(cache.read_text())
