@@ -112,8 +112,11 @@ def check_detect(tcnn: Path, photo: Path, faces: int, work: Path) -> None:
     sh([tcnn, "detect", photo, "-o", out, "-q"], cwd=work)
     data = json.loads((out / "landmarks.json").read_text())
     got = len(data["faces"])
-    if got != faces or data["detector"] != "retinaface" or data["failed"]:
-        raise SystemExit(f"wheel-check: tcnn detect found {got} face(s), want {faces}: {data}")
+    if got != faces or data["detector"] != "retinaface-int8" or data["failed"]:
+        raise SystemExit(
+            f"wheel-check: tcnn detect found {got} face(s) with {data['detector']}, want {faces} "
+            f"with retinaface-int8 (the default models' detector): {data}"
+        )
     log(f"tcnn detect {photo.name}: {got} faces, detector {data['detector']}")
 
 
