@@ -207,6 +207,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def default_pipeline() -> str:
+    """The default model and face detector the jobs run (``LandmarkDetector()``'s)."""
+    from tcnn.predictor import LandmarkDetector
+
+    lm = LandmarkDetector()
+    return f"`{lm.model.card.name}` with `{lm.face_detector}`"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -257,6 +265,7 @@ def speed_runs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "worker": "one process on one core: ONNX Runtime intra-op threads 1 for both networks, "
         "one thread reading and detecting while the process's main thread places landmarks",
         "threads_per_worker": 1,
+        "pipeline": default_pipeline(),
         "files": len(files),
         "part_size": args.part_size,
         "rows": tables[0].num_rows,

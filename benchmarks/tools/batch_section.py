@@ -54,7 +54,8 @@ def batch_section(result: dict[str, Any]) -> str:
         f"on {m['cpu']} ({m['cores']} cores), Python {m['python']}, ONNX Runtime "
         f"{m['onnxruntime']}, pyarrow {m['pyarrow']}, Ray {m['ray']}, tcnn {m['tcnn_commit']}. "
         f"{result['files']:,} real files (the shared photos, ytf68 and UTKFace images, read in "
-        "place; default model `vanilla5` with RetinaFace); each job a `python -m tcnn batch` "
+        f"place; default model {result.get('pipeline', '`vanilla5` with RetinaFace')}); "
+        "each job a `python -m tcnn batch` "
         "subprocess. Wall files/s include start-up (spawning workers, loading the models, "
         "Ray's runtime); steady files/s count the parts finished after each worker's first one, "
         "from their files' completion times.",
