@@ -162,7 +162,7 @@ def test_calibration_for_another_network_is_refused() -> None:
 
 
 def test_calibration_missing_a_tensor_is_refused() -> None:
-    tensors = dict(shipped_scales()["tensors"])  # type: ignore[call-overload]
+    tensors = dict(shipped_scales()["tensors"])
     tensors.pop(conv_tensors(load_weights())[-1])  # a head's output: an int8 convolution
     with pytest.raises(TcnnError, match="cannot be made"):
         int8_model(load_weights(), {**shipped_scales(), "tensors": tensors})
@@ -192,3 +192,10 @@ def test_one_face_on_the_upscaled_profile_photo(shared_root) -> None:
     big.save(data, "JPEG", quality=90)  # as bench_e2e's upscaled photos
     found = RetinaFace(int8=True).detect(load_image(Image.open(data)))
     assert len(found) == 1
+
+
+@pytest.mark.parametrize("tensors", [["not", "a", "mapping"], {"input": "x"}, {"input": [1.0]}])
+def test_malformed_calibration_is_refused_in_one_line(tensors: object) -> None:
+    with pytest.raises(TcnnError, match="cannot be made") as err:
+        int8_model(load_weights(), {**shipped_scales(), "tensors": tensors})
+    assert "\n" not in str(err.value)
