@@ -130,9 +130,13 @@ def _quantized_graph(
 ) -> bytes:
     items = list(fields(graph))
     nodes = [Node.read(v) for n, _, v in items if n == GRAPH_NODE and isinstance(v, bytes)]
-    tensors = dict(
-        read_tensor(v) for n, _, v in items if n == GRAPH_INITIALIZER and isinstance(v, bytes)
-    )
+    # each initializer read once: its name decides below whether it is kept
+    parsed = {
+        k: read_tensor(v)
+        for k, (n, _, v) in enumerate(items)
+        if n == GRAPH_INITIALIZER and isinstance(v, bytes)
+    }
+    tensors = dict(parsed.values())
     alias = {
         node.outputs[0]: node.inputs[0]
         for node in nodes
@@ -183,9 +187,9 @@ def _quantized_graph(
     out = _pruned(out, declared)
     used = {t for node in out for t in node.inputs} | declared
     kept = [
-        (n, w, v)
-        for n, w, v in items
-        if n != GRAPH_NODE and (n != GRAPH_INITIALIZER or _tensor_name(v) in used)
+        item
+        for k, item in enumerate(items)
+        if item[0] != GRAPH_NODE and (k not in parsed or parsed[k][0] in used)
     ]
     kept += [(GRAPH_NODE, LENGTH, node.encode()) for node in out]
     kept += [(GRAPH_INITIALIZER, LENGTH, write_tensor(k, a)) for k, a in new_tensors.items()]
@@ -207,7 +211,3 @@ def _name(value_info: bytes) -> str:
         if number == VALUE_INFO_NAME and isinstance(value, bytes):
             return value.decode()
     return ""
-
-
-def _tensor_name(value: int | bytes) -> str:
-    return read_tensor(value)[0] if isinstance(value, bytes) else ""
