@@ -131,6 +131,7 @@ def test_quantized_model_card_says_how_it_was_made(int8_model: Path) -> None:
     ]
     assert len(q["quantized_nodes"]) == 3
     assert q["calibration"]["data"] == "mtfl-train" and q["calibration"]["faces"] == 64
+    assert q["weights"] == "int8, per output channel, within -64..64 (reduce_range)"
     assert card.source["graph_digest"] == quantize.graph_digest(WEIGHTS / "vanilla5.onnx")  # type: ignore[index]
     assert int8_model.with_suffix(".json").is_file()
     ops = {n.op_type for n in onnx.load(str(int8_model)).graph.node}
@@ -158,6 +159,42 @@ def test_relu_model_is_int8_from_the_first_convolution(tmp_path: Path) -> None:
     diff = np.linalg.norm(got - ref, axis=-1)
     assert diff.mean() < 0.005 and diff.max() < 0.03  # crop units: 0.26 px and 1.6 px of 52
     assert not np.array_equal(got, ref)
+
+
+def _weight_range(path: Path) -> tuple[int, int]:
+    """The smallest and largest stored int8 weight of the quantized convolutions in ``path``."""
+    model = onnx.load(str(path))
+    weights = [
+        onnx.numpy_helper.to_array(t)
+        for t in model.graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4
+    ]
+    assert weights
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
+
+
+def test_weights_use_7_bits_by_default(int8_model: Path) -> None:
+    """Weights within -64..64: the u8 x s8 pair sums of CPUs without VNNI (2 x 255 x 64 =
+    32,640) cannot saturate int16."""
+    low, high = _weight_range(int8_model)
+    assert low >= -64 and high <= 64
+    assert low == -64 or high == 64  # the range is used, not a smaller one
+
+
+@pytest.mark.slow
+def test_weight_bits_8_uses_the_full_range(tmp_path: Path) -> None:
+    out = tmp_path / "v5q8.onnx"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(quantize, "calibration_crops", lambda card, *a: _inputs(64))
+    try:
+        card = quantize.quantize_model("vanilla5", out, faces=64, progress=False, weight_bits=8)
+    finally:
+        mp.undo()
+    low, high = _weight_range(out)
+    assert low < -64 or high > 64
+    assert card.source["quantization"]["weights"].endswith("full range")  # type: ignore[index]
+    with pytest.raises(TcnnError, match="weight bits 6: must be 7 or 8"):
+        quantize.quantize_model("vanilla5", tmp_path / "x.onnx", weight_bits=6)
 
 
 def test_quantized_model_answers_near_the_float_one(int8_model: Path) -> None:

@@ -16,7 +16,13 @@ The recipe (:func:`quantize_model`):
 3. Calibration crops: faces of the card's own training data (``training.data``, never a test
    set) with the boxes of the card's detector, cut by the card's crop rule as at inference.
 4. ONNX Runtime's ``quantize_static`` in QDQ format: weights int8 per output channel,
-   activations uint8 per tensor (min-max over the calibration crops). The fully connected
+   activations uint8 per tensor (min-max over the calibration crops). The weights keep to
+   -64..64 by default (``weight_bits=7``, ONNX Runtime's ``reduce_range``): x86 CPUs without
+   VNNI (AVX2 alone: many laptops and desktops) add pairs of uint8 x int8 products in 16
+   bits, which full-range weights can saturate (2 x 255 x 127 > 32,767), silently changing
+   the answer; 2 x 255 x 64 = 32,640 cannot. VNNI CPUs run both alike. ``weight_bits=8`` gives
+   the full range (the int8 models quantized before this rule say "int8, per output channel"
+   in their cards, without the range). The fully connected
    layers stay float (little time; int8 FC5 doubled tcnn68's output change), and so do
    normalisation and mirror averaging. What else is int8 depends on the activation:
 
@@ -57,11 +63,12 @@ from tcnn.errors import TcnnError
 
 #: Calibration faces drawn from the training data by default.
 FACES = 512
+#: The quantized weights' bits by default (7: within -64..64, which cannot saturate without VNNI).
+WEIGHT_BITS = 7
 
 #: The QDQ recipe's fixed choices, recorded in every quantized card.
 RECIPE = {
     "format": "QDQ (onnxruntime.quantization.quantize_static)",
-    "weights": "int8, per output channel",
     "activations": "uint8, per tensor, min-max calibration",
     "kept_float": "the Gemms, normalisation, mirror averaging; with tanh: the first Conv, the "
     "activations",
@@ -274,12 +281,14 @@ def quantize_convs(
     reader: Any,
     exclude: list[str] | None = None,
     ops: list[str] | None = None,
+    weight_bits: int = WEIGHT_BITS,
 ) -> None:
     """The one int8 recipe: static QDQ on the convolutions of ``src`` (weights int8 per output
     channel, activations uint8), calibrated by ``reader``; nodes named in ``exclude`` stay float.
 
     Args:
         ops: the operation types quantized (default :data:`TANH_OPS`, the convolutions alone).
+        weight_bits: 7 (``reduce_range``: within -64..64) or 8 (the full int8 range).
     """
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -293,6 +302,7 @@ def quantize_convs(
         op_types_to_quantize=ops or TANH_OPS,
         nodes_to_exclude=exclude or [],
         per_channel=True,
+        reduce_range=weight_bits == 7,
     )
 
 
@@ -305,6 +315,7 @@ def quantize_model(
     root: str | Path | None = None,
     name: str | None = None,
     progress: bool = True,
+    weight_bits: int = WEIGHT_BITS,
 ) -> ModelCard:
     """Write the int8 version of a float landmark model (see the module for the recipe).
 
@@ -313,6 +324,7 @@ def quantize_model(
         out: the quantized ``.onnx`` path; its card goes to ``out`` with ``.json``.
         faces, seed, data, root: the calibration faces (:func:`calibration_crops`).
         name: the quantized model's name (default: the model's name + ``-int8``).
+        weight_bits: 7 (default: cannot saturate on CPUs without VNNI) or 8.
 
     Returns:
         The quantized model's card.
@@ -331,6 +343,8 @@ def quantize_model(
 
     if faces < 1:
         raise TcnnError(f"faces {faces}: must be at least 1")
+    if weight_bits not in (7, 8):
+        raise TcnnError(f"weight bits {weight_bits}: must be 7 or 8")
     src = resolve(str(model))
     card = read_card(src)
     graph = onnx.load(str(src))
@@ -354,7 +368,7 @@ def quantize_model(
         batches = iter([{"image": x[i : i + 64]} for i in range(0, len(x), 64)])
         reader = type("Reader", (), {"get_next": lambda self: next(batches, None)})()
         ops = TANH_OPS if tanh else RELU_OPS
-        quantize_convs(pre, Path(tmp) / "int8.onnx", reader, kept, ops)
+        quantize_convs(pre, Path(tmp) / "int8.onnx", reader, kept, ops, weight_bits)
         result = onnx.load(str(Path(tmp) / "int8.onnx"))
     halved = half_gemm_weights(result)
     quantized = [n for n in convs + gemms if n not in kept]
@@ -365,6 +379,8 @@ def quantize_model(
             "model": card.name,
             "graph_digest": graph_digest(src),
             "quantization": {
+                "weights": "int8, per output channel, "
+                + ("within -64..64 (reduce_range)" if weight_bits == 7 else "full range"),
                 **RECIPE,
                 "tool": "tcnn quantize (tcnn.train.quantize.quantize_model)",
                 "onnxruntime": _version("onnxruntime"),

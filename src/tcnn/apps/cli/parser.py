@@ -407,6 +407,14 @@ def _quantize(sub: Subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the faces' draw (default 0)")
     p.add_argument("--data", help="calibration dataset (default: the card's training data)")
     p.add_argument("--root", help="data folder (default $TCNN_DATA or ../shared/data)")
+    p.add_argument(
+        "--weight-bits",
+        type=int,
+        choices=(7, 8),
+        default=7,
+        help="bits of the int8 weights (default 7: within -64..64, which cannot saturate on "
+        "x86 CPUs without VNNI; 8: the full range)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_quantize)
 
@@ -446,6 +454,19 @@ def _calibrate(sub: Subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="output .onnx")
     p.add_argument("--name", help="the new model's name (default MODEL-DATA)")
     p.add_argument("--root", help="data folder (default $TCNN_DATA or ../shared/data)")
+    p.add_argument(
+        "--shape",
+        action="store_true",
+        help="fit a linear correction of the whole answer instead of fixed offsets: a ridge "
+        "regression on the answer's principal components, with the boxes of the card's "
+        "detector and of its default detector",
+    )
+    p.add_argument(
+        "--components", type=int, default=16, help="with --shape: components read (default 16)"
+    )
+    p.add_argument(
+        "--ridge", type=float, default=0.03, help="with --shape: ridge penalty (default 0.03)"
+    )
     p.set_defaults(func=cmd_calibrate)
 
 

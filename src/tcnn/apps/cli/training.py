@@ -124,13 +124,22 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     name = Path(str(args.model)).stem
     out = Path(args.output or f"{name}-int8.onnx")
     card = quantize_model(
-        args.model, out, args.faces, args.seed, args.data, args.root, args.name, not args.quiet
+        args.model,
+        out,
+        args.faces,
+        args.seed,
+        args.data,
+        args.root,
+        args.name,
+        not args.quiet,
+        args.weight_bits,
     )
     q = (card.source or {}).get("quantization", {})
     calib = q.get("calibration", {})
     print(
         f"wrote {out} (card {out.with_suffix('.json')}): {card.name}, "
-        f"{len(q.get('quantized_nodes', []))} layers int8, calibrated on "
+        f"{len(q.get('quantized_nodes', []))} layers int8 ({args.weight_bits}-bit weights), "
+        "calibrated on "
         f"{calib.get('faces')} faces of {calib.get('data')}"
     )
     return 0
@@ -154,7 +163,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     need_onnx("calibrate")
     from tcnn.train.calibrate import calibrate
 
-    out = calibrate(args.model, args.data, args.output, args.name or "", args.root)
+    out = calibrate(
+        args.model,
+        args.data,
+        args.output,
+        args.name or "",
+        args.root,
+        args.shape,
+        args.components,
+        args.ridge,
+    )
     print(f"wrote {out} (card {out.with_suffix('.json')})")
     return 0
 
