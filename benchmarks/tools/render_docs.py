@@ -549,6 +549,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from benchmarks.studies.retina_int8 import retina_int8_section
 
             out[key] = retina_int8_section(result)
+        elif key == "u8s8_saturation":
+            from benchmarks.studies.u8s8_saturation import u8s8_saturation_section
+
+            out[key] = u8s8_saturation_section(result)
         elif key == "e2e":
             from benchmarks.bench.bench_e2e import e2e_section
 
