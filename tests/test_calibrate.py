@@ -64,6 +64,19 @@ def test_shape_correction_recovers_a_linear_style(rng_answers: np.ndarray) -> No
     np.testing.assert_allclose(bias, np.tile([0.0, 0.01], (68, 1)), atol=1e-6)
     with pytest.raises(TcnnError, match="3 faces cannot fit 16 components"):
         shape_correction(answers[:3], labels[:3])
+    with pytest.raises(TcnnError, match=r"ridge -1\.0 must be 0 or more"):
+        shape_correction(answers, labels, ridge=-1.0)
+
+
+def test_cli_shape_settings_need_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tcnn.apps.cli import main
+
+    out = tmp_path / "c.onnx"
+    argv = ["calibrate", "tcnn68", "--data", "aflw68-train", "-o", str(out), "--ridge", "0.1"]
+    assert main(argv) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "add --shape" in err
+    assert not out.exists()
 
 
 @pytest.fixture

@@ -109,11 +109,13 @@ def shape_correction(
         ``answer + (answer.reshape(2K) @ matrix).reshape(K, 2) + bias``.
 
     Raises:
-        TcnnError: fewer faces than components + 2.
+        TcnnError: fewer faces than components + 2, or a negative penalty.
     """
     n, k = len(answers), int(components)
     if k < 1 or n < k + 2:
         raise TcnnError(f"shape calibration: {n} faces cannot fit {components} components")
+    if not ridge >= 0:
+        raise TcnnError(f"shape calibration: ridge {ridge} must be 0 or more")
     x = answers.reshape(n, -1).astype(np.float64)
     residual = (labels - answers).reshape(n, -1).astype(np.float64)
     centre = x.mean(axis=0)
@@ -137,12 +139,13 @@ def fit_shape(
     root: str | Path | None = None,
     components: int = COMPONENTS,
     ridge: float = RIDGE,
-) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """:func:`shape_correction` fitted on ``data``'s faces with the boxes the model meets: its
     card's detector's and, when it differs, its default detector's (mapped).
 
     Returns:
-        ``matrix``, ``bias`` and the faces used per detector.
+        ``matrix``, ``bias`` and what the fit saw: the faces per detector (``faces``) and the
+        mean length of the correction it makes on them (``mean_correction``, crop units).
     """
     card = load_model(model).card
     detectors = list(dict.fromkeys([card.detector, card.default_detector or card.detector]))
@@ -150,7 +153,12 @@ def fit_shape(
     answers = np.concatenate([a for a, _ in pairs.values()])
     labels = np.concatenate([b for _, b in pairs.values()])
     matrix, bias = shape_correction(answers, labels, components, ridge)
-    return matrix, bias, {d: len(a) for d, (a, _) in pairs.items()}
+    moved = (answers.reshape(len(answers), -1) @ matrix).reshape(answers.shape) + bias
+    info = {
+        "faces": {d: len(a) for d, (a, _) in pairs.items()},
+        "mean_correction": float(np.linalg.norm(moved, axis=-1).mean()),
+    }
+    return matrix, bias, info
 
 
 def write_calibrated(
@@ -235,7 +243,12 @@ def calibrate(
             "from_model": card.name,
         }
         return write_calibrated(model, offsets, out, name or f"{card.name}-{data}", note)
-    matrix, bias, found = fit_shape(model, data, root, components, ridge)
+    if components < 1 or not ridge >= 0:  # before the faces are read
+        raise TcnnError(
+            f"shape calibration: components {components} (1 or more), ridge {ridge} (0 or more)"
+        )
+    matrix, bias, info = fit_shape(model, data, root, components, ridge)
+    found = info["faces"]
     note = {
         "data": data,
         "faces": found,
@@ -247,7 +260,7 @@ def calibrate(
         "left out of their regression)",
         "components": components,
         "ridge": ridge,
-        "mean_offset": round(float(np.linalg.norm(bias, axis=1).mean()), 6),
+        "mean_correction": round(info["mean_correction"], 6),
         "from_model": card.name,
     }
     return write_calibrated(model, bias, out, name or f"{card.name}-{data}", note, matrix)

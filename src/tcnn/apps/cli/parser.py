@@ -461,12 +461,8 @@ def _calibrate(sub: Subparsers) -> None:
         "regression on the answer's principal components, with the boxes of the card's "
         "detector and of its default detector",
     )
-    p.add_argument(
-        "--components", type=int, default=16, help="with --shape: components read (default 16)"
-    )
-    p.add_argument(
-        "--ridge", type=float, default=0.03, help="with --shape: ridge penalty (default 0.03)"
-    )
+    p.add_argument("--components", type=int, help="with --shape: components read (default 16)")
+    p.add_argument("--ridge", type=float, help="with --shape: ridge penalty (default 0.03)")
     p.set_defaults(func=cmd_calibrate)
 
 

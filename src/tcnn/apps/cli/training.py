@@ -161,8 +161,12 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     need_onnx("calibrate")
-    from tcnn.train.calibrate import calibrate
+    from tcnn.train.calibrate import COMPONENTS, RIDGE, calibrate
 
+    if not args.shape and (args.components is not None or args.ridge is not None):
+        raise TcnnError(
+            "calibrate: --components and --ridge set the shape calibration: add --shape"
+        )
     out = calibrate(
         args.model,
         args.data,
@@ -170,8 +174,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         args.name or "",
         args.root,
         args.shape,
-        args.components,
-        args.ridge,
+        COMPONENTS if args.components is None else args.components,
+        RIDGE if args.ridge is None else args.ridge,
     )
     print(f"wrote {out} (card {out.with_suffix('.json')})")
     return 0
