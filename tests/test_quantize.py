@@ -122,6 +122,7 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quantized_model_card_says_how_it_was_made(int8_model: Path) -> None:
     card = read_card(int8_model)
     assert card.name == "vanilla5-int8" and card.metrics == {}
+    assert card.purpose.startswith("vanilla5 in int8 (tcnn quantize); ")  # not "float"
     assert card.points == 5 and card.input_size == 40 and card.mirror_average
     q = card.source["quantization"]  # type: ignore[index]
     assert q["float_nodes"] == [

@@ -374,6 +374,8 @@ def quantize_model(
     quantized = [n for n in convs + gemms if n not in kept]
     new = card.replace(
         name=name or f"{card.name}-int8",
+        purpose=f"{card.name} in int8 (tcnn quantize)"
+        + (f"; {card.purpose}" if card.purpose else ""),
         metrics={},
         source={
             "model": card.name,
