@@ -93,6 +93,14 @@ def answers_and_labels(
     return np.concatenate(answers), np.concatenate(labels)
 
 
+def check_shape_settings(components: int, ridge: float) -> None:
+    """Raise a one-line :class:`TcnnError` for shape calibration settings that cannot work."""
+    if components < 1:
+        raise TcnnError(f"shape calibration: components {components} must be 1 or more")
+    if not ridge >= 0:
+        raise TcnnError(f"shape calibration: ridge {ridge} must be 0 or more")
+
+
 def shape_correction(
     answers: np.ndarray, labels: np.ndarray, components: int = COMPONENTS, ridge: float = RIDGE
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -111,11 +119,10 @@ def shape_correction(
     Raises:
         TcnnError: fewer faces than components + 2, or a negative penalty.
     """
+    check_shape_settings(components, ridge)
     n, k = len(answers), int(components)
-    if k < 1 or n < k + 2:
+    if n < k + 2:
         raise TcnnError(f"shape calibration: {n} faces cannot fit {components} components")
-    if not ridge >= 0:
-        raise TcnnError(f"shape calibration: ridge {ridge} must be 0 or more")
     x = answers.reshape(n, -1).astype(np.float64)
     residual = (labels - answers).reshape(n, -1).astype(np.float64)
     centre = x.mean(axis=0)
@@ -243,10 +250,7 @@ def calibrate(
             "from_model": card.name,
         }
         return write_calibrated(model, offsets, out, name or f"{card.name}-{data}", note)
-    if components < 1 or not ridge >= 0:  # before the faces are read
-        raise TcnnError(
-            f"shape calibration: components {components} (1 or more), ridge {ridge} (0 or more)"
-        )
+    check_shape_settings(components, ridge)  # before the faces are read
     matrix, bias, info = fit_shape(model, data, root, components, ridge)
     found = info["faces"]
     note = {
