@@ -46,6 +46,27 @@ def test_deep_trunk_shapes_and_channel_count() -> None:
         VanillaCNN(VanillaArch(trunk="wide"))
 
 
+def test_strided_trunk_starts_from_a_deep_checkpoint() -> None:
+    """The strided trunk holds the deep trunk's weights under the same names; its Conv1 runs
+    at stride 2 where the deep trunk pools Conv1's output, so the two agree on shapes (the same
+    FC5) but not on values."""
+    torch.manual_seed(0)
+    deep = VanillaCNN(VanillaArch(68, 64, (16, 32, 64, 96, 128), 256, "bnrelu", trunk="deep"))
+    arch = VanillaArch(68, 64, (16, 32, 64, 96, 128), 256, "bnrelu", trunk="strided")
+    strided = VanillaCNN(arch)
+    assert strided.features == deep.features == 128 * 6 * 6
+    strided.load_state_dict(deep.state_dict())  # strict: every name and shape matches
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.trunk[:4])
+    assert strided.trunk[0].stride == (2, 2) and deep.trunk[0].stride == (1, 1)
+    x = torch.rand(2, 3, 64, 64) * 255
+    a, b = deep.eval()(x), strided.eval()(x)
+    assert a.shape == b.shape == (2, 68, 2)
+    assert not torch.allclose(a, b)
+    assert VanillaArch.from_dict(arch.to_dict()) == arch
+    with pytest.raises(ValueError, match="takes 5 channel counts"):
+        VanillaCNN(VanillaArch(68, 64, (16, 32, 64, 128), 256, "bnrelu", trunk="strided"))
+
+
 def test_mirror_averaged_net_is_mirror_equivariant() -> None:
     torch.manual_seed(0)
     wrapped = InferenceNet(VanillaCNN(VanillaArch()), FIVE.flip_permutation().tolist(), (0, 0))

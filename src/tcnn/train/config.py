@@ -89,9 +89,9 @@ class TrainConfig:
     # architecture
     activation: str = "abstanh"  # "abstanh" (the seed), "bnrelu", or "relu" (bnrelu folded)
     input_size: int = 40
-    channels: tuple[int, ...] = (16, 48, 64, 64)  # four; five with trunk = "deep"
+    channels: tuple[int, ...] = (16, 48, 64, 64)  # four; five with trunk "deep" or "strided"
     hidden: int = 100
-    trunk: str = "vanilla"  # "vanilla" (the seed's Conv1-Conv4) or "deep" (tcnn.train.models)
+    trunk: str = "vanilla"  # "vanilla" (the seed's), "deep" or "strided" (tcnn.train.models)
     crop_scale: float = 1.0
     crop_shift_y: float = 0.0
     optim: Optim = field(default_factory=Optim)

@@ -20,9 +20,9 @@ class VanillaArch:
     Attributes:
         points: landmarks predicted.
         input_size: side of the square input crop in pixels.
-        channels: filters of Conv1-Conv4 (four values); with ``trunk="deep"`` five: Conv1,
-            the two convolutions at a quarter of the input's area, the two at a sixteenth,
-            and Conv4.
+        channels: filters of Conv1-Conv4 (four values); with ``trunk="deep"`` or ``"strided"``
+            five: Conv1, the two convolutions at a quarter of the input's area, the two at a
+            sixteenth, and Conv4.
         hidden: width of FC5.
         activation: ``"abstanh"`` (the seed: abs(tanh), no normalisation), ``"bnrelu"``
             (BatchNorm then ReLU after every convolution and FC5) or ``"relu"`` (ReLU alone: a
@@ -31,7 +31,11 @@ class VanillaArch:
         trunk: ``"vanilla"`` (the seed's four convolutions) or ``"deep"`` (two 3x3
             convolutions where the seed has Conv2 and Conv3, Conv4 3x3: more depth at about the
             running cost of ``tcnn68i``'s seed-shaped trunk at the same input size, since its
-            Conv1, the costliest layer to run, is narrower).
+            Conv1, the costliest layer to run, is narrower), or ``"strided"`` (the deep trunk
+            with Conv1 at stride 2 in place of Conv1 and the max pooling after it, an identity
+            where the pooling was: the same weights under the same names, so a deep run's
+            checkpoint can start one, and a quarter of Conv1's work, which took a third of the
+            deep trunk's int8 running time).
     """
 
     points: int = 5
@@ -109,9 +113,9 @@ class VanillaCNN(nn.Module):
 
 def make_trunk(arch: VanillaArch) -> nn.Sequential:
     """Conv1-Conv4 with their activations and pooling, flattened (see :class:`VanillaArch`)."""
-    want = {"vanilla": 4, "deep": 5}.get(arch.trunk)
+    want = {"vanilla": 4, "deep": 5, "strided": 5}.get(arch.trunk)
     if want is None:
-        raise ValueError(f"unknown trunk {arch.trunk!r} (vanilla or deep)")
+        raise ValueError(f"unknown trunk {arch.trunk!r} (vanilla, deep or strided)")
     if len(arch.channels) != want:
         raise ValueError(f"trunk {arch.trunk!r} takes {want} channel counts, not {arch.channels}")
     if arch.trunk == "vanilla":
@@ -127,9 +131,13 @@ def make_trunk(arch: VanillaArch) -> nn.Sequential:
             nn.Flatten(),
         )  # fmt: skip
     c1, c2, c3a, c3b, c4 = arch.channels
+    first: list[nn.Module] = (
+        [nn.Conv2d(3, c1, 5, padding=2), *_act(arch, c1, True), nn.MaxPool2d(2, 2)]
+        if arch.trunk == "deep"
+        else [nn.Conv2d(3, c1, 5, stride=2, padding=2), *_act(arch, c1, True), nn.Identity()]
+    )
     return nn.Sequential(
-        nn.Conv2d(3, c1, 5, padding=2), *_act(arch, c1, True),
-        nn.MaxPool2d(2, 2),
+        *first,
         nn.Conv2d(c1, c2, 3, padding=1), *_act(arch, c2, True),
         nn.Conv2d(c2, c2, 3, padding=1), *_act(arch, c2, True),
         nn.MaxPool2d(2, 2),
