@@ -92,12 +92,12 @@ def test_a_smaller_member_gets_the_crop_resized(astronaut: np.ndarray, tmp_path:
     """tcnn68h (52 px) beside the 64 px default: the 52 px member sees the 64 px crop resized,
     which answers close to its own 52 px crop (resampling twice, not another face)."""
     out = tmp_path / "mixed.onnx"
-    card = ensemble.ensemble_models(["tcnn68h", "tcnn68dvs-int8"], out, "mixed")
+    card = ensemble.ensemble_models(["tcnn68h", "tcnn68t3s-int8"], out, "mixed")
     assert card.input_size == 64
     # both learnt from the same data: the card names it (quantize draws its faces there)
     assert card.training["data"] == read_card(WEIGHTS / "tcnn68h.onnx").training["data"]
-    x64 = _crops(astronaut, "tcnn68dvs-int8")
-    own = (_answer("tcnn68h", _crops(astronaut, "tcnn68h")) + _answer("tcnn68dvs-int8", x64)) / 2
+    x64 = _crops(astronaut, "tcnn68t3s-int8")
+    own = (_answer("tcnn68h", _crops(astronaut, "tcnn68h")) + _answer("tcnn68t3s-int8", x64)) / 2
     got = _answer(out, x64)
     shift = np.linalg.norm(got - own, axis=-1)  # crop units: 0.01 is 0.64 px of the 64 px crop
     assert shift.mean() < 0.01 and shift.max() < 0.05

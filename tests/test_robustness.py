@@ -47,8 +47,9 @@ def test_default_model_keeps_its_answer_on_a_changed_photo(
         # normalised by the eye distance of the face's human labels
         iod = normalising_distance(s.landmarks[None], SIXTY_EIGHT, "inter-pupil")
         moved.append(float(nme(after[None], before[None], iod)[0]))
-    # measured on the first 40 such faces: tcnn68dvs-int8 moves 1.5% / 2.7% on average (red cast
-    # / darkened), its worst face 3.6% / 11%; tcnn68d2 and tcnn68s, which failed on aflw68's
-    # colour-cast photos, moved 245% and 262% on average with the red cast
+    # measured on the first 40 such faces: tcnn68dvs-int8 (the default before tcnn68t3s-int8)
+    # moved 1.5% / 2.7% on average (red cast / darkened), its worst face 3.6% / 11%; tcnn68d2
+    # and tcnn68s, which failed on aflw68's colour-cast photos, moved 245% and 262% on average
+    # with the red cast
     assert float(np.mean(moved)) < 0.06
     assert float(np.max(moved)) < 0.3

@@ -19,7 +19,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 _BULK_LOCK = threading.Lock()
 
 #: The model each scheme uses when none is named.
-DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68dvs-int8"}
+DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68t3s-int8"}
 
 
 @dataclass(frozen=True)
