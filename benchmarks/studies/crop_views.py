@@ -22,7 +22,6 @@ these teachers; writes benchmarks/results/exp_crop_views.json; about 5 minutes).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,27 +29,15 @@ import numpy as np
 if not __package__:  # run as a file (python benchmarks/.../x.py): import from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.bench.bench_aflw68 import Method
-from tcnn.predictor import LandmarkDetector, implied_box
+from benchmarks.bench.bench_aflw68 import Method, tcnn_method
+from tcnn.card import read_card
+from tcnn.predictor import implied_box
+from tcnn.registry import resolve
 from tcnn.types import Box
 
 #: The default's float members (docs/training.md: steps 1 and 2 of its recipe).
 D = "runs/tcnn68d-head.onnx"
 V = "runs/tcnn68v-cal.onnx"
-
-Predict = Callable[[list[np.ndarray], list[Box]], np.ndarray]
-
-
-def _runner(model: str) -> tuple[LandmarkDetector, Predict]:
-    lm = LandmarkDetector(model, points=68)
-
-    def predict(images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
-        pairs = list(zip(images, boxes))
-        return np.concatenate(
-            [lm.landmarks_batch(pairs[i : i + 256]) for i in range(0, len(pairs), 256)]
-        )
-
-    return lm, predict
 
 
 def scaled(box: Box, scale: float) -> Box:
@@ -61,31 +48,29 @@ def scaled(box: Box, scale: float) -> Box:
 
 
 def _staggered(first: str, second: str) -> Method:
-    lm, run_first = _runner(first)
-    _, run_second = _runner(second)
-    relation = lm.model.card.box_from_landmarks
+    a, b = tcnn_method(first), tcnn_method(second)
+    relation = read_card(resolve(first)).box_from_landmarks
     if relation is None:
         raise SystemExit(f"{first}: its card has no box_from_landmarks")
 
     def predict(images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
-        a = run_first(images, boxes)
-        b = run_second(images, [implied_box(p, box, relation) for p, box in zip(a, boxes)])
-        return (a + b) / 2
+        placed = a.predict(images, boxes)
+        moved = [implied_box(p, box, relation) for p, box in zip(placed, boxes)]
+        return (placed + b.predict(images, moved)) / 2
 
     name = f"staggered: {Path(first).stem}, then {Path(second).stem} on its box"
-    return Method(name, lm.model.card.detector, predict)
+    return Method(name, a.convention, predict)
 
 
 def _second_scaled(scale: float) -> Method:
-    lm, run_d = _runner(D)
-    _, run_v = _runner(V)
+    d, v = tcnn_method(D), tcnn_method(V)
 
     def predict(images: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
-        return (run_d(images, boxes) + run_v(images, [scaled(b, scale) for b in boxes])) / 2
+        return (d.predict(images, boxes) + v.predict(images, [scaled(b, scale) for b in boxes])) / 2
 
     word = "tighter" if scale < 1 else "looser"
     name = f"{Path(D).stem} + {Path(V).stem} on a {word} box (x{scale:g})"
-    return Method(name, lm.model.card.detector, predict)
+    return Method(name, d.convention, predict)
 
 
 def staggered_dv() -> Method:
