@@ -27,6 +27,7 @@ TAKES = {
     "teacher_consensus": "about 1.5 min",
     "student_fit": "about 1.5 min",
     "crop_views": "about 5 min",
+    "staggered_views": "about 1 min",
     "bench_batch": "3-4 min (idle machine)",
     "bench_quantize": "about 10 min (busy machine)",
     "bench_serve": "about 7 min",

@@ -172,7 +172,7 @@ def test_opencv_xywh_rectangle() -> None:
 def _centroid_model(points: int):  # type: ignore[no-untyped-def]
     """A stand-in network: every point at the centroid of the crop's bright blob."""
 
-    def predict(crops: np.ndarray, bulk: bool = False) -> np.ndarray:
+    def predict(crops: np.ndarray, bulk: bool = False, view: str = "both") -> np.ndarray:
         out = []
         for c in crops.astype(np.float64):
             w = np.clip(c.sum(axis=2) - 3 * 60, 0, None)

@@ -89,18 +89,25 @@ def test_members_may_differ_in_mirror_averaging(astronaut: np.ndarray, tmp_path:
 
 
 def test_a_smaller_member_gets_the_crop_resized(astronaut: np.ndarray, tmp_path: Path) -> None:
-    """tcnn68h (52 px) beside the 64 px default: the 52 px member sees the 64 px crop resized,
+    """tcnn68h (52 px) beside a 64 px model: the 52 px member sees the 64 px crop resized,
     which answers close to its own 52 px crop (resampling twice, not another face)."""
     out = tmp_path / "mixed.onnx"
-    card = ensemble.ensemble_models(["tcnn68h", "tcnn68t3s-int8"], out, "mixed")
+    card = ensemble.ensemble_models(["tcnn68h", "tcnn68hid-int8"], out, "mixed")
     assert card.input_size == 64
     # both learnt from the same data: the card names it (quantize draws its faces there)
     assert card.training["data"] == read_card(WEIGHTS / "tcnn68h.onnx").training["data"]
-    x64 = _crops(astronaut, "tcnn68t3s-int8")
-    own = (_answer("tcnn68h", _crops(astronaut, "tcnn68h")) + _answer("tcnn68t3s-int8", x64)) / 2
+    x64 = _crops(astronaut, "tcnn68hid-int8")
+    own = (_answer("tcnn68h", _crops(astronaut, "tcnn68h")) + _answer("tcnn68hid-int8", x64)) / 2
     got = _answer(out, x64)
     shift = np.linalg.norm(got - own, axis=-1)  # crop units: 0.01 is 0.64 px of the 64 px crop
     assert shift.mean() < 0.01 and shift.max() < 0.05
+
+
+def test_a_staggered_model_is_refused(tmp_path: Path) -> None:
+    """The default is staggered (two graph inputs): ensemble says to join its source instead."""
+    with pytest.raises(TcnnError, match=r"staggered .*run ensemble on the model it was made from"):
+        ensemble.ensemble_models(["tcnn68h", "tcnn68st-int8"], tmp_path / "x.onnx", "x")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_members_must_cut_the_same_crop(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ SLICES = (
     ("ytf68-test", "vanilla68", 110, 100),
     ("ytf68-test", "tcnn68", 110, 100),
     ("aflw68-test", "tcnn68h", 110, 100),
-    ("aflw68-test", "tcnn68t3s-int8", 110, 100),
+    ("aflw68-test", "tcnn68st-int8", 110, 100),
     ("aflw68-test", "tcnn68hid-int8", 110, 100),
 )
 

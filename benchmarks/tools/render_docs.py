@@ -539,6 +539,10 @@ def sections(results: dict[str, dict[str, Any]]) -> dict[str, str]:
             from benchmarks.studies.student_fit import student_fit_section
 
             out[key] = student_fit_section(result)
+        elif key == "staggered_views":
+            from benchmarks.studies.staggered_views import staggered_views_section
+
+            out[key] = staggered_views_section(result)
         elif key == "refine_variants":
             from benchmarks.studies.refine_variants import refine_variants_section
 

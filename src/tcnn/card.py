@@ -59,6 +59,13 @@ class ModelCard:
         boxes: how the training boxes were made, in words.
         coordinates: the coordinate convention of the training labels, in words.
         mirror_average: whether the graph averages in the prediction on the mirrored crop.
+        staggered_mirror: whether the graph takes the two views of its mirror average apart
+            (``tcnn stagger``, :mod:`tcnn.train.stagger`): a second input,
+            ``image_mirrored``, for the crops it sees mirrored, and the answers of both inputs
+            stacked. :class:`~tcnn.predictor.LandmarkDetector` then sees each face as it is in
+            the detector's box and mirrored in the box that answer implies
+            (``box_from_landmarks``), at the cost of one mirror-averaged pass. Written only
+            when true.
         offset: ``(dx, dy)`` in crop units added to every point inside the graph (the labels'
             mean offset learned on the training faces; informational, already applied).
         pixel_offset: ``(dx, dy)`` image pixels added to every point after mapping it back to
@@ -94,6 +101,7 @@ class ModelCard:
     boxes: str = ""
     coordinates: str = ""
     mirror_average: bool = False
+    staggered_mirror: bool = False
     offset: tuple[float, float] = (0.0, 0.0)
     pixel_offset: tuple[float, float] = (0.0, 0.0)
     box_from_landmarks: tuple[float, float, float] | None = None
@@ -117,6 +125,10 @@ class ModelCard:
             )
         if self.points <= 0 or self.input_size <= 0 or self.crop.scale <= 0:
             raise TcnnError("model card: points, input_size and crop.scale must be positive")
+        if self.staggered_mirror and (not self.mirror_average or self.box_from_landmarks is None):
+            raise TcnnError(
+                "model card: staggered_mirror needs mirror_average and box_from_landmarks"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The card as JSON-ready data (tuples as lists, unknown keys last)."""
@@ -131,6 +143,8 @@ class ModelCard:
                     del value["clip"]
             elif isinstance(value, tuple):
                 value = list(value)
+            elif f.name == "staggered_mirror" and not value:
+                continue  # written only when set: earlier cards stay current
             out[f.name] = value
         return {**out, **self.extra}
 
@@ -185,6 +199,22 @@ def write_card(card: ModelCard, onnx_path: str | Path) -> Path:
     from tcnn.files import write_text
 
     return write_text(Path(onnx_path).with_suffix(".json"), card.to_json(indent=2) + "\n")
+
+
+def check_unstaggered(card: ModelCard, path: str | Path, tool: str) -> None:
+    """Refuse a staggered model (its card's ``staggered_mirror``: a graph with two inputs) to
+    ``tool``, which takes a graph with one; one line.
+
+    Raises:
+        TcnnError: ``PATH: staggered (two inputs); tcnn stagger comes last: run TOOL on the
+            model it was made from (NAME)``.
+    """
+    if card.staggered_mirror:
+        made_from = (card.source or {}).get("staggered", {}).get("from", "its source")
+        raise TcnnError(
+            f"{path}: staggered (two inputs); tcnn stagger comes last: run {tool} on the model "
+            f"it was made from ({made_from})"
+        )
 
 
 def read_card(onnx_path: str | Path) -> ModelCard:

@@ -18,8 +18,13 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 #: Guards the lazily built bulk session of every :class:`Model`.
 _BULK_LOCK = threading.Lock()
 
+#: The views :meth:`Model.predict` takes (one alone only from a staggered model).
+VIEWS = ("both", "plain", "mirrored")
+#: A staggered graph's input for the crops it sees mirrored (:mod:`tcnn.train.stagger`).
+MIRRORED = "image_mirrored"
+
 #: The model each scheme uses when none is named.
-DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68t3s-int8"}
+DEFAULTS = {5: "vanilla5-int8", 68: "tcnn68st-int8"}
 
 
 @dataclass(frozen=True)
@@ -88,16 +93,33 @@ class Model:
     def input_size(self) -> int:
         return self.card.input_size
 
-    def predict(self, crops: np.ndarray, bulk: bool = False) -> np.ndarray:
+    def predict(self, crops: np.ndarray, bulk: bool = False, view: str = "both") -> np.ndarray:
         """Landmarks of ``[N, S, S, 3]`` uint8 RGB crops: ``[N, K, 2]`` in crop units (0-1).
 
         Args:
             bulk: run on :attr:`bulk_session` (for chunks of large batches) instead of the
                 multi-threaded :attr:`session`.
+            view: ``"both"``: the graph's answer (with ``mirror_average``, the mean of the crop
+                and its mirror image). A staggered model (the card's ``staggered_mirror``)
+                also answers for one view alone: ``"plain"`` (the crops as they are) or
+                ``"mirrored"`` (their mirror images, the answer mirrored back); each costs
+                half of ``"both"``.
         """
         session = self.bulk_session if bulk else self.session
-        out: np.ndarray = session.run(None, {self._input: self.network_input(crops)})[0]
-        return out.reshape(len(crops), self.points, 2)
+        x = self.network_input(crops)
+        if not self.card.staggered_mirror:
+            if view != "both":
+                raise ValueError(f"{self.card.name}: view {view!r} needs a staggered model")
+            out: np.ndarray = session.run(None, {"image": x})[0]
+            return out.reshape(len(crops), self.points, 2)
+        if view not in VIEWS:
+            raise ValueError(f"view {view!r}: one of {', '.join(VIEWS)}")
+        feed = {
+            "image": x if view != "mirrored" else x[:0],
+            MIRRORED: x if view != "plain" else x[:0],
+        }
+        answers = session.run(None, feed)[0].reshape(-1, len(crops), self.points, 2)
+        return answers.mean(axis=0) if view == "both" else answers[0]
 
     def network_input(self, crops: np.ndarray) -> np.ndarray:
         """``[N, S, S, 3]`` uint8 RGB crops as the network's ``[N, 3, S, S]`` float32 input."""
@@ -130,10 +152,6 @@ class Model:
         if hasattr(os, "sched_getaffinity"):
             return len(os.sched_getaffinity(0))
         return os.cpu_count() or 1
-
-    @property
-    def _input(self) -> str:
-        return str(self.session.get_inputs()[0].name)
 
 
 def resolve(name_or_path: str | os.PathLike[str] | None, points: int = 5) -> Path:
@@ -173,6 +191,12 @@ def load_model(
     if CARD_KEY not in meta:
         raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
     card = ModelCard.from_json(meta[CARD_KEY], str(path))
+    inputs = [i.name for i in session.get_inputs()]
+    if inputs != (["image", MIRRORED] if card.staggered_mirror else ["image"]):
+        raise TcnnError(
+            f"{path}: its graph's inputs ({', '.join(inputs)}) do not match its card "
+            f"({'staggered' if card.staggered_mirror else 'one input, image'})"
+        )
     return Model(path, card, session, threads)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tcnn.card import check_unstaggered
 from tcnn.codec import to_crop
 from tcnn.errors import TcnnError
 from tcnn.imaging import load_image
@@ -237,7 +238,9 @@ def calibrate(
 ) -> Path:
     """Fit ``model``'s per-point offsets (with ``shape``: its linear shape correction) on
     ``data`` and write the calibrated model to ``out``."""
-    card = load_model(model).card
+    loaded = load_model(model)
+    card = loaded.card
+    check_unstaggered(card, loaded.path, "calibrate")
     if not shape:
         offsets, faces = fit_offsets(model, data, root)
         note = {

@@ -63,7 +63,7 @@ def ensemble_models(
         from onnx import compose, helper
     except ImportError:
         raise TcnnError("ensemble writes the model with onnx: pip install 'tcnn[train]'") from None
-    from tcnn.card import read_card
+    from tcnn.card import check_unstaggered, read_card
     from tcnn.detect import check_face_detector
     from tcnn.registry import resolve
 
@@ -71,6 +71,8 @@ def ensemble_models(
         raise TcnnError(f"an ensemble needs two models or more, got {len(models)}")
     paths = [resolve(str(m)) for m in models]
     cards = [read_card(p) for p in paths]
+    for p, c in zip(paths, cards):
+        check_unstaggered(c, p, "ensemble")
     first = cards[0]
     for card in cards[1:]:
         for field in SHARED:

@@ -363,12 +363,13 @@ def tune_head(
         TcnnError: not a tcnn Vanilla CNN graph, or the heads run in torch or the written
             graph do not reproduce the model (nothing is written then).
     """
-    from tcnn.card import graph_digest, read_card, update_card
+    from tcnn.card import check_unstaggered, graph_digest, read_card, update_card
     from tcnn.files import atomic_path
     from tcnn.registry import resolve
 
     recipe = recipe or HeadRecipe()
     path = resolve(str(model))
+    check_unstaggered(read_card(path), path, "tweak-head")
     cfg = model_config(path, config)
     torch.set_num_threads(cfg.threads)
     trunk = Trunk(path)

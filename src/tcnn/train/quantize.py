@@ -338,7 +338,7 @@ def quantize_model(
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise TcnnError("quantize writes the model with onnx: pip install 'tcnn[train]'") from None
-    from tcnn.card import read_card
+    from tcnn.card import check_unstaggered, read_card
     from tcnn.registry import resolve
 
     if faces < 1:
@@ -347,6 +347,7 @@ def quantize_model(
         raise TcnnError(f"weight bits {weight_bits}: must be 7 or 8")
     src = resolve(str(model))
     card = read_card(src)
+    check_unstaggered(card, src, "quantize")
     graph = onnx.load(str(src))
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.graph.node):
         raise TcnnError(f"{src}: already quantized (give the float model)")

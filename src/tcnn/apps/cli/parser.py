@@ -23,6 +23,7 @@ from tcnn.apps.cli.training import (
     cmd_export,
     cmd_pseudo_label,
     cmd_quantize,
+    cmd_stagger,
     cmd_train,
     cmd_tweak,
     cmd_tweak_head,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _models(sub)
     _quantize(sub)
     _ensemble(sub)
+    _stagger(sub)
     _calibrate(sub)
     _convert_caffe(sub)
     _serve(sub)
@@ -438,6 +440,25 @@ def _ensemble(sub: Subparsers) -> None:
         "dlib-cnn; default: the first member's that names one)",
     )
     p.set_defaults(func=cmd_ensemble)
+
+
+def _stagger(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "stagger",
+        help="split a mirror-averaging model's two views, so each face is placed twice at "
+        "the cost of one pass",
+        description="Write MODEL (mirror-averaging, with box_from_landmarks in its card) with "
+        "its mirror average split into its two views: the graph gets a second input for the "
+        "crops it sees mirrored, and tcnn then sees each face as it is in the detector's box "
+        "and mirrored in the box that answer implies (the same network cost). No weight "
+        "changes. Convert last (after quantize, ensemble and calibrate). Needs onnx "
+        "(pip install 'tcnn[train]').",
+    )
+    p.add_argument("model", help="a shipped model name or .onnx path")
+    p.add_argument("-o", "--output", required=True, help="output .onnx (its card beside it)")
+    p.add_argument("--name", help="the new model's name (default: the output's file name)")
+    p.add_argument("--purpose", default="", help="the card's purpose sentence")
+    p.set_defaults(func=cmd_stagger)
 
 
 def _calibrate(sub: Subparsers) -> None:

@@ -159,6 +159,18 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stagger(args: argparse.Namespace) -> int:
+    need_onnx("stagger")
+    from tcnn.train.stagger import stagger_model
+
+    out = Path(args.output)
+    if out.suffix != ".onnx":
+        raise TcnnError(f"{out}: the output must be an .onnx file")
+    card = stagger_model(args.model, out, args.name or out.stem, args.purpose)
+    print(f"wrote {out} (card {out.with_suffix('.json')}): {card.name}, staggered views")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     need_onnx("calibrate")
     from tcnn.train.calibrate import COMPONENTS, RIDGE, calibrate
