@@ -224,6 +224,21 @@ def read_card(onnx_path: str | Path) -> ModelCard:
     return ModelCard.from_json(entry.value, str(path))
 
 
+def save_model(model: Any, card: ModelCard, out: str | Path) -> Path:
+    """Write the ``onnx.ModelProto`` ``model`` to ``out`` with ``card`` as its only metadata,
+    and the card beside it as ``.json``; both atomically. Returns ``out``."""
+    from tcnn.files import atomic_path
+
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, card.to_json()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+    write_card(card, out)
+    return out
+
+
 def update_card(onnx_path: str | Path, **changes: Any) -> ModelCard:
     """Change fields of the card embedded in ``onnx_path`` and of its ``.json``.
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tcnn.card import CARD_KEY, ModelCard, graph_digest, write_card
+from tcnn.card import ModelCard, graph_digest, save_model
 from tcnn.errors import TcnnError
 
 #: The opset of the joined graph: ``Resize`` with ``antialias`` needs 18.
@@ -175,12 +175,5 @@ def ensemble_models(
         },
         metrics={},
     )
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, card.to_json()
-    from tcnn.files import atomic_path
-
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(model.SerializeToString())
-    write_card(card, out)
+    save_model(model, card, out)
     return card

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from tcnn.card import CARD_KEY, ModelCard, graph_digest, write_card
+from tcnn.card import ModelCard, graph_digest, save_model
 from tcnn.errors import TcnnError
 
 #: Calibration faces drawn from the training data by default.
@@ -403,14 +403,7 @@ def quantize_model(
             },
         },
     )
-    del result.metadata_props[:]
-    entry = result.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, new.to_json()
-    from tcnn.files import atomic_path
-
-    with atomic_path(out) as tmp_out:
-        tmp_out.write_bytes(result.SerializeToString())
-    write_card(new, out)
+    save_model(result, new, out)
     return new
 
 

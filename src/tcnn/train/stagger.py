@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from tcnn.card import CARD_KEY, ModelCard, graph_digest, write_card
+from tcnn.card import ModelCard, graph_digest, save_model
 from tcnn.errors import TcnnError
 
 #: The graph's input for the crops it sees mirrored.
@@ -153,7 +153,6 @@ def stagger_model(
     import onnxruntime as ort
 
     from tcnn.card import read_card
-    from tcnn.files import atomic_path
     from tcnn.registry import resolve
 
     path = resolve(str(model))
@@ -201,11 +200,5 @@ def stagger_model(
         },
         metrics={},
     )
-    del graph.metadata_props[:]
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = CARD_KEY, new.to_json()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(graph.SerializeToString())
-    write_card(new, out)
+    save_model(graph, new, out)
     return new
