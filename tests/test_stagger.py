@@ -61,6 +61,8 @@ def test_both_views_answer_as_the_original(astronaut: np.ndarray, staggered: Pat
         original.predict(crops, view="plain")
     with pytest.raises(ValueError, match="view 'left'"):
         split.predict(crops, view="left")
+    for view in ("both", "plain", "mirrored"):  # no crops, no answers
+        assert split.predict(crops[:0], view=view).shape == (0, 68, 2)
 
 
 def test_a_staggered_model_places_each_face_twice(astronaut: np.ndarray, staggered: Path) -> None:
@@ -79,6 +81,7 @@ def test_a_staggered_model_places_each_face_twice(astronaut: np.ndarray, stagger
         [m.card.crop.region(b, astronaut.shape) for b in moved],
     )
     got = det.landmarks_batch([(astronaut, b) for b in boxes])
+    assert det.landmarks_batch([]).shape == (0, 68, 2)
     np.testing.assert_allclose(got, (first + second) / 2, atol=1e-3)
     # more faces than a chunk run through the worker threads, with the same answers
     many = _boxes(CHUNK * 4 + 3)
@@ -113,13 +116,18 @@ def test_what_cannot_be_staggered(staggered: Path, tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_a_card_that_does_not_match_its_graph_is_refused(tmp_path: Path) -> None:
+def test_a_card_that_does_not_match_its_graph_is_refused(staggered: Path, tmp_path: Path) -> None:
     """A one-input graph whose card says staggered (and the reverse) does not load."""
     path = tmp_path / "liar.onnx"
     shutil.copy(WEIGHTS / "tcnn68h-int8.onnx", path)
     update_card(path, staggered_mirror=True)
-    with pytest.raises(TcnnError, match=r"inputs \(image\) do not match its card \(staggered\)"):
+    with pytest.raises(TcnnError, match=r"inputs \(image\) do not match its card \(staggered"):
         load_model(path)
+    other = tmp_path / "other.onnx"
+    shutil.copy(staggered, other)
+    update_card(other, staggered_mirror=False)
+    with pytest.raises(TcnnError, match=r"\(image, image_mirrored\) do not match .*\(one input\)"):
+        load_model(other)
     plain = tmp_path / "plain.onnx"  # vanilla5-fast does not average its mirror image
     shutil.copy(WEIGHTS / "vanilla5-fast.onnx", plain)
     with pytest.raises(TcnnError, match="staggered_mirror needs mirror_average"):

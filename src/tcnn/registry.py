@@ -110,7 +110,7 @@ class Model:
         if not self.card.staggered_mirror:
             if view != "both":
                 raise ValueError(f"{self.card.name}: view {view!r} needs a staggered model")
-            out: np.ndarray = session.run(None, {"image": x})[0]
+            out: np.ndarray = session.run(None, {self._input: x})[0]
             return out.reshape(len(crops), self.points, 2)
         if view not in VIEWS:
             raise ValueError(f"view {view!r}: one of {', '.join(VIEWS)}")
@@ -118,7 +118,8 @@ class Model:
             "image": x if view != "mirrored" else x[:0],
             MIRRORED: x if view != "plain" else x[:0],
         }
-        answers = session.run(None, feed)[0].reshape(-1, len(crops), self.points, 2)
+        views = 2 if view == "both" else 1
+        answers = session.run(None, feed)[0].reshape(views, len(crops), self.points, 2)
         return answers.mean(axis=0) if view == "both" else answers[0]
 
     def network_input(self, crops: np.ndarray) -> np.ndarray:
@@ -152,6 +153,10 @@ class Model:
         if hasattr(os, "sched_getaffinity"):
             return len(os.sched_getaffinity(0))
         return os.cpu_count() or 1
+
+    @property
+    def _input(self) -> str:
+        return str(self.session.get_inputs()[0].name)
 
 
 def resolve(name_or_path: str | os.PathLike[str] | None, points: int = 5) -> Path:
@@ -192,10 +197,10 @@ def load_model(
         raise TcnnError(f"{path}: ONNX model without a tcnn model card (export it with tcnn)")
     card = ModelCard.from_json(meta[CARD_KEY], str(path))
     inputs = [i.name for i in session.get_inputs()]
-    if inputs != (["image", MIRRORED] if card.staggered_mirror else ["image"]):
+    if (inputs != ["image", MIRRORED]) if card.staggered_mirror else len(inputs) != 1:
         raise TcnnError(
             f"{path}: its graph's inputs ({', '.join(inputs)}) do not match its card "
-            f"({'staggered' if card.staggered_mirror else 'one input, image'})"
+            f"({f'staggered: image, {MIRRORED}' if card.staggered_mirror else 'one input'})"
         )
     return Model(path, card, session, threads)
 

@@ -34,9 +34,7 @@ import numpy as np
 
 from tcnn.card import ModelCard, graph_digest, save_model
 from tcnn.errors import TcnnError
-
-#: The graph's input for the crops it sees mirrored.
-MIRRORED = "image_mirrored"
+from tcnn.registry import MIRRORED
 
 
 def _constant(graph: Any, name: str) -> np.ndarray | None:
